@@ -1,0 +1,80 @@
+# klpq: kernel livepatch qualification harness.
+#   make          build build/klpq and the guest agent build/klpq-agent
+#   make demo     install what is missing, build, run scenarios/smoke.yaml on a real kernel
+#   make check    install what is missing, build, run every test (unit + real-boot)
+#   make check-unit / make check-vm   the two halves of make check
+#   make install PREFIX=/usr/local DESTDIR=
+#   V=1 shows the commands.
+
+CC ?= gcc
+PREFIX ?= /usr/local
+BUILD := build
+PKGS := yaml-0.1 json-c libarchive libcrypto
+
+ifneq ($(V),1)
+Q := @
+endif
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wshadow -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness \
+	-DKLPQ_SRCDIR='"$(CURDIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+LIB_SRC := $(filter-out harness/klpq.c,$(wildcard harness/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/unit/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+all: $(BUILD)/klpq $(BUILD)/klpq-agent
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libklpq.a: $(LIB_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/klpq: $(BUILD)/harness/klpq.o $(BUILD)/libklpq.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
+
+# The guest agent is PID 1 in a busybox initramfs: static, with the same protocol codec.
+$(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  STATIC  $@")
+	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ images/agent/agent.c \
+		harness/proto.c -ljson-c
+
+$(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/libklpq.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check) $(LDFLAGS)
+
+deps:
+	$(Q)bash ci/install-deps.sh
+
+check-unit: deps all $(BUILD)/check-unit
+	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
+
+check-vm: deps all
+	$(Q)bash tests/vm/run.sh
+
+check: deps all $(BUILD)/check-unit
+	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
+	$(Q)bash tests/vm/run.sh
+
+demo: deps all
+	$(BUILD)/klpq run scenarios/smoke.yaml
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/klpq
+	install -m 0755 $(BUILD)/klpq $(DESTDIR)$(PREFIX)/bin/klpq
+	install -m 0755 $(BUILD)/klpq-agent $(DESTDIR)$(PREFIX)/lib/klpq/klpq-agent
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps check check-unit check-vm demo install clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

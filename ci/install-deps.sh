@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, whatever klpq needs to build and run that is missing.
+# Idempotent and quick when everything is there; needs root (or sudo) only when it installs.
+set -euo pipefail
+
+pkgs=(
+	build-essential gcc-12 pkg-config   # compiler (Debian 12 kernels are built with gcc-12), make
+	libyaml-dev libjson-c-dev libarchive-dev libssl-dev check   # libraries
+	qemu-system-x86                     # the VM backend
+	busybox-static                      # the guest's userland (static)
+	kmod                                # depmod -b for unpacked kernels
+	bc flex bison libelf-dev            # building livepatch modules against kernel headers
+	xz-utils zstd                       # compressed kernel modules
+	python3                             # tests/vm reads results.json with it
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "klpq: installing from Debian's archive: ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# Package lists may be missing or stale on a fresh machine.
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,235 @@
+/* cmd-run.c: klpq run [-o RESULTS] [--cache DIR] SCENARIO
+ *
+ * Owns the run: the results folder, the signal handling (SIGINT/SIGTERM stop every VM and
+ * still write what was gathered), one cell per kernel, the summary and the table. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "kernel.h"
+#include "results.h"
+#include "runner.h"
+#include "scenario.h"
+
+/* The only process-wide state: a signal handler can reach nothing else. */
+static int stop_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	int saved = errno;
+	char c = 1;
+
+	stop_signal = sig;
+	if (write(stop_pipe[1], &c, 1) < 0) {
+		/* the pipe is full: a stop is already pending */
+	}
+	errno = saved;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* <exe dir>/NAME, else <exe dir>/../lib/klpq/NAME. */
+static char *beside_exe(const char *name)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *dir, *p;
+
+	if (n <= 0)
+		return xstrdup(name);
+	exe[n] = '\0';
+	dir = path_dirname(exe);
+	p = path_join(dir, name);
+	if (!path_exists(p)) {
+		free(p);
+		p = xasprintf("%s/../lib/klpq/%s", dir, name);
+	}
+	free(dir);
+	return p;
+}
+
+static char *env_or(const char *var, char *fallback)
+{
+	const char *v = getenv(var);
+
+	if (v && *v) {
+		free(fallback);
+		return xstrdup(v);
+	}
+	return fallback;
+}
+
+static void cell_id(const struct kernel_spec *ks, const char *patchset, char *out, size_t len)
+{
+	const char *rel = ks->kind == KERNEL_DEBIAN ? ks->deb.release : ks->release;
+
+	snprintf(out, len, "%s_%s", rel ? rel : "kernel", patchset);
+	for (char *p = out; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '+' || *p == '-'))
+			*p = '-';
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [--cache DIR] [--quiet] SCENARIO.yaml\n");
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "cache", required_argument, NULL, 'c' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *outdir = "results";
+	char *cache = NULL, *agent = NULL, *busybox = NULL;
+	struct scenario sc;
+	struct run_result run;
+	struct runner rn;
+	struct kerr e = KERR_INIT;
+	int c, quiet = 0, ret;
+	char id[96], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	uint64_t t0 = now_ms();
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:c:qh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': outdir = optarg; break;
+		case 'c': cache = xstrdup(optarg); break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(); return EXIT_PASS;
+		default: usage(); return EXIT_HARNESS;
+		}
+	}
+	if (optind != argc - 1) {
+		usage();
+		free(cache);
+		return EXIT_HARNESS;
+	}
+	if (scenario_load(argv[optind], &sc, &e) < 0) {
+		fprintf(stderr, "%s\n", e.msg);
+		free(cache);
+		return EXIT_HARNESS;
+	}
+	if (!cache)
+		cache = klpq_cache_dir();
+	agent = env_or("KLPQ_AGENT", beside_exe("klpq-agent"));
+	busybox = env_or("KLPQ_BUSYBOX", xstrdup("/bin/busybox"));
+	memset(&run, 0, sizeof(run));
+	ret = EXIT_HARNESS;
+	if (!path_exists(agent)) {
+		fprintf(stderr, "klpq: guest agent %s not found (build it with make, or set "
+			"KLPQ_AGENT)\n", agent);
+		goto out;
+	}
+	if (!path_exists(busybox)) {
+		fprintf(stderr, "klpq: static busybox %s not found (apt-get install busybox-static, "
+			"or set KLPQ_BUSYBOX)\n", busybox);
+		goto out;
+	}
+	if (install_signals() < 0) {
+		perror("klpq: pipe");
+		goto out;
+	}
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm);
+	snprintf(id, sizeof(id), "%s-%s", when, sc.name);
+	run.id = xstrdup(id);
+	run.dir = path_join(outdir, id);
+	for (int n = 2; path_exists(run.dir); n++) {
+		free(run.dir);
+		free(run.id);
+		run.id = xasprintf("%s-%d", id, n);
+		run.dir = path_join(outdir, run.id);
+	}
+	run.scenario = xstrdup(sc.file);
+	run.scenario_name = xstrdup(sc.name);
+	run.started_wall_ms = wall_ms();
+	if (mkdir_p(run.dir, 0755, &e) < 0 || mkdir_p(cache, 0755, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		goto out;
+	}
+	memset(&rn, 0, sizeof(rn));
+	rn.sc = &sc;
+	rn.cache = cache;
+	rn.agent = agent;
+	rn.busybox = busybox;
+	rn.stop_fd = stop_pipe[0];
+	rn.progress = quiet ? NULL : stdout;
+	if (!quiet)
+		printf("klpq: run %s: scenario %s, %zu cell(s), results in %s\n", run.id, sc.file,
+		       sc.nr_kernels, run.dir);
+	/* Written before the first cell, so even a run killed early leaves a summary. */
+	if (run_write(&run, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		goto out;
+	}
+	for (size_t i = 0; i < sc.nr_kernels && !stop_signal; i++) {
+		char cid[256];
+		char *cdir;
+		struct cell_result *cell;
+
+		cell_id(&sc.kernels[i], sc.patchset.name, cid, sizeof(cid));
+		cdir = path_join(run.dir, cid);
+		run.cells = xrealloc(run.cells, (run.nr_cells + 1) * sizeof(*run.cells));
+		cell = &run.cells[run.nr_cells++];
+		cell_init(cell, cid, cdir, sc.kernels[i].label, sc.patchset.name);
+		free(cdir);
+		if (mkdir_p(cell->dir, 0755, &e) < 0) {
+			cell_add(cell, "prepare", "results", V_ERROR, 0, "%s", e.msg);
+			run.error = xstrdup(e.msg);
+			break;
+		}
+		runner_run_cell(&rn, &sc.kernels[i], cell);
+		run.duration_ms = now_ms() - t0;
+		kerr_clear(&e);
+		if (run_write(&run, &e) < 0)
+			fprintf(stderr, "klpq: %s\n", e.msg);
+	}
+	if (stop_signal) {
+		run.interrupted = 1;
+		fprintf(stderr, "klpq: stopped by signal %d; results so far are in %s\n",
+			(int)stop_signal, run.dir);
+	}
+	run.duration_ms = now_ms() - t0;
+	kerr_clear(&e);
+	if (run_write(&run, &e) < 0)
+		fprintf(stderr, "klpq: %s\n", e.msg);
+	run_print_table(&run, stdout, isatty(1) && !getenv("NO_COLOR"));
+	ret = run_exit_code(&run);
+out:
+	run_release(&run);
+	scenario_release(&sc);
+	free(cache);
+	free(agent);
+	free(busybox);
+	return ret;
+}

@@ -1,0 +1,72 @@
+/* console.h: the crash-signature classifier for kernel console output and kernel log lines.
+ *
+ * Feed it bytes as they arrive (console) or whole lines (kmsg records); it splits lines itself,
+ * so a report line split across writes still matches, and strips "\r", "[   12.345678] " time
+ * stamps and "<N>" / "N,SEQ,TS,-;" prefixes before matching. Memory is bounded whatever the
+ * input: lines longer than CSCAN_MAX_LINE are cut, at most CSCAN_MAX_REPORTS reports are kept
+ * (the rest are counted), each with at most CSCAN_CONTEXT_BEFORE lines before the hit and
+ * CSCAN_CONTEXT_AFTER lines after it as evidence.
+ *
+ * Signature families (docs/checks.md lists them with examples): BUG, WARNING, Oops, general
+ * protection fault, invalid opcode, divide error, stack segment, double fault, kernel BUG at,
+ * Kernel panic, RCU stall, soft lockup, hard lockup, hung task, UBSAN, KASAN/KFENCE, Call Trace
+ * without a preceding header, and a second "Linux version" banner (unexpected reboot).
+ * One incident (a "BUG:" line, then "Oops:", RIP, Call Trace ...) yields one report, not one per
+ * line; a panic that follows an oops is its own report.
+ *
+ * Titles are short and stable (no addresses, no timestamps, no PIDs):
+ *   "BUG: NULL pointer dereference in lp_cmdline_show"
+ *   "BUG: unable to handle page fault in FUNC"
+ *   "WARNING in FUNC" (from "WARNING: CPU: 0 PID: 1 at FILE:LINE FUNC+0x..")
+ *   "general protection fault in FUNC", "invalid opcode in FUNC", "kernel BUG at FILE:LINE"
+ *   "Kernel panic: MESSAGE" (text after "not syncing: ", cut at 80 chars)
+ *   "soft lockup in FUNC", "hard LOCKUP", "RCU stall", "hung task COMM", "UBSAN: KIND in FILE"
+ *   "unexpected reboot"
+ * FUNC comes from the first "RIP: 0010:FUNC+0x" (or "RIP: FUNC+") line of the incident, else
+ * "at FILE:LINE FUNC" in the header; without one, the title ends before " in".
+ */
+#ifndef KLPQ_CONSOLE_H
+#define KLPQ_CONSOLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CSCAN_MAX_LINE 1024
+#define CSCAN_MAX_REPORTS 16
+#define CSCAN_CONTEXT_BEFORE 16
+#define CSCAN_CONTEXT_AFTER 48
+
+enum crash_kind {
+	CRASH_BUG, CRASH_WARNING, CRASH_OOPS, CRASH_GPF, CRASH_INVALID_OPCODE, CRASH_DIVIDE_ERROR,
+	CRASH_STACK_SEGMENT, CRASH_DOUBLE_FAULT, CRASH_KERNEL_BUG_AT, CRASH_PANIC, CRASH_RCU_STALL,
+	CRASH_SOFT_LOCKUP, CRASH_HARD_LOCKUP, CRASH_HUNG_TASK, CRASH_UBSAN, CRASH_KASAN,
+	CRASH_CALL_TRACE, CRASH_REBOOT,
+};
+
+struct crash_report {
+	enum crash_kind kind;
+	char title[160];
+	uint64_t line_no;     /* 1-based line number of the hit within everything fed */
+	char **evidence;      /* lines, cleaned of timestamps */
+	size_t nr_evidence;
+};
+
+struct cscan; /* opaque */
+
+struct cscan *cscan_new(void);
+void cscan_free(struct cscan *c);
+/* Bytes in any chunking. */
+void cscan_feed(struct cscan *c, const char *buf, size_t len);
+/* One complete line (no newline needed). */
+void cscan_feed_line(struct cscan *c, const char *line);
+/* Flushes a partial last line and closes open incidents. Call before reading reports. */
+void cscan_finish(struct cscan *c);
+size_t cscan_nr_reports(const struct cscan *c);
+const struct crash_report *cscan_report(const struct cscan *c, size_t i);
+uint64_t cscan_dropped_reports(const struct cscan *c); /* past CSCAN_MAX_REPORTS */
+uint64_t cscan_lines(const struct cscan *c);
+/* Forgets reports (keeps line count and the "Linux version" state): used per patch step. */
+void cscan_clear_reports(struct cscan *c);
+const char *crash_kind_name(enum crash_kind k); /* "BUG", "WARNING", ... */
+
+#endif

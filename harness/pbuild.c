@@ -1,0 +1,267 @@
+/* pbuild.c: see pbuild.h. */
+#define _GNU_SOURCE
+#include "pbuild.h"
+#include "spawn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BUILD_TIMEOUT_MS (10 * 60 * 1000)
+#define MAX_SOURCE_FILE (8 << 20)
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted regular-file names of a folder (no subfolders: a step is one flat Kbuild folder). */
+static int list_files(const char *dir, char ***names, size_t *nr, struct kerr *e)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	*names = NULL;
+	*nr = 0;
+	if (!d)
+		return kerr_errno(e, "cannot read patch source folder %s", dir);
+	while ((de = readdir(d))) {
+		char *p;
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		p = path_join(dir, de->d_name);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			*names = xrealloc(*names, (*nr + 1) * sizeof(**names));
+			(*names)[(*nr)++] = xstrdup(de->d_name);
+		}
+		free(p);
+	}
+	closedir(d);
+	qsort(*names, *nr, sizeof(**names), cmp_str);
+	return 0;
+}
+
+static void free_names(char **names, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		free(names[i]);
+	free(names);
+}
+
+static int hash_add_file(EVP_MD_CTX *md, const char *label, const char *path, int required,
+			 struct kerr *e)
+{
+	struct sb buf = SB_INIT;
+	char len[32];
+
+	if (!path_exists(path)) {
+		if (required)
+			return kerr_set(e, "%s does not exist", path);
+		EVP_DigestUpdate(md, "-", 1);
+		return 0;
+	}
+	if (read_file(path, &buf, 64u << 20, e) < 0)
+		return -1;
+	snprintf(len, sizeof(len), ":%zu:", buf.len);
+	EVP_DigestUpdate(md, label, strlen(label) + 1);
+	EVP_DigestUpdate(md, len, strlen(len));
+	EVP_DigestUpdate(md, buf.buf, buf.len);
+	sb_release(&buf);
+	return 0;
+}
+
+static int compute_key(const char *src, char **files, size_t nr, const struct kernel *k,
+		       char out[65], struct kerr *e)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char dig[32];
+	unsigned int dl = 0;
+	int ret = -1;
+	char *p;
+
+	if (!md)
+		return kerr_set(e, "cannot create a SHA-256 context");
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestUpdate(md, "klpq-pbuild-1", 14);
+	EVP_DigestUpdate(md, k->release, strlen(k->release) + 1);
+	p = path_join(k->build, "Module.symvers");
+	if (hash_add_file(md, "symvers", p, 0, e) < 0) {
+		free(p);
+		goto out;
+	}
+	free(p);
+	p = path_join(k->build, ".config");
+	if (hash_add_file(md, "config", p, 0, e) < 0) {
+		free(p);
+		goto out;
+	}
+	free(p);
+	for (size_t i = 0; i < nr; i++) {
+		p = path_join(src, files[i]);
+		int r = hash_add_file(md, files[i], p, 1, e);
+		free(p);
+		if (r < 0)
+			goto out;
+	}
+	EVP_DigestFinal_ex(md, dig, &dl);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	ret = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+static int copy_file(const char *from, const char *to, struct kerr *e)
+{
+	struct sb buf = SB_INIT;
+	int ret;
+
+	if (read_file(from, &buf, MAX_SOURCE_FILE, e) < 0)
+		return -1;
+	ret = write_file_atomic(to, buf.buf, buf.len, e);
+	sb_release(&buf);
+	return ret;
+}
+
+/* The one .ko in dir, or NULL. */
+static char *find_ko(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *found = NULL;
+	int n = 0;
+
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l > 3 && !strcmp(de->d_name + l - 3, ".ko")) {
+			free(found);
+			found = path_join(dir, de->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	if (n != 1) {
+		free(found);
+		return NULL;
+	}
+	return found;
+}
+
+static void set_name(struct built_module *m)
+{
+	const char *base = strrchr(m->path, '/');
+	char *p;
+
+	base = base ? base + 1 : m->path;
+	m->name = xstrdup(base);
+	p = strstr(m->name, ".ko");
+	if (p)
+		*p = '\0';
+	for (p = m->name; *p; p++)
+		if (*p == '-')
+			*p = '_';
+}
+
+int pbuild_step(const struct step *st, const struct kernel *k, const char *cache,
+		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e)
+{
+	char **files = NULL, *dest = NULL, *tmp = NULL;
+	size_t nr = 0;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	*patch_fault = 0;
+	if (st->module) {
+		if (!path_exists(st->module))
+			return kerr_set(e, "step %s: module %s does not exist", st->name, st->module);
+		out->path = xstrdup(st->module);
+		out->from_cache = 1;
+		set_name(out);
+		return 0;
+	}
+	if (!k->build)
+		return kerr_set(e, "step %s: kernel %s has no headers folder to build against",
+				st->name, k->label);
+	if (list_files(st->source, &files, &nr, e) < 0)
+		return -1;
+	if (compute_key(st->source, files, nr, k, out->key, e) < 0)
+		goto out;
+	dest = xasprintf("%s/modules/%s", cache, out->key);
+	out->path = find_ko(dest);
+	if (out->path) {
+		out->from_cache = 1;
+		set_name(out);
+		ret = 0;
+		goto out;
+	}
+	tmp = xasprintf("%s/modules/%s.tmp.%ld", cache, out->key, (long)getpid());
+	rm_rf(tmp);
+	if (mkdir_p(tmp, 0755, e) < 0)
+		goto out;
+	for (size_t i = 0; i < nr; i++) {
+		char *from = path_join(st->source, files[i]);
+		char *to = path_join(tmp, files[i]);
+		int r = copy_file(from, to, e);
+		free(from);
+		free(to);
+		if (r < 0)
+			goto out;
+	}
+	{
+		char *m = xasprintf("M=%s", tmp);
+		/* No BTF for the patch module: 6.12 headers would need pahole and a vmlinux the
+		 * headers package does not ship; livepatching does not use module BTF. */
+		const char *argv[] = { "make", "-C", k->build, m, "CONFIG_DEBUG_INFO_BTF_MODULES=",
+				       "modules", NULL };
+		struct kerr be = KERR_INIT;
+		int r = run_capture(argv, NULL, NULL, build_log, BUILD_TIMEOUT_MS, &be);
+		free(m);
+		if (r < 0) {
+			*patch_fault = 1;
+			kerr_set(e, "step %s does not build against %s: %s", st->name, k->label, be.msg);
+			goto out;
+		}
+	}
+	{
+		char *ko = find_ko(tmp);
+		if (!ko) {
+			*patch_fault = 1;
+			kerr_set(e, "step %s: the build made no single .ko in %s", st->name, tmp);
+			goto out;
+		}
+		free(ko);
+	}
+	rm_rf(dest);
+	if (rename(tmp, dest) < 0) {
+		kerr_errno(e, "cannot move %s to %s", tmp, dest);
+		goto out;
+	}
+	out->path = find_ko(dest);
+	set_name(out);
+	ret = 0;
+out:
+	if (tmp)
+		rm_rf(tmp);
+	free(tmp);
+	free(dest);
+	free_names(files, nr);
+	if (ret < 0)
+		built_module_release(out);
+	return ret;
+}
+
+void built_module_release(struct built_module *m)
+{
+	free(m->path);
+	free(m->name);
+	memset(m, 0, sizeof(*m));
+}

@@ -1,0 +1,29 @@
+/* pbuild.h: builds a patch step's livepatch module against one kernel's headers.
+ *
+ * The cache key is SHA-256 over the kernel release, the headers' Module.symvers and .config,
+ * and every file of the step's source folder (names and contents, sorted). A hit reuses
+ * CACHE/modules/<key>/<name>.ko; a miss copies the source to a fresh folder, runs
+ * `make -C BUILD M=DIR modules` (argv, no shell) and moves the result in place atomically.
+ * Prebuilt steps (module:) are used as they are.
+ */
+#ifndef KLPQ_PBUILD_H
+#define KLPQ_PBUILD_H
+
+#include "kernel.h"
+#include "scenario.h"
+#include "util.h"
+
+struct built_module {
+	char *path;     /* the .ko */
+	char *name;     /* module name: file name without .ko, '-' turned into '_' */
+	int from_cache;
+	char key[65];
+};
+
+/* Fills out. On a failed compile returns -1 with the compiler's last lines in e and
+ * *patch_fault = 1 (the patch's fault, not the harness's). build_log receives the whole log. */
+int pbuild_step(const struct step *st, const struct kernel *k, const char *cache,
+		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e);
+void built_module_release(struct built_module *m);
+
+#endif

@@ -1,0 +1,320 @@
+/* results.c: see results.h. */
+#define _GNU_SOURCE
+#include "results.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_EVIDENCE 400
+
+const char *verdict_name(enum verdict v)
+{
+	switch (v) {
+	case V_PASS: return "PASS";
+	case V_FAIL: return "FAIL";
+	case V_ERROR: return "ERROR";
+	case V_SKIP: return "SKIP";
+	}
+	return "?";
+}
+
+enum verdict cell_verdict(const struct cell_result *c)
+{
+	enum verdict v = V_PASS;
+
+	for (size_t i = 0; i < c->nr_checks; i++)
+		if (c->checks[i].status == V_FAIL)
+			return V_FAIL;
+		else if (c->checks[i].status == V_ERROR)
+			v = V_ERROR;
+	if (!c->finished && v == V_PASS)
+		v = V_ERROR;
+	return v;
+}
+
+void cell_init(struct cell_result *c, const char *id, const char *dir, const char *kernel,
+	       const char *patchset)
+{
+	memset(c, 0, sizeof(*c));
+	c->id = xstrdup(id);
+	c->dir = xstrdup(dir);
+	c->kernel = xstrdup(kernel);
+	c->release = xstrdup("");
+	c->patchset = xstrdup(patchset);
+	c->accel = xstrdup("");
+	c->qemu_version = xstrdup("");
+	c->metrics = json_object_new_object();
+	c->started_wall_ms = wall_ms();
+}
+
+void cell_release(struct cell_result *c)
+{
+	for (size_t i = 0; i < c->nr_checks; i++) {
+		struct check_result *r = &c->checks[i];
+		free(r->step);
+		free(r->name);
+		free(r->title);
+		for (size_t j = 0; j < r->nr_evidence; j++)
+			free(r->evidence[j]);
+		free(r->evidence);
+	}
+	free(c->checks);
+	free(c->id);
+	free(c->dir);
+	free(c->kernel);
+	free(c->release);
+	free(c->patchset);
+	free(c->accel);
+	free(c->qemu_version);
+	json_object_put(c->metrics);
+	memset(c, 0, sizeof(*c));
+}
+
+struct check_result *cell_add(struct cell_result *c, const char *step, const char *name,
+			      enum verdict v, uint64_t duration_ms, const char *fmt, ...)
+{
+	struct check_result *r;
+	struct sb t = SB_INIT;
+	va_list ap;
+
+	c->checks = xrealloc(c->checks, (c->nr_checks + 1) * sizeof(*c->checks));
+	r = &c->checks[c->nr_checks++];
+	memset(r, 0, sizeof(*r));
+	r->step = xstrdup(step);
+	r->name = xstrdup(name);
+	r->status = v;
+	r->duration_ms = duration_ms;
+	va_start(ap, fmt);
+	sb_vaddf(&t, fmt, ap);
+	va_end(ap);
+	r->title = sb_detach(&t, NULL);
+	return r;
+}
+
+void check_evidence(struct check_result *r, const char *fmt, ...)
+{
+	struct sb t = SB_INIT;
+	va_list ap;
+
+	if (r->nr_evidence >= MAX_EVIDENCE)
+		return;
+	va_start(ap, fmt);
+	sb_vaddf(&t, fmt, ap);
+	va_end(ap);
+	r->evidence = xrealloc(r->evidence, (r->nr_evidence + 1) * sizeof(*r->evidence));
+	r->evidence[r->nr_evidence++] = sb_detach(&t, NULL);
+}
+
+void check_evidence_text(struct check_result *r, const char *prefix, const char *text,
+			 size_t max_lines)
+{
+	size_t total = 0, skip;
+	const char *p;
+
+	for (p = text; *p; p++)
+		if (*p == '\n')
+			total++;
+	if (p > text && p[-1] != '\n')
+		total++;
+	skip = total > max_lines ? total - max_lines : 0;
+	if (skip)
+		check_evidence(r, "%s... (%zu earlier lines left out)", prefix, skip);
+	for (p = text; *p; ) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (skip)
+			skip--;
+		else
+			check_evidence(r, "%s%.*s", prefix, (int)len, p);
+		p += len + (nl ? 1 : 0);
+	}
+}
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+static void iso_time(uint64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_object *cell_to_json(const struct cell_result *c)
+{
+	json_object *o = json_object_new_object(), *checks = json_object_new_array();
+	char when[32];
+
+	iso_time(c->started_wall_ms, when, sizeof(when));
+	json_object_object_add(o, "format", jstr("klpq-cell-1"));
+	json_object_object_add(o, "cell", jstr(c->id));
+	json_object_object_add(o, "kernel", jstr(c->kernel));
+	json_object_object_add(o, "release", jstr(c->release));
+	json_object_object_add(o, "patchset", jstr(c->patchset));
+	json_object_object_add(o, "accel", jstr(c->accel));
+	json_object_object_add(o, "qemu", jstr(c->qemu_version));
+	json_object_object_add(o, "started", jstr(when));
+	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
+	json_object_object_add(o, "finished", json_object_new_boolean(c->finished));
+	json_object_object_add(o, "verdict", jstr(verdict_name(cell_verdict(c))));
+	json_object_object_add(o, "metrics", json_object_get(c->metrics));
+	for (size_t i = 0; i < c->nr_checks; i++) {
+		const struct check_result *r = &c->checks[i];
+		json_object *j = json_object_new_object(), *ev = json_object_new_array();
+		json_object_object_add(j, "step", jstr(r->step));
+		json_object_object_add(j, "check", jstr(r->name));
+		json_object_object_add(j, "status", jstr(verdict_name(r->status)));
+		json_object_object_add(j, "title", jstr(r->title));
+		json_object_object_add(j, "duration_ms", json_object_new_int64((int64_t)r->duration_ms));
+		for (size_t k = 0; k < r->nr_evidence; k++)
+			json_object_array_add(ev, jstr(r->evidence[k]));
+		json_object_object_add(j, "evidence", ev);
+		json_object_array_add(checks, j);
+	}
+	json_object_object_add(o, "checks", checks);
+	return o;
+}
+
+static int write_json(const char *dir, json_object *o, struct kerr *e)
+{
+	char *path = path_join(dir, "results.json");
+	size_t len;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	struct sb buf = SB_INIT;
+	int ret;
+
+	sb_add(&buf, s, len);
+	sb_addch(&buf, '\n');
+	ret = write_file_atomic(path, buf.buf, buf.len, e);
+	sb_release(&buf);
+	free(path);
+	return ret;
+}
+
+int cell_write(const struct cell_result *c, struct kerr *e)
+{
+	json_object *o = cell_to_json(c);
+	int ret = write_json(c->dir, o, e);
+
+	json_object_put(o);
+	return ret;
+}
+
+void run_release(struct run_result *r)
+{
+	for (size_t i = 0; i < r->nr_cells; i++)
+		cell_release(&r->cells[i]);
+	free(r->cells);
+	free(r->id);
+	free(r->dir);
+	free(r->scenario);
+	free(r->scenario_name);
+	free(r->error);
+	memset(r, 0, sizeof(*r));
+}
+
+int run_exit_code(const struct run_result *r)
+{
+	int fail = 0, error = r->interrupted || r->error || r->nr_cells == 0;
+
+	for (size_t i = 0; i < r->nr_cells; i++) {
+		enum verdict v = cell_verdict(&r->cells[i]);
+		if (v == V_FAIL)
+			fail = 1;
+		else if (v == V_ERROR)
+			error = 1;
+	}
+	if (fail)
+		return 1;
+	return error ? 2 : 0;
+}
+
+int run_write(const struct run_result *r, struct kerr *e)
+{
+	json_object *o = json_object_new_object(), *cells = json_object_new_array();
+	int counts[4] = { 0 };
+	char when[32];
+	int ret;
+
+	iso_time(r->started_wall_ms, when, sizeof(when));
+	json_object_object_add(o, "format", jstr("klpq-run-1"));
+	json_object_object_add(o, "run", jstr(r->id));
+	json_object_object_add(o, "scenario", jstr(r->scenario));
+	json_object_object_add(o, "scenario_name", jstr(r->scenario_name));
+	json_object_object_add(o, "started", jstr(when));
+	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)r->duration_ms));
+	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
+	if (r->error)
+		json_object_object_add(o, "error", jstr(r->error));
+	for (size_t i = 0; i < r->nr_cells; i++) {
+		const struct cell_result *c = &r->cells[i];
+		json_object *j = json_object_new_object();
+		enum verdict v = cell_verdict(c);
+		counts[v]++;
+		json_object_object_add(j, "cell", jstr(c->id));
+		json_object_object_add(j, "kernel", jstr(c->kernel));
+		json_object_object_add(j, "patchset", jstr(c->patchset));
+		json_object_object_add(j, "accel", jstr(c->accel));
+		json_object_object_add(j, "verdict", jstr(verdict_name(v)));
+		json_object_object_add(j, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
+		char *rel = xasprintf("%s/results.json", c->id);
+		json_object_object_add(j, "results", jstr(rel));
+		free(rel);
+		json_object_array_add(cells, j);
+	}
+	json_object_object_add(o, "cells", cells);
+	{
+		json_object *t = json_object_new_object();
+		for (int v = 0; v < 4; v++)
+			json_object_object_add(t, verdict_name((enum verdict)v),
+					       json_object_new_int(counts[v]));
+		json_object_object_add(o, "totals", t);
+	}
+	json_object_object_add(o, "exit_code", json_object_new_int(run_exit_code(r)));
+	ret = write_json(r->dir, o, e);
+	json_object_put(o);
+	return ret;
+}
+
+static const char *vcolor(enum verdict v, int color)
+{
+	if (!color)
+		return "";
+	switch (v) {
+	case V_PASS: return "\033[32m";
+	case V_FAIL: return "\033[31;1m";
+	case V_ERROR: return "\033[35;1m";
+	case V_SKIP: return "\033[33m";
+	}
+	return "";
+}
+
+void run_print_table(const struct run_result *r, FILE *out, int color)
+{
+	const char *reset = color ? "\033[0m" : "";
+
+	for (size_t i = 0; i < r->nr_cells; i++) {
+		const struct cell_result *c = &r->cells[i];
+		enum verdict cv = cell_verdict(c);
+		fprintf(out, "\n%-24s %-10s %-26s %-6s %8s  %s\n", "KERNEL", "STEP", "CHECK",
+			"RESULT", "TIME", "TITLE");
+		for (size_t k = 0; k < c->nr_checks; k++) {
+			const struct check_result *ck = &c->checks[k];
+			fprintf(out, "%-24.24s %-10.10s %-26.26s %s%-6s%s %7.1fs  %s\n", c->kernel,
+				ck->step, ck->name, vcolor(ck->status, color),
+				verdict_name(ck->status), reset, ck->duration_ms / 1000.0, ck->title);
+		}
+		fprintf(out, "cell %s: %s%s%s in %.1f s (accel %s, results in %s)\n", c->id,
+			vcolor(cv, color), verdict_name(cv), reset, c->duration_ms / 1000.0,
+			c->accel[0] ? c->accel : "-", c->dir);
+	}
+	fprintf(out, "run %s: exit code %d, results in %s/results.json\n", r->id,
+		run_exit_code(r), r->dir);
+}

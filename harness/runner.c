@@ -1,0 +1,1057 @@
+/* runner.c: see runner.h. */
+#define _GNU_SOURCE
+#include "runner.h"
+#include "console.h"
+#include "initramfs.h"
+#include "kernel.h"
+#include "pbuild.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_MS 250
+#define CONSOLE_TAIL_LINES 40
+
+struct loaded {
+	char *name;     /* module name = livepatch name */
+	int live;       /* still in /sys/kernel/livepatch */
+	int inserted;   /* module loaded */
+};
+
+struct cellrun {
+	struct runner *rn;
+	const struct scenario *sc;
+	struct cell_result *cell;
+	struct kernel k;
+	struct built_module *mods;   /* one per step */
+	struct vm *vm;
+	struct cscan *console;
+	size_t console_seen;         /* console reports already turned into checks */
+	char **titles;               /* crash titles reported, to keep console and kmsg apart */
+	size_t nr_titles;
+	struct loaded *loaded;
+	size_t nr_loaded;
+	int patched;                 /* a patch step has been applied: trouble is the kernel's */
+	int down;                    /* the guest is dead or silent: skip what needs it */
+	int interrupted;
+	char *console_path;
+};
+
+static void progress(struct cellrun *cr, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
+static void progress(struct cellrun *cr, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!cr->rn->progress)
+		return;
+	fprintf(cr->rn->progress, "[%s] ", cr->cell->id);
+	va_start(ap, fmt);
+	vfprintf(cr->rn->progress, fmt, ap);
+	va_end(ap);
+	fputc('\n', cr->rn->progress);
+	fflush(cr->rn->progress);
+}
+
+static struct check_result *add(struct cellrun *cr, const char *step, const char *name,
+				enum verdict v, uint64_t ms, const char *fmt, ...) KLPQ_ATTR_FMT(6, 7);
+static struct check_result *add(struct cellrun *cr, const char *step, const char *name,
+				enum verdict v, uint64_t ms, const char *fmt, ...)
+{
+	struct sb t = SB_INIT;
+	struct check_result *r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vaddf(&t, fmt, ap);
+	va_end(ap);
+	r = cell_add(cr->cell, step, name, v, ms, "%s", t.buf);
+	progress(cr, "%-10s %-24s %-5s %s", step, name, verdict_name(v), t.buf);
+	sb_release(&t);
+	return r;
+}
+
+static void on_console(void *ctx, const char *buf, size_t len)
+{
+	struct cellrun *cr = ctx;
+	cscan_feed(cr->console, buf, len);
+}
+
+static void console_tail(struct cellrun *cr, struct check_result *r)
+{
+	struct sb log = SB_INIT;
+	struct kerr ignore = KERR_INIT;
+
+	if (!cr->console_path || read_file(cr->console_path, &log, 0, &ignore) < 0) {
+		sb_release(&log);
+		return;
+	}
+	check_evidence(r, "last console lines (%s):", cr->console_path);
+	check_evidence_text(r, "  ", log.buf, CONSOLE_TAIL_LINES);
+	sb_release(&log);
+}
+
+static int title_seen(struct cellrun *cr, const char *title)
+{
+	for (size_t i = 0; i < cr->nr_titles; i++)
+		if (!strcmp(cr->titles[i], title))
+			return 1;
+	cr->titles = xrealloc(cr->titles, (cr->nr_titles + 1) * sizeof(*cr->titles));
+	cr->titles[cr->nr_titles++] = xstrdup(title);
+	return 0;
+}
+
+static void report_crashes(struct cellrun *cr, const char *step, const char *source,
+			   struct cscan *c, size_t from)
+{
+	for (size_t i = from; i < cscan_nr_reports(c); i++) {
+		const struct crash_report *rep = cscan_report(c, i);
+		if (title_seen(cr, rep->title))
+			continue;
+		struct check_result *r = add(cr, step, "crash", V_FAIL, 0, "%s", rep->title);
+		check_evidence(r, "%s, line %llu, signature %s", source,
+			       (unsigned long long)rep->line_no, crash_kind_name(rep->kind));
+		for (size_t j = 0; j < rep->nr_evidence; j++)
+			check_evidence(r, "  %s", rep->evidence[j]);
+	}
+}
+
+static void console_crashes(struct cellrun *cr, const char *step)
+{
+	report_crashes(cr, step, "console", cr->console, cr->console_seen);
+	cr->console_seen = cscan_nr_reports(cr->console);
+}
+
+/* The guest failed to answer: decide whose fault it is, record it, and stop using the guest. */
+static void guest_trouble(struct cellrun *cr, const char *step, const char *name,
+			  enum vm_wait_result w, const struct kerr *e)
+{
+	struct check_result *r;
+	const char *why = vm_exit_reason(cr->vm);
+
+	if (w == VM_STOPPED) {
+		cr->interrupted = 1;
+		r = add(cr, step, name, V_ERROR, 0, "interrupted: klpq was asked to stop");
+		cr->down = 1;
+		return;
+	}
+	/* give the console a moment: the oops text may still be in flight */
+	if (!why) {
+		struct kerr ignore = KERR_INIT;
+		vm_pump(cr->vm, 1000, &ignore);
+		why = vm_exit_reason(cr->vm);
+	}
+	console_crashes(cr, step);
+	if (w == VM_BROKEN) {
+		r = add(cr, step, name, V_ERROR, 0, "harness error: %s", e->msg);
+	} else if (cr->patched) {
+		if (w == VM_GONE)
+			r = add(cr, step, name, V_FAIL, 0, "guest died: %s", why ? why : e->msg);
+		else
+			r = add(cr, step, name, V_FAIL, 0, "guest stopped answering: %s", e->msg);
+	} else {
+		r = add(cr, step, name, V_ERROR, 0, "guest %s before any patch: %s",
+			w == VM_GONE ? "died" : "stopped answering", why ? why : e->msg);
+	}
+	check_evidence(r, "%s", e->msg);
+	console_tail(cr, r);
+	cr->down = 1;
+}
+
+/* An agent call that records trouble itself. VM_OK or the failure. */
+static enum vm_wait_result call(struct cellrun *cr, const char *step, const char *name,
+				const char *op, json_object *args, unsigned timeout_ms,
+				struct proto_msg *reply)
+{
+	struct kerr e = KERR_INIT;
+	enum vm_wait_result w;
+
+	if (cr->down) {
+		json_object_put(args);
+		memset(reply, 0, sizeof(*reply));
+		return VM_GONE;
+	}
+	w = vm_agent_call(cr->vm, op, args, timeout_ms, reply, &e);
+	if (w != VM_OK)
+		guest_trouble(cr, step, name, w, &e);
+	return w;
+}
+
+static unsigned agent_ms(const struct cellrun *cr)
+{
+	return cr->sc->timeouts.agent_ms;
+}
+
+/* ---- livepatch state ---- */
+
+struct lp_patch {
+	char name[128];
+	int enabled, transition, replace, stack_order;
+	int objects, objects_patched;
+};
+
+static int lp_state(struct cellrun *cr, const char *step, const char *name,
+		    struct lp_patch *out, size_t max, size_t *nr)
+{
+	struct proto_msg m;
+	json_object *arr;
+
+	*nr = 0;
+	if (call(cr, step, name, "lp_state", NULL, agent_ms(cr), &m) != VM_OK)
+		return -1;
+	if (!m.ok || !json_object_object_get_ex(m.result, "patches", &arr) ||
+	    !json_object_is_type(arr, json_type_array)) {
+		add(cr, step, name, V_ERROR, 0, "agent lp_state failed: %s",
+		    m.error ? m.error : "no patches array");
+		proto_msg_release(&m);
+		return -1;
+	}
+	for (size_t i = 0; i < json_object_array_length(arr) && *nr < max; i++) {
+		json_object *p = json_object_array_get_idx(arr, i), *objs;
+		struct lp_patch *lp = &out[(*nr)++];
+		memset(lp, 0, sizeof(*lp));
+		snprintf(lp->name, sizeof(lp->name), "%s", proto_get_str(p, "name", "?"));
+		lp->enabled = (int)proto_get_int(p, "enabled", -1);
+		lp->transition = (int)proto_get_int(p, "transition", -1);
+		lp->replace = (int)proto_get_int(p, "replace", -1);
+		lp->stack_order = (int)proto_get_int(p, "stack_order", -1);
+		if (json_object_object_get_ex(p, "objects", &objs) &&
+		    json_object_is_type(objs, json_type_array)) {
+			for (size_t j = 0; j < json_object_array_length(objs); j++) {
+				lp->objects++;
+				if (proto_get_int(json_object_array_get_idx(objs, j), "patched", 0) == 1)
+					lp->objects_patched++;
+			}
+		}
+	}
+	proto_msg_release(&m);
+	return 0;
+}
+
+static const struct lp_patch *lp_find(const struct lp_patch *p, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(p[i].name, name))
+			return &p[i];
+	return NULL;
+}
+
+static void add_blocking_tasks(struct cellrun *cr, struct check_result *r, const char *step,
+			       int target)
+{
+	json_object *args = json_object_new_object(), *tasks;
+	struct proto_msg m;
+
+	json_object_object_add(args, "target", json_object_new_int(target));
+	if (call(cr, step, "tasks", "tasks", args, agent_ms(cr), &m) != VM_OK)
+		return;
+	if (m.ok && json_object_object_get_ex(m.result, "tasks", &tasks)) {
+		size_t n = json_object_array_length(tasks);
+		check_evidence(r, "%zu task(s) not yet in the target state %d:", n, target);
+		for (size_t i = 0; i < n; i++) {
+			json_object *t = json_object_array_get_idx(tasks, i), *st;
+			check_evidence(r, "task %s pid %lld tid %lld patch_state %lld:",
+				       proto_get_str(t, "comm", "?"),
+				       (long long)proto_get_int(t, "pid", -1),
+				       (long long)proto_get_int(t, "tid", -1),
+				       (long long)proto_get_int(t, "patch_state", -2));
+			if (json_object_object_get_ex(t, "stack", &st))
+				for (size_t j = 0; j < json_object_array_length(st); j++)
+					check_evidence(r, "    %s", json_object_get_string(
+						       json_object_array_get_idx(st, j)));
+		}
+	}
+	proto_msg_release(&m);
+}
+
+/* Waits until `name` settles: present, enabled and not in transition (enable=1), or gone / not
+ * enabled and not in transition (enable=0). 0 settled (ms in *took), 1 stalled, -1 guest down. */
+static int wait_transition(struct cellrun *cr, const char *step, const char *name, int enable,
+			   uint64_t *took)
+{
+	uint64_t start = now_ms(), deadline = start + cr->sc->timeouts.transition_ms;
+	struct lp_patch pp[32];
+	size_t n;
+
+	for (;;) {
+		if (lp_state(cr, step, enable ? "transition" : "unpatch-transition", pp,
+			     ARRAY_SIZE(pp), &n) < 0)
+			return -1;
+		const struct lp_patch *p = lp_find(pp, n, name);
+		*took = now_ms() - start;
+		if (enable && p && p->enabled == 1 && p->transition == 0)
+			return 0;
+		if (!enable && (!p || (p->enabled == 0 && p->transition == 0)))
+			return 0;
+		if (now_ms() >= deadline)
+			return 1;
+		struct kerr e = KERR_INIT;
+		enum vm_wait_result w = vm_pump(cr->vm, POLL_MS, &e);
+		if (w != VM_OK) {
+			guest_trouble(cr, step, "transition", w, &e);
+			return -1;
+		}
+	}
+}
+
+/* ---- kernel log ---- */
+
+static int kmsg_mark(struct cellrun *cr, const char *step, const char *text, int64_t *seq)
+{
+	json_object *args = json_object_new_object();
+	struct proto_msg m;
+
+	json_object_object_add(args, "text", json_object_new_string(text));
+	if (call(cr, step, "mark", "mark", args, agent_ms(cr), &m) != VM_OK)
+		return -1;
+	*seq = m.ok ? proto_get_int(m.result, "seq", -1) : -1;
+	if (!m.ok)
+		add(cr, step, "mark", V_ERROR, 0, "agent could not mark the kernel log: %s",
+		    m.error ? m.error : "?");
+	proto_msg_release(&m);
+	return *seq >= 0 ? 0 : -1;
+}
+
+/* All kernel log lines after seq, joined with newlines. */
+static int kmsg_since(struct cellrun *cr, const char *step, int64_t seq, struct sb *out)
+{
+	for (int round = 0; round < 64; round++) {
+		json_object *args = json_object_new_object(), *recs, *tr;
+		struct proto_msg m;
+		json_object_object_add(args, "after", json_object_new_int64(seq));
+		if (call(cr, step, "kmsg", "kmsg", args, agent_ms(cr), &m) != VM_OK)
+			return -1;
+		if (!m.ok || !json_object_object_get_ex(m.result, "records", &recs)) {
+			proto_msg_release(&m);
+			return -1;
+		}
+		for (size_t i = 0; i < json_object_array_length(recs); i++)
+			sb_addf(out, "%s\n", proto_get_str(json_object_array_get_idx(recs, i),
+							   "text", ""));
+		int more = json_object_object_get_ex(m.result, "truncated", &tr) &&
+			   json_object_get_boolean(tr);
+		int64_t last = proto_get_int(m.result, "last", seq);
+		proto_msg_release(&m);
+		if (!more || last <= seq)
+			break;
+		seq = last;
+	}
+	return 0;
+}
+
+/* Checks the kernel log since a mark: the livepatch transcript (expected lines in order, when
+ * given) and crash signatures. */
+static void check_klog(struct cellrun *cr, const char *step, int64_t seq,
+		       const char *const *expect, size_t nr_expect)
+{
+	struct sb log = SB_INIT;
+	struct cscan *c;
+	const char *pos;
+	size_t i;
+
+	if (cr->down || kmsg_since(cr, step, seq, &log) < 0) {
+		sb_release(&log);
+		return;
+	}
+	if (nr_expect) {
+		struct check_result *r;
+		for (i = 0, pos = log.buf; i < nr_expect; i++) {
+			const char *hit = strstr(pos, expect[i]);
+			if (!hit)
+				break;
+			pos = hit + strlen(expect[i]);
+		}
+		if (i == nr_expect)
+			r = add(cr, step, "transcript", V_PASS, 0, "livepatch log lines as expected");
+		else
+			r = add(cr, step, "transcript", V_FAIL, 0,
+				"livepatch log is missing \"%s\"", expect[i]);
+		for (pos = log.buf; *pos; ) {
+			const char *nl = strchr(pos, '\n');
+			size_t len = nl ? (size_t)(nl - pos) : strlen(pos);
+			if (memmem(pos, len, "livepatch", 9))
+				check_evidence(r, "%.*s", (int)len, pos);
+			pos += len + (nl ? 1 : 0);
+		}
+	}
+	c = cscan_new();
+	cscan_feed(c, log.buf, log.len);
+	cscan_finish(c);
+	report_crashes(cr, step, "kernel log", c, 0);
+	cscan_free(c);
+	sb_release(&log);
+}
+
+static void check_taint(struct cellrun *cr, const char *step)
+{
+	struct proto_msg m;
+	char letters[64], bad[64];
+	unsigned long t;
+
+	if (call(cr, step, "taint", "taint", NULL, agent_ms(cr), &m) != VM_OK)
+		return;
+	t = (unsigned long)proto_get_int(m.result, "taint", 0);
+	proto_msg_release(&m);
+	taint_format(t, letters, sizeof(letters));
+	taint_format(t & ~(unsigned long)cr->sc->taint_allow, bad, sizeof(bad));
+	if (t & ~(unsigned long)cr->sc->taint_allow)
+		add(cr, step, "taint", V_FAIL, 0, "taint %lu (%s) has flags not allowed: %s", t,
+		    letters, bad);
+	else
+		add(cr, step, "taint", V_PASS, 0, "taint %lu (%s)", t, letters[0] ? letters : "-");
+}
+
+/* ---- probes ---- */
+
+/* Runs one probe. 1 passed (exit 0), 0 failed, -1 guest down. output gets its output. */
+static int run_probe(struct cellrun *cr, const char *step, const struct probe *p, int *exit_code,
+		     int *timed_out, struct sb *output, uint64_t *took)
+{
+	json_object *args = json_object_new_object(), *argv = json_object_new_array();
+	unsigned t = p->timeout_ms ? p->timeout_ms : cr->sc->timeouts.probe_ms;
+	struct proto_msg m;
+	char name[160];
+	uint64_t start = now_ms();
+
+	json_object_array_add(argv, json_object_new_string("/bin/sh"));
+	json_object_array_add(argv, json_object_new_string("-c"));
+	json_object_array_add(argv, json_object_new_string(p->run));
+	json_object_object_add(args, "argv", argv);
+	json_object_object_add(args, "timeout_ms", json_object_new_int64(t));
+	snprintf(name, sizeof(name), "probe:%s", p->name);
+	if (call(cr, step, name, "exec", args, t + agent_ms(cr), &m) != VM_OK)
+		return -1;
+	*took = now_ms() - start;
+	if (!m.ok) {
+		add(cr, step, name, V_ERROR, *took, "agent could not run the probe: %s",
+		    m.error ? m.error : "?");
+		proto_msg_release(&m);
+		return -1;
+	}
+	*exit_code = (int)proto_get_int(m.result, "exit", -1);
+	*timed_out = proto_get_bool(m.result, "timed_out", 0);
+	sb_adds(output, proto_get_str(m.result, "output", ""));
+	if (proto_get_int(m.result, "signal", 0))
+		sb_addf(output, "(killed by signal %lld)\n",
+			(long long)proto_get_int(m.result, "signal", 0));
+	proto_msg_release(&m);
+	return *exit_code == 0 && !*timed_out ? 1 : 0;
+}
+
+/* Runs the probes of steps [0, upto]; want_pass: 1 patched behaviour expected, 0 unpatched
+ * (only probes with rollback set). Returns -1 when the guest went down. */
+static int run_probes(struct cellrun *cr, const char *step, size_t upto, int want_pass)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+
+	for (size_t s = 0; s <= upto && s < ps->nr_steps; s++) {
+		for (size_t i = 0; i < ps->steps[s].nr_probes; i++) {
+			const struct probe *p = &ps->steps[s].probes[i];
+			struct sb out = SB_INIT;
+			int code = -1, to = 0, ok;
+			uint64_t took = 0;
+			char name[160];
+			struct check_result *r;
+
+			if (!want_pass && !p->rollback_check)
+				continue;
+			if (ps->steps[s].expect_load_fail)
+				continue;
+			snprintf(name, sizeof(name), "probe:%s", p->name);
+			ok = run_probe(cr, step, p, &code, &to, &out, &took);
+			if (ok < 0) {
+				sb_release(&out);
+				return -1;
+			}
+			if (want_pass && ok)
+				r = add(cr, step, name, V_PASS, took, "passes (from %s)",
+					ps->steps[s].name);
+			else if (want_pass)
+				r = add(cr, step, name, V_FAIL, took, "%s probe %s %s after %s",
+					s == upto ? "the" : "earlier step's", p->name,
+					to ? "timed out" : "failed", step);
+			else if (!ok && !to)
+				r = add(cr, step, name, V_PASS, took,
+					"shows the unpatched behaviour (exit %d)", code);
+			else
+				r = add(cr, step, name, V_FAIL, took, "probe %s %s without the patch",
+					p->name, to ? "timed out" : "still passes");
+			check_evidence(r, "run: %s", p->run);
+			check_evidence(r, "exit %d%s", code, to ? ", timed out" : "");
+			check_evidence_text(r, "| ", out.buf, 40);
+			sb_release(&out);
+			if (cr->down)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- steps ---- */
+
+static struct loaded *loaded_find(struct cellrun *cr, const char *name)
+{
+	for (size_t i = 0; i < cr->nr_loaded; i++)
+		if (!strcmp(cr->loaded[i].name, name))
+			return &cr->loaded[i];
+	return NULL;
+}
+
+static void note_loaded(struct cellrun *cr, const char *name)
+{
+	struct loaded *l = loaded_find(cr, name);
+
+	if (!l) {
+		cr->loaded = xrealloc(cr->loaded, (cr->nr_loaded + 1) * sizeof(*cr->loaded));
+		l = &cr->loaded[cr->nr_loaded++];
+		l->name = xstrdup(name);
+	}
+	l->live = 1;
+	l->inserted = 1;
+}
+
+/* Loads a module; 0 loaded, 1 refused by the kernel (message in err), -1 guest down. */
+static int load_module(struct cellrun *cr, const char *step, const char *modname,
+		       struct sb *err, int *err_no)
+{
+	json_object *args = json_object_new_object();
+	char *path = xasprintf("/klpq/patches/%s.ko", modname);
+	struct proto_msg m;
+	int ret;
+
+	json_object_object_add(args, "path", json_object_new_string(path));
+	free(path);
+	if (call(cr, step, "load", "load", args, cr->sc->timeouts.transition_ms + agent_ms(cr),
+		 &m) != VM_OK)
+		return -1;
+	if (m.ok) {
+		ret = 0;
+	} else {
+		sb_adds(err, m.error ? m.error : "refused");
+		*err_no = m.err_no;
+		ret = 1;
+	}
+	proto_msg_release(&m);
+	return ret;
+}
+
+static int unload_module(struct cellrun *cr, const char *step, const char *modname,
+			 struct sb *err)
+{
+	json_object *args = json_object_new_object();
+	struct proto_msg m;
+	int ret;
+
+	json_object_object_add(args, "name", json_object_new_string(modname));
+	if (call(cr, step, "unload", "unload", args, agent_ms(cr), &m) != VM_OK)
+		return -1;
+	ret = m.ok ? 0 : 1;
+	if (!m.ok)
+		sb_adds(err, m.error ? m.error : "refused");
+	proto_msg_release(&m);
+	return ret;
+}
+
+static void transcript_apply(const char *p, char buf[3][192], const char *exp[3])
+{
+	snprintf(buf[0], 192, "livepatch: enabling patch '%s'", p);
+	snprintf(buf[1], 192, "'%s': starting patching transition", p);
+	snprintf(buf[2], 192, "'%s': patching complete", p);
+	for (int i = 0; i < 3; i++)
+		exp[i] = buf[i];
+}
+
+/* Applies step i. 0 applied, 1 the step failed in a way that stops later steps, -1 guest down. */
+static int apply_step(struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	const char *mod = cr->mods[i].name;
+	struct sb err = SB_INIT;
+	struct lp_patch pp[32];
+	size_t n;
+	int64_t seq;
+	uint64_t t0, took = 0;
+	int err_no = 0, r, ret = 1;
+	char mark[192], tbuf[3][192];
+	const char *expect[3];
+
+	snprintf(mark, sizeof(mark), "step %s begin", st->name);
+	if (kmsg_mark(cr, st->name, mark, &seq) < 0)
+		return -1;
+	t0 = now_ms();
+	r = load_module(cr, st->name, mod, &err, &err_no);
+	if (r < 0)
+		goto out_down;
+	cr->patched = 1;
+	if (st->expect_load_fail) {
+		if (r == 1)
+			add(cr, st->name, "load", V_PASS, now_ms() - t0,
+			    "refused as expected: %s", err.buf);
+		else
+			add(cr, st->name, "load", V_FAIL, now_ms() - t0,
+			    "%s loaded, but the patch set says it must be refused", mod);
+		check_klog(cr, st->name, seq, NULL, 0);
+		ret = r == 1 ? 0 : 1;
+		if (r == 0)
+			note_loaded(cr, mod);
+		goto out;
+	}
+	if (r == 1) {
+		struct check_result *c = add(cr, st->name, "load", V_FAIL, now_ms() - t0,
+					     "%s refused by the kernel: %s", mod, err.buf);
+		check_evidence(c, "errno %d", err_no);
+		check_klog(cr, st->name, seq, NULL, 0);
+		goto out;
+	}
+	note_loaded(cr, mod);
+	add(cr, st->name, "load", V_PASS, now_ms() - t0, "%s loaded", mod);
+
+	r = wait_transition(cr, st->name, mod, 1, &took);
+	if (r < 0)
+		goto out_down;
+	{
+		char *key = xasprintf("transition_ms.%s", st->name);
+		json_object_object_add(cr->cell->metrics, key, json_object_new_int64((int64_t)took));
+		free(key);
+	}
+	if (r == 1) {
+		struct check_result *c = add(cr, st->name, "transition", V_FAIL, took,
+					     "transition stall: '%s' did not settle within %.0f s",
+					     mod, cr->sc->timeouts.transition_ms / 1000.0);
+		add_blocking_tasks(cr, c, st->name, 1);
+		check_klog(cr, st->name, seq, NULL, 0);
+		goto out;
+	}
+	add(cr, st->name, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
+
+	/* sysfs: this patch enabled; with atomic replace it is the only one left */
+	if (lp_state(cr, st->name, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
+		goto out_down;
+	{
+		const struct lp_patch *p = lp_find(pp, n, mod);
+		struct check_result *c;
+		int ok = p && p->enabled == 1 && p->transition == 0 &&
+			 p->objects_patched == p->objects;
+		if (ok && p->replace == 1 && n != 1)
+			ok = 0;
+		c = add(cr, st->name, "sysfs", ok ? V_PASS : V_FAIL, 0,
+			ok ? "%s enabled%s, %d object(s) patched" :
+			     "livepatch state of %s is not as expected%s (%d object(s) patched)",
+			mod, p && p->replace == 1 ? " with atomic replace" : "",
+			p ? p->objects_patched : 0);
+		for (size_t k = 0; k < n; k++)
+			check_evidence(c, "%s: enabled=%d transition=%d replace=%d stack_order=%d "
+				       "objects=%d patched=%d", pp[k].name, pp[k].enabled,
+				       pp[k].transition, pp[k].replace, pp[k].stack_order,
+				       pp[k].objects, pp[k].objects_patched);
+		/* replaced patches: gone from sysfs, and their modules can be removed */
+		for (size_t k = 0; k < cr->nr_loaded; k++) {
+			struct loaded *l = &cr->loaded[k];
+			if (!strcmp(l->name, mod) || !l->inserted)
+				continue;
+			if (lp_find(pp, n, l->name)) {
+				if (p && p->replace == 1)
+					add(cr, st->name, "replaced", V_FAIL, 0,
+					    "%s is still listed after the atomic replace", l->name);
+				continue;
+			}
+			l->live = 0;
+			struct sb uerr = SB_INIT;
+			int u = unload_module(cr, st->name, l->name, &uerr);
+			if (u < 0) {
+				sb_release(&uerr);
+				goto out_down;
+			}
+			if (u == 0) {
+				l->inserted = 0;
+				add(cr, st->name, "replaced", V_PASS, 0,
+				    "replaced module %s removed", l->name);
+			} else {
+				add(cr, st->name, "replaced", V_FAIL, 0,
+				    "replaced module %s cannot be removed: %s", l->name, uerr.buf);
+			}
+			sb_release(&uerr);
+		}
+	}
+	if (run_probes(cr, st->name, i, 1) < 0)
+		goto out_down;
+	transcript_apply(mod, tbuf, expect);
+	check_klog(cr, st->name, seq, expect, 3);
+	console_crashes(cr, st->name);
+	if (cr->down)
+		goto out_down;
+	check_taint(cr, st->name);
+	ret = cr->down ? -1 : 0;
+	goto out;
+out_down:
+	ret = -1;
+out:
+	sb_release(&err);
+	return ret;
+}
+
+/* Disables the last applied step, checks the unpatched behaviour, unloads it and loads it
+ * again (the state a fleet is left in after a rollback and a re-push). */
+static void rollback(struct cellrun *cr, size_t last)
+{
+	const struct step *st = &cr->sc->patchset.steps[last];
+	const char *mod = cr->mods[last].name;
+	json_object *args;
+	struct proto_msg m;
+	struct lp_patch pp[32];
+	size_t n;
+	int64_t seq;
+	uint64_t took = 0, t0;
+	int r;
+	char tb[3][192];
+	const char *expect[3];
+	const char *S = "rollback";
+
+	if (kmsg_mark(cr, S, "rollback begin", &seq) < 0)
+		return;
+	args = json_object_new_object();
+	json_object_object_add(args, "name", json_object_new_string(mod));
+	json_object_object_add(args, "enabled", json_object_new_int(0));
+	t0 = now_ms();
+	if (call(cr, S, "disable", "lp_enable", args, agent_ms(cr), &m) != VM_OK)
+		return;
+	if (!m.ok) {
+		add(cr, S, "disable", V_FAIL, now_ms() - t0, "cannot disable %s: %s", mod,
+		    m.error ? m.error : "?");
+		proto_msg_release(&m);
+		return;
+	}
+	proto_msg_release(&m);
+	add(cr, S, "disable", V_PASS, now_ms() - t0, "wrote 0 to %s/enabled", mod);
+	r = wait_transition(cr, S, mod, 0, &took);
+	if (r < 0)
+		return;
+	json_object_object_add(cr->cell->metrics, "unpatch_transition_ms",
+			       json_object_new_int64((int64_t)took));
+	if (r == 1) {
+		struct check_result *c = add(cr, S, "unpatch-transition", V_FAIL, took,
+					     "unpatching stall: '%s' did not settle within %.0f s",
+					     mod, cr->sc->timeouts.transition_ms / 1000.0);
+		add_blocking_tasks(cr, c, S, 0);
+		return;
+	}
+	add(cr, S, "unpatch-transition", V_PASS, took, "unpatched in %.2f s", took / 1000.0);
+	if (lp_state(cr, S, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
+		return;
+	/* With atomic replace nothing else is live: every fix must be gone. Stacked patches below
+	 * keep theirs, so then only this step's probes say anything. */
+	if (n == 0) {
+		if (run_probes(cr, S, last, 0) < 0)
+			return;
+	} else {
+		add(cr, S, "probes", V_SKIP, 0, "%zu other patch(es) still live: unpatched "
+		    "behaviour not checked", n);
+	}
+	snprintf(tb[0], sizeof(tb[0]), "'%s': starting unpatching transition", mod);
+	snprintf(tb[1], sizeof(tb[1]), "'%s': unpatching complete", mod);
+	expect[0] = tb[0];
+	expect[1] = tb[1];
+	check_klog(cr, S, seq, expect, 2);
+	if (cr->down)
+		return;
+	{
+		struct sb err = SB_INIT;
+		int u = unload_module(cr, S, mod, &err);
+		if (u == 0) {
+			struct loaded *l = loaded_find(cr, mod);
+			if (l)
+				l->inserted = l->live = 0;
+			add(cr, S, "unload", V_PASS, 0, "%s removed", mod);
+		} else if (u == 1) {
+			add(cr, S, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,
+			    err.buf);
+		}
+		sb_release(&err);
+		if (u != 0)
+			return;
+	}
+	/* load again: the patch must apply cleanly a second time */
+	{
+		const char *R = "reapply";
+		struct sb err = SB_INIT;
+		int e2 = 0;
+		if (kmsg_mark(cr, R, "reapply begin", &seq) < 0)
+			return;
+		t0 = now_ms();
+		r = load_module(cr, R, mod, &err, &e2);
+		if (r == 1)
+			add(cr, R, "load", V_FAIL, now_ms() - t0, "%s refused on reload: %s", mod,
+			    err.buf);
+		sb_release(&err);
+		if (r != 0)
+			return;
+		note_loaded(cr, mod);
+		add(cr, R, "load", V_PASS, now_ms() - t0, "%s loaded again", mod);
+		r = wait_transition(cr, R, mod, 1, &took);
+		if (r < 0)
+			return;
+		if (r == 1) {
+			struct check_result *c = add(cr, R, "transition", V_FAIL, took,
+						     "transition stall on reapply: '%s'", mod);
+			add_blocking_tasks(cr, c, R, 1);
+			return;
+		}
+		add(cr, R, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
+		if (run_probes(cr, R, last, 1) < 0)
+			return;
+		transcript_apply(mod, tb, expect);
+		check_klog(cr, R, seq, expect, 3);
+		(void)st;
+	}
+}
+
+/* ---- the cell ---- */
+
+static void log_line(void *ctx, const char *msg)
+{
+	progress(ctx, "%s", msg);
+}
+
+/* Kernel, module builds and initramfs. 0, or -1 after recording the failure. */
+static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	struct kerr e = KERR_INIT;
+	uint64_t t0 = now_ms();
+	struct check_result *r;
+
+	if (kernel_prepare(ks, cr->rn->cache, &cr->k, log_line, cr, &e) < 0) {
+		add(cr, "prepare", "kernel", V_ERROR, now_ms() - t0, "%s", e.msg);
+		return -1;
+	}
+	free(cr->cell->release);
+	cr->cell->release = xstrdup(cr->k.release);
+	add(cr, "prepare", "kernel", V_PASS, now_ms() - t0, "%s ready%s", cr->k.release,
+	    cr->k.from_cache ? " (cache)" : "");
+	cr->mods = xcalloc(ps->nr_steps, sizeof(*cr->mods));
+	for (size_t i = 0; i < ps->nr_steps; i++) {
+		struct sb blog = SB_INIT;
+		int fault = 0;
+		kerr_clear(&e);
+		t0 = now_ms();
+		if (pbuild_step(&ps->steps[i], &cr->k, cr->rn->cache, &cr->mods[i], &fault, &blog,
+				&e) < 0) {
+			r = add(cr, ps->steps[i].name, "build", fault ? V_FAIL : V_ERROR,
+				now_ms() - t0, "%s", e.msg);
+			check_evidence_text(r, "| ", blog.buf, 60);
+			sb_release(&blog);
+			return -1;
+		}
+		sb_release(&blog);
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(cr->mods[j].name, cr->mods[i].name)) {
+				add(cr, ps->steps[i].name, "build", V_FAIL, 0,
+				    "module name %s is used by step %s too: livepatch names must "
+				    "differ", cr->mods[i].name, ps->steps[j].name);
+				return -1;
+			}
+		}
+		add(cr, ps->steps[i].name, "build", V_PASS, now_ms() - t0, "%s%s",
+		    cr->mods[i].name, cr->mods[i].from_cache ? " (cache)" : "");
+	}
+	return 0;
+}
+
+static int make_initramfs(struct cellrun *cr, const char *out)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	static const char *const boot_modules[] = { "virtio_pci", "virtio_console", NULL };
+	struct initramfs_file *files = xcalloc(ps->nr_steps, sizeof(*files));
+	char **guest = xcalloc(ps->nr_steps, sizeof(*guest));
+	struct initramfs_spec spec;
+	struct kerr e = KERR_INIT;
+	uint64_t t0 = now_ms();
+	int ret;
+
+	for (size_t i = 0; i < ps->nr_steps; i++) {
+		guest[i] = xasprintf("/klpq/patches/%s.ko", cr->mods[i].name);
+		files[i].host_path = cr->mods[i].path;
+		files[i].guest_path = guest[i];
+		files[i].mode = 0644;
+	}
+	memset(&spec, 0, sizeof(spec));
+	spec.output = out;
+	spec.agent = cr->rn->agent;
+	spec.busybox = cr->rn->busybox;
+	spec.modules_dir = cr->k.modules;
+	spec.release = cr->k.release;
+	spec.boot_modules = boot_modules;
+	spec.files = files;
+	spec.nr_files = ps->nr_steps;
+	ret = initramfs_build(&spec, &e);
+	if (ret < 0)
+		add(cr, "prepare", "initramfs", V_ERROR, now_ms() - t0, "%s", e.msg);
+	for (size_t i = 0; i < ps->nr_steps; i++)
+		free(guest[i]);
+	free(guest);
+	free(files);
+	return ret;
+}
+
+static int boot(struct cellrun *cr, const char *initrd)
+{
+	const struct scenario *sc = cr->sc;
+	char *cons = path_join(cr->cell->dir, "console.log");
+	char *alog = path_join(cr->cell->dir, "agent.log");
+	char *qlog = path_join(cr->cell->dir, "qemu.log");
+	struct vm_config cfg;
+	struct kerr e = KERR_INIT;
+	json_object *ready = NULL;
+	struct sb cmdline = SB_INIT;
+	uint64_t t0 = now_ms();
+	enum vm_wait_result w;
+	int ret = -1;
+
+	/* printk.devkmsg=on: the agent's kernel-log marks must not be rate limited.
+	 * panic=-1 with QEMU's -no-reboot: a panic ends the VM at once instead of hanging. */
+	sb_adds(&cmdline, "console=ttyS0,115200 panic=-1 printk.devkmsg=on");
+	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
+		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.name = cr->cell->id;
+	cfg.kernel = cr->k.vmlinuz;
+	cfg.initrd = initrd;
+	cfg.cmdline = cmdline.buf;
+	cfg.memory_mb = sc->vm.memory_mb;
+	cfg.cpus = sc->vm.cpus;
+	cfg.accel = sc->vm.accel;
+	cfg.network = sc->vm.network;
+	cfg.console_log = cons;
+	cfg.agent_log = alog;
+	cfg.qemu_log = qlog;
+	cfg.stop_fd = cr->rn->stop_fd;
+	cfg.on_console = on_console;
+	cfg.ctx = cr;
+	cr->console_path = xstrdup(cons);
+	if (vm_start(&cfg, &cr->vm, &e) < 0) {
+		add(cr, "boot", "qemu", V_ERROR, now_ms() - t0, "%s", e.msg);
+		goto out;
+	}
+	free(cr->cell->accel);
+	cr->cell->accel = xstrdup(vm_accel(cr->vm));
+	free(cr->cell->qemu_version);
+	cr->cell->qemu_version = xstrdup(vm_qemu_version(cr->vm));
+	progress(cr, "booting %s under %s (QEMU %s)", cr->k.release, vm_accel(cr->vm),
+		 vm_qemu_version(cr->vm));
+	w = vm_wait_ready(cr->vm, sc->timeouts.boot_ms, &ready, &e);
+	if (w != VM_OK) {
+		guest_trouble(cr, "boot", "agent", w, &e);
+		/* a boot that crashed the kernel is a kernel FAIL, one that just hung is ERROR */
+		goto out;
+	}
+	{
+		const char *kver = proto_get_str(ready, "kernel", "");
+		uint64_t ms = now_ms() - t0;
+		json_object_object_add(cr->cell->metrics, "boot_ms", json_object_new_int64((int64_t)ms));
+		if (strcmp(kver, cr->k.release)) {
+			add(cr, "boot", "agent", V_ERROR, ms,
+			    "guest runs kernel %s, expected %s", kver, cr->k.release);
+			goto out;
+		}
+		struct check_result *r = add(cr, "boot", "agent", V_PASS, ms,
+					     "agent ready on %s after %.1f s (%s)", kver,
+					     ms / 1000.0, vm_accel(cr->vm));
+		check_evidence(r, "guest uptime at ready: %lld ms",
+			       (long long)proto_get_int(ready, "uptime_ms", -1));
+		check_evidence(r, "kernel command line: %s", cmdline.buf);
+	}
+	console_crashes(cr, "boot");
+	ret = 0;
+out:
+	json_object_put(ready);
+	sb_release(&cmdline);
+	free(cons);
+	free(alog);
+	free(qlog);
+	return ret;
+}
+
+static void poweroff(struct cellrun *cr)
+{
+	uint64_t t0 = now_ms();
+	const char *why;
+
+	if (!cr->vm)
+		return;
+	if (cr->down) {
+		vm_stop(cr->vm, 2000);
+		return;
+	}
+	vm_stop(cr->vm, 15000);
+	why = vm_exit_reason(cr->vm);
+	if (why && strstr(why, "powered off"))
+		add(cr, "end", "poweroff", V_PASS, now_ms() - t0, "%s", why);
+	else
+		add(cr, "end", "poweroff", cr->patched ? V_FAIL : V_ERROR, now_ms() - t0,
+		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
+}
+
+int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell_result *cell)
+{
+	struct cellrun cr;
+	const struct patchset *ps = &rn->sc->patchset;
+	uint64_t t0 = now_ms();
+	char *initrd = path_join(cell->dir, "initramfs.cpio");
+	struct kerr e = KERR_INIT;
+	size_t applied = 0;
+	int last_ok = 0;
+
+	memset(&cr, 0, sizeof(cr));
+	cr.rn = rn;
+	cr.sc = rn->sc;
+	cr.cell = cell;
+	cr.console = cscan_new();
+	progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
+
+	if (prepare(&cr, ks) < 0 || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
+		goto end;
+	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0) < 0)
+		goto end;
+	check_taint(&cr, "baseline");
+	for (size_t i = 0; i < ps->nr_steps && !cr.down; i++) {
+		int r = apply_step(&cr, i);
+		if (r != 0)
+			break;
+		applied = i + 1;
+		last_ok = !ps->steps[i].expect_load_fail;
+	}
+	if (!cr.down && applied == ps->nr_steps && last_ok && rn->sc->rollback)
+		rollback(&cr, ps->nr_steps - 1);
+	if (!cr.down && applied < ps->nr_steps)
+		add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after the failure",
+		    ps->nr_steps - applied);
+end:
+	poweroff(&cr);
+	cscan_finish(cr.console);
+	console_crashes(&cr, "end");
+	cell->finished = !cr.interrupted;
+	cell->duration_ms = now_ms() - t0;
+	progress(&cr, "cell done: %s in %.1f s", verdict_name(cell_verdict(cell)),
+		 cell->duration_ms / 1000.0);
+	if (cell_write(cell, &e) < 0 && rn->progress)
+		fprintf(rn->progress, "klpq: %s\n", e.msg);
+
+	vm_destroy(cr.vm);
+	cscan_free(cr.console);
+	kernel_release(&cr.k);
+	if (cr.mods)
+		for (size_t i = 0; i < ps->nr_steps; i++)
+			built_module_release(&cr.mods[i]);
+	free(cr.mods);
+	for (size_t i = 0; i < cr.nr_loaded; i++)
+		free(cr.loaded[i].name);
+	free(cr.loaded);
+	for (size_t i = 0; i < cr.nr_titles; i++)
+		free(cr.titles[i]);
+	free(cr.titles);
+	free(cr.console_path);
+	free(initrd);
+	return cr.interrupted ? -1 : 0;
+}

@@ -1,0 +1,1253 @@
+/* scenario.c: loads scenario and patch-set files (see scenario.h and docs/scenario.md).
+ *
+ * libyaml's event stream is first turned into a small tree of nodes that remember their
+ * 1-based line and column, so that every later check can point at the node it rejects.
+ * The tree keeps only what the format needs: aliases and tags are refused (a scenario
+ * needs neither, and refusing aliases rules out alias bombs), nesting is bounded, files
+ * are bounded in size. Validation then walks the tree with one helper per value type.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "scenario.h"
+
+#define YAML_MAX_BYTES (1024 * 1024)
+#define YAML_MAX_DEPTH 32
+#define CMDLINE_MAX 1024
+#define SECONDS_MAX 3600
+
+/* Kernel order of the taint flags: bit n is taint_letters[n]. */
+static const char taint_letters[] = "PFSRMBUDAWCIOELKXTN";
+
+#define TAINT_DEFAULT ((1u << 15) | (1u << 13) | (1u << 12)) /* K, E, O */
+
+/* ---- the node tree ---------------------------------------------------------------- */
+
+enum ynode_kind { YN_SCALAR, YN_SEQ, YN_MAP };
+
+struct ynode {
+	enum ynode_kind kind;
+	int line, col;          /* 1-based */
+	char *text;             /* scalar: NUL-terminated copy */
+	size_t len;             /* scalar: length in bytes (may hold a NUL) */
+	int plain;              /* scalar: written without quotes or block style */
+	struct ynode **kids;    /* seq: items; map: key, value, key, value, ... */
+	size_t nr;
+	size_t alloc;
+};
+
+static void ynode_free(struct ynode *n)
+{
+	size_t i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n->nr; i++)
+		ynode_free(n->kids[i]);
+	free(n->kids);
+	free(n->text);
+	free(n);
+}
+
+static struct ynode *ynode_new(enum ynode_kind kind, const yaml_mark_t *m)
+{
+	struct ynode *n = xcalloc(1, sizeof(*n));
+
+	n->kind = kind;
+	n->line = (int)m->line + 1;
+	n->col = (int)m->column + 1;
+	return n;
+}
+
+static void ynode_add(struct ynode *n, struct ynode *kid)
+{
+	if (n->nr == n->alloc) {
+		n->alloc = n->alloc ? 2 * n->alloc : 8;
+		n->kids = xrealloc(n->kids, n->alloc * sizeof(*n->kids));
+	}
+	n->kids[n->nr++] = kid;
+}
+
+/* ---- reading a file into a tree ---------------------------------------------------- */
+
+struct yreader {
+	const char *name;       /* file name as given, for messages */
+	struct kerr *e;
+	yaml_parser_t parser;
+	const char *buf;
+	size_t len;
+};
+
+static int reader_err(struct yreader *r, size_t line, size_t col, const char *fmt, ...)
+	KLPQ_ATTR_FMT(4, 5);
+
+static int reader_err(struct yreader *r, size_t line, size_t col, const char *fmt, ...)
+{
+	struct sb sb = SB_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	kerr_set(r->e, "%s:%zu:%zu: %s", r->name, line, col, sb.buf);
+	sb_release(&sb);
+	return -1;
+}
+
+/* Reports libyaml's own complaint, at its mark. */
+static int syntax_err(struct yreader *r)
+{
+	yaml_parser_t *p = &r->parser;
+	const char *problem = p->problem ? p->problem : "unknown error";
+
+	switch (p->error) {
+	case YAML_READER_ERROR: {
+		/* Reader errors carry a byte offset, not a mark: count lines ourselves. */
+		size_t off = p->problem_offset < r->len ? p->problem_offset : r->len;
+		size_t line = 1, start = 0, i;
+
+		for (i = 0; i < off; i++) {
+			if (r->buf[i] == '\n') {
+				line++;
+				start = i + 1;
+			}
+		}
+		return reader_err(r, line, off - start + 1, "unreadable YAML: %s", problem);
+	}
+	case YAML_SCANNER_ERROR:
+	case YAML_PARSER_ERROR:
+		if (p->context)
+			return reader_err(r, p->problem_mark.line + 1, p->problem_mark.column + 1,
+					  "YAML syntax error: %s (%s at %zu:%zu)", problem, p->context,
+					  p->context_mark.line + 1, p->context_mark.column + 1);
+		return reader_err(r, p->problem_mark.line + 1, p->problem_mark.column + 1,
+				  "YAML syntax error: %s", problem);
+	default:
+		return reader_err(r, p->problem_mark.line + 1, p->problem_mark.column + 1,
+				  "YAML error: %s", problem);
+	}
+}
+
+static int next_event(struct yreader *r, yaml_event_t *ev)
+{
+	if (!yaml_parser_parse(&r->parser, ev))
+		return syntax_err(r);
+	return 0;
+}
+
+static int mark_err(struct yreader *r, const yaml_mark_t *m, const char *what)
+{
+	return reader_err(r, m->line + 1, m->column + 1, "%s", what);
+}
+
+/* Builds the node that starts with *ev (consumed, also on error) into *out. */
+static int build_node(struct yreader *r, yaml_event_t *ev, int depth, struct ynode **out)
+{
+	struct ynode *n = NULL;
+	yaml_event_type_t end;
+	yaml_char_t *tag = NULL;
+
+	*out = NULL;
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		mark_err(r, &ev->start_mark, "YAML aliases (*name) are not supported");
+		yaml_event_delete(ev);
+		return -1;
+	case YAML_SCALAR_EVENT:
+		tag = ev->data.scalar.tag;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		tag = ev->data.sequence_start.tag;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		tag = ev->data.mapping_start.tag;
+		break;
+	default:
+		mark_err(r, &ev->start_mark, "unexpected YAML event");
+		yaml_event_delete(ev);
+		return -1;
+	}
+	if (tag) {
+		reader_err(r, ev->start_mark.line + 1, ev->start_mark.column + 1,
+			   "YAML tags (%s) are not supported", (const char *)tag);
+		yaml_event_delete(ev);
+		return -1;
+	}
+
+	if (ev->type == YAML_SCALAR_EVENT) {
+		n = ynode_new(YN_SCALAR, &ev->start_mark);
+		n->len = ev->data.scalar.length;
+		n->text = xmalloc(n->len + 1);
+		memcpy(n->text, ev->data.scalar.value, n->len);
+		n->text[n->len] = '\0';
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		yaml_event_delete(ev);
+		*out = n;
+		return 0;
+	}
+
+	if (depth >= YAML_MAX_DEPTH) {
+		mark_err(r, &ev->start_mark, "nesting is too deep");
+		yaml_event_delete(ev);
+		return -1;
+	}
+	if (ev->type == YAML_SEQUENCE_START_EVENT) {
+		n = ynode_new(YN_SEQ, &ev->start_mark);
+		end = YAML_SEQUENCE_END_EVENT;
+	} else {
+		n = ynode_new(YN_MAP, &ev->start_mark);
+		end = YAML_MAPPING_END_EVENT;
+	}
+	yaml_event_delete(ev);
+	for (;;) {
+		yaml_event_t kid_ev;
+		struct ynode *kid;
+
+		if (next_event(r, &kid_ev))
+			goto fail;
+		if (kid_ev.type == end) {
+			yaml_event_delete(&kid_ev);
+			break;
+		}
+		if (build_node(r, &kid_ev, depth + 1, &kid))
+			goto fail;
+		ynode_add(n, kid);
+	}
+	*out = n;
+	return 0;
+fail:
+	ynode_free(n);
+	return -1;
+}
+
+/* Reads one YAML document. *root is NULL when the file holds no document at all. */
+static int yaml_load_tree(const char *path, struct ynode **root, struct kerr *e)
+{
+	struct yreader r = { .name = path, .e = e };
+	struct sb data = SB_INIT;
+	struct ynode *n = NULL;
+	yaml_event_t ev;
+	struct stat st;
+	int fd, ret = -1;
+
+	*root = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kerr_errno(e, "%s: cannot open", path);
+	if (fstat(fd, &st)) {
+		kerr_errno(e, "%s: cannot stat", path);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return kerr_set(e, "%s: not a regular file", path);
+	}
+	for (;;) {
+		ssize_t got;
+
+		sb_grow(&data, 65536);
+		got = xread(fd, data.buf + data.len, 65536);
+		if (got < 0) {
+			kerr_errno(e, "%s: cannot read", path);
+			close(fd);
+			sb_release(&data);
+			return -1;
+		}
+		if (!got)
+			break;
+		data.len += (size_t)got;
+		data.buf[data.len] = '\0';
+		if (data.len > YAML_MAX_BYTES) {
+			close(fd);
+			sb_release(&data);
+			return kerr_set(e, "%s: larger than %d bytes", path, YAML_MAX_BYTES);
+		}
+	}
+	close(fd);
+
+	if (!yaml_parser_initialize(&r.parser)) {
+		sb_release(&data);
+		return kerr_set(e, "%s: cannot initialize the YAML parser", path);
+	}
+	r.buf = data.buf;
+	r.len = data.len;
+	yaml_parser_set_input_string(&r.parser, (const unsigned char *)data.buf, data.len);
+
+	if (next_event(&r, &ev))
+		goto out;
+	yaml_event_delete(&ev); /* STREAM-START */
+	if (next_event(&r, &ev))
+		goto out;
+	if (ev.type == YAML_STREAM_END_EVENT) {
+		yaml_event_delete(&ev);
+		ret = 0;
+		goto out;
+	}
+	yaml_event_delete(&ev); /* DOCUMENT-START */
+	if (next_event(&r, &ev) || build_node(&r, &ev, 0, &n))
+		goto out;
+	if (next_event(&r, &ev))
+		goto out;
+	yaml_event_delete(&ev); /* DOCUMENT-END */
+	if (next_event(&r, &ev))
+		goto out;
+	if (ev.type != YAML_STREAM_END_EVENT) {
+		mark_err(&r, &ev.start_mark, "only one YAML document is allowed per file");
+		yaml_event_delete(&ev);
+		goto out;
+	}
+	yaml_event_delete(&ev);
+	*root = n;
+	n = NULL;
+	ret = 0;
+out:
+	ynode_free(n);
+	yaml_parser_delete(&r.parser);
+	sb_release(&data);
+	return ret;
+}
+
+/* ---- typed access with positioned errors --------------------------------------------- */
+
+struct yfile {
+	const char *name;       /* file name as given, for messages */
+	const char *dir;        /* absolute folder of the file, for relative paths */
+	struct kerr *e;
+};
+
+static int node_err(struct yfile *f, const struct ynode *n, const char *fmt, ...)
+	KLPQ_ATTR_FMT(3, 4);
+
+static int node_err(struct yfile *f, const struct ynode *n, const char *fmt, ...)
+{
+	struct sb sb = SB_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	kerr_set(f->e, "%s:%d:%d: %s", f->name, n->line, n->col, sb.buf);
+	sb_release(&sb);
+	return -1;
+}
+
+static int is_null(const struct ynode *n)
+{
+	static const char *const nulls[] = { "", "~", "null", "Null", "NULL" };
+	size_t i;
+
+	if (n->kind != YN_SCALAR || !n->plain)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(nulls); i++)
+		if (!strcmp(n->text, nulls[i]))
+			return 1;
+	return 0;
+}
+
+static const char *describe(const struct ynode *n)
+{
+	if (n->kind == YN_MAP)
+		return "a mapping";
+	if (n->kind == YN_SEQ)
+		return "a list";
+	if (is_null(n))
+		return "empty (null)";
+	return n->plain ? "a plain value" : "a quoted string";
+}
+
+/* "where.key", or "key" at the top. Caller frees. */
+static char *field_name(const char *where, const char *key)
+{
+	return where && *where ? xasprintf("%s.%s", where, key) : xstrdup(key);
+}
+
+/*
+ * Checks that n is a mapping whose keys are strings from `allowed` (NULL-terminated),
+ * each at most once. `what` names the mapping in messages ("vm", "steps[0]").
+ */
+static int check_map(struct yfile *f, const struct ynode *n, const char *what,
+		     const char *const *allowed)
+{
+	size_t i, j;
+
+	if (n->kind != YN_MAP)
+		return node_err(f, n, "%s must be a mapping, not %s", what, describe(n));
+	for (i = 0; i < n->nr; i += 2) {
+		const struct ynode *key = n->kids[i];
+		const char *const *a;
+
+		if (key->kind != YN_SCALAR || is_null(key))
+			return node_err(f, key, "keys in %s must be names, not %s", what,
+					describe(key));
+		for (a = allowed; *a; a++)
+			if (!strcmp(*a, key->text) && strlen(*a) == key->len)
+				break;
+		if (!*a) {
+			struct sb known = SB_INIT;
+			int ret;
+
+			for (a = allowed; *a; a++)
+				sb_addf(&known, "%s%s", a == allowed ? "" : ", ", *a);
+			ret = node_err(f, key, "unknown key '%.64s' in %s (known keys: %s)",
+				       key->text, what, known.buf);
+			sb_release(&known);
+			return ret;
+		}
+		for (j = 0; j < i; j += 2)
+			if (!strcmp(n->kids[j]->text, key->text))
+				return node_err(f, key, "duplicate key '%s' in %s (first at line %d)",
+						key->text, what, n->kids[j]->line);
+	}
+	return 0;
+}
+
+/* The value of the first key in mapping n, or NULL. */
+static const struct ynode *map_get(const struct ynode *n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n->nr; i += 2)
+		if (n->kids[i]->kind == YN_SCALAR && !strcmp(n->kids[i]->text, key))
+			return n->kids[i + 1];
+	return NULL;
+}
+
+static int need(struct yfile *f, const struct ynode *map, const char *what, const char *key,
+		const struct ynode **out)
+{
+	*out = map_get(map, key);
+	if (!*out)
+		return node_err(f, map, "missing required key '%s' in %s", key, what);
+	return 0;
+}
+
+/* Any scalar except null; no NUL bytes. *out is malloc'd. */
+static int get_string(struct yfile *f, const struct ynode *n, const char *field, char **out)
+{
+	if (n->kind != YN_SCALAR || is_null(n))
+		return node_err(f, n, "%s must be a string, not %s", field, describe(n));
+	if (strlen(n->text) != n->len)
+		return node_err(f, n, "%s contains a NUL byte", field);
+	free(*out);
+	*out = xstrdup(n->text);
+	return 0;
+}
+
+static int get_name(struct yfile *f, const struct ynode *n, const char *field, char **out)
+{
+	if (get_string(f, n, field, out))
+		return -1;
+	if (!name_is_safe(*out))
+		return node_err(f, n, "%s '%.64s' is not a safe name (use letters, digits, '.', "
+				"'_', '+' and '-'; not '.' or '..')", field, *out);
+	return 0;
+}
+
+static int get_bool(struct yfile *f, const struct ynode *n, const char *field, int *out)
+{
+	static const char *const yes[] = { "true", "True", "TRUE", "yes", "Yes", "YES" };
+	static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO" };
+	size_t i;
+
+	if (n->kind == YN_SCALAR && n->plain) {
+		for (i = 0; i < ARRAY_SIZE(yes); i++) {
+			if (!strcmp(n->text, yes[i])) {
+				*out = 1;
+				return 0;
+			}
+			if (!strcmp(n->text, no[i])) {
+				*out = 0;
+				return 0;
+			}
+		}
+		if (!is_null(n))
+			return node_err(f, n, "%s must be true or false, not '%.64s'", field,
+					n->text);
+	}
+	return node_err(f, n, "%s must be true or false, not %s", field, describe(n));
+}
+
+/* A plain, unsigned decimal integer in min..max. */
+static int get_uint(struct yfile *f, const struct ynode *n, const char *field,
+		    unsigned min, unsigned max, unsigned *out)
+{
+	unsigned long long v = 0;
+	const char *p;
+
+	if (n->kind != YN_SCALAR || !n->plain || is_null(n))
+		return node_err(f, n, "%s must be a whole number, not %s", field, describe(n));
+	for (p = n->text; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return node_err(f, n, "%s must be a whole number, not '%.64s'", field,
+					n->text);
+		if (v <= ULLONG_MAX / 100)
+			v = v * 10 + (unsigned)(*p - '0');
+	}
+	if (n->text[0] == '0' && n->text[1])
+		return node_err(f, n, "%s: '%.64s' has a leading zero", field, n->text);
+	if (v < min || v > max)
+		return node_err(f, n, "%s %.64s is out of range (%u..%u)", field, n->text, min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Seconds as a plain decimal (10, 2.5), more than 0 and at most SECONDS_MAX; out in ms. */
+static int get_seconds(struct yfile *f, const struct ynode *n, const char *field,
+		       unsigned *out_ms)
+{
+	unsigned long long whole = 0, ms = 0, scale = 100;
+	const char *p = n->text;
+
+	if (n->kind != YN_SCALAR || !n->plain || is_null(n))
+		return node_err(f, n, "%s must be a number of seconds, not %s", field,
+				describe(n));
+	if (*p == '-')
+		return node_err(f, n, "%s must be more than 0 seconds, not %.64s", field, n->text);
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if (whole <= SECONDS_MAX)
+			whole = whole * 10 + (unsigned)(*p - '0');
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		/* Milliseconds are the unit: digits past the third are dropped. */
+		for (; *p >= '0' && *p <= '9'; p++) {
+			ms += scale * (unsigned)(*p - '0');
+			scale /= 10;
+		}
+	}
+	if (*p)
+		goto bad;
+	if (whole > SECONDS_MAX || (whole == SECONDS_MAX && ms))
+		return node_err(f, n, "%s %.64s is out of range (at most %d seconds)", field,
+				n->text, SECONDS_MAX);
+	if (!whole && !ms)
+		return node_err(f, n, "%s must be more than 0 seconds (at least 0.001), not %.64s",
+				field, n->text);
+	*out_ms = (unsigned)(whole * 1000 + ms);
+	return 0;
+bad:
+	return node_err(f, n, "%s must be a number of seconds like 10 or 2.5, not '%.64s'",
+			field, n->text);
+}
+
+/* A non-empty path; relative ones are taken from f->dir. *out is absolute, malloc'd. */
+static int get_path(struct yfile *f, const struct ynode *n, const char *field, char **out)
+{
+	char *s = NULL;
+
+	if (get_string(f, n, field, &s))
+		return -1;
+	if (!*s) {
+		free(s);
+		return node_err(f, n, "%s must not be empty", field);
+	}
+	free(*out);
+	*out = path_join(f->dir, s);
+	free(s);
+	return 0;
+}
+
+/* Like get_path, and the path must exist as a folder (want_dir) or a regular file. */
+static int get_existing(struct yfile *f, const struct ynode *n, const char *field, int want_dir,
+			char **out)
+{
+	char *joined = NULL, *real;
+	struct stat st;
+
+	if (get_path(f, n, field, &joined))
+		return -1;
+	real = realpath(joined, NULL);
+	if (!real || stat(real, &st)) {
+		node_err(f, n, "%s '%.200s' does not exist (looked for %s)", field, n->text, joined);
+		goto fail;
+	}
+	if (want_dir && !S_ISDIR(st.st_mode)) {
+		node_err(f, n, "%s '%.200s' is not a folder", field, n->text);
+		goto fail;
+	}
+	if (!want_dir && !S_ISREG(st.st_mode)) {
+		node_err(f, n, "%s '%.200s' is not a regular file", field, n->text);
+		goto fail;
+	}
+	free(joined);
+	free(*out);
+	*out = real;
+	return 0;
+fail:
+	free(real);
+	free(joined);
+	return -1;
+}
+
+/* A list (not null, not a mapping); empty allowed unless nonempty. */
+static int check_seq(struct yfile *f, const struct ynode *n, const char *field, int nonempty)
+{
+	if (n->kind != YN_SEQ)
+		return node_err(f, n, "%s must be a list, not %s", field, describe(n));
+	if (nonempty && !n->nr)
+		return node_err(f, n, "%s must not be empty", field);
+	return 0;
+}
+
+/* ---- patch sets -------------------------------------------------------------------- */
+
+static const char *const patchset_keys[] = { "name", "description", "steps", NULL };
+static const char *const step_keys[] = { "name", "source", "module", "expect", "probes", NULL };
+static const char *const probe_keys[] = { "name", "run", "timeout_s", "rollback", NULL };
+
+static void probe_release(struct probe *pr)
+{
+	free(pr->name);
+	free(pr->run);
+}
+
+static void step_release(struct step *st)
+{
+	size_t i;
+
+	free(st->name);
+	free(st->source);
+	free(st->module);
+	for (i = 0; i < st->nr_probes; i++)
+		probe_release(&st->probes[i]);
+	free(st->probes);
+}
+
+void patchset_release(struct patchset *p)
+{
+	size_t i;
+
+	free(p->name);
+	free(p->dir);
+	free(p->file);
+	free(p->description);
+	for (i = 0; i < p->nr_steps; i++)
+		step_release(&p->steps[i]);
+	free(p->steps);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Name nodes already seen, to report a duplicate with the line of the first. */
+struct seen_names {
+	const struct ynode **nodes;
+	size_t nr;
+};
+
+static int seen_check(struct yfile *f, struct seen_names *seen, const struct ynode *n,
+		      const char *field, const char *kind)
+{
+	size_t i;
+
+	for (i = 0; i < seen->nr; i++)
+		if (!strcmp(seen->nodes[i]->text, n->text))
+			return node_err(f, n, "%s: %s name '%s' is used twice (first at line %d)",
+					field, kind, n->text, seen->nodes[i]->line);
+	seen->nodes[seen->nr++] = n;
+	return 0;
+}
+
+static int parse_probe(struct yfile *f, const struct ynode *n, const char *where,
+		       struct seen_names *seen, struct probe *pr)
+{
+	const struct ynode *v;
+	char *field = NULL;
+	int ret = -1;
+
+	pr->rollback_check = 1;
+	if (check_map(f, n, where, probe_keys))
+		return -1;
+
+	field = field_name(where, "name");
+	if (need(f, n, where, "name", &v) || get_name(f, v, field, &pr->name) ||
+	    seen_check(f, seen, v, field, "probe"))
+		goto out;
+	free(field);
+
+	field = field_name(where, "run");
+	if (need(f, n, where, "run", &v) || get_string(f, v, field, &pr->run))
+		goto out;
+	if (!pr->run[strspn(pr->run, " \t\r\n")]) {
+		node_err(f, v, "%s must not be empty", field);
+		goto out;
+	}
+	free(field);
+
+	field = field_name(where, "timeout_s");
+	v = map_get(n, "timeout_s");
+	if (v && get_seconds(f, v, field, &pr->timeout_ms))
+		goto out;
+	free(field);
+
+	field = field_name(where, "rollback");
+	v = map_get(n, "rollback");
+	if (v && get_bool(f, v, field, &pr->rollback_check))
+		goto out;
+	ret = 0;
+out:
+	free(field);
+	return ret;
+}
+
+static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
+		      struct seen_names *step_names, struct seen_names *probe_names,
+		      struct step *st)
+{
+	const struct ynode *v, *src, *mod;
+	char *field = NULL;
+	size_t i;
+	int ret = -1;
+
+	if (check_map(f, n, where, step_keys))
+		return -1;
+
+	field = field_name(where, "name");
+	if (need(f, n, where, "name", &v) || get_name(f, v, field, &st->name) ||
+	    seen_check(f, step_names, v, field, "step"))
+		goto out;
+	free(field);
+	field = NULL;
+
+	src = map_get(n, "source");
+	mod = map_get(n, "module");
+	if (src && mod) {
+		node_err(f, src->line > mod->line ? src : mod,
+			 "%s: give either 'source' or 'module', not both", where);
+		goto out;
+	}
+	if (!src && !mod) {
+		node_err(f, n, "%s: missing 'source' (a folder with C source and Kbuild) or "
+			 "'module' (a prebuilt .ko)", where);
+		goto out;
+	}
+	field = field_name(where, src ? "source" : "module");
+	if (src ? get_existing(f, src, field, 1, &st->source) :
+		  get_existing(f, mod, field, 0, &st->module))
+		goto out;
+	free(field);
+
+	field = field_name(where, "expect");
+	v = map_get(n, "expect");
+	if (v) {
+		if (v->kind == YN_SCALAR && !strcmp(v->text, "loads")) {
+			st->expect_load_fail = 0;
+		} else if (v->kind == YN_SCALAR && !strcmp(v->text, "load-fails")) {
+			st->expect_load_fail = 1;
+		} else if (v->kind == YN_SCALAR && !is_null(v)) {
+			node_err(f, v, "%s must be 'loads' or 'load-fails', not '%.64s'", field,
+				 v->text);
+			goto out;
+		} else {
+			node_err(f, v, "%s must be 'loads' or 'load-fails', not %s", field,
+				 describe(v));
+			goto out;
+		}
+	}
+	free(field);
+
+	field = field_name(where, "probes");
+	v = map_get(n, "probes");
+	if (v) {
+		if (check_seq(f, v, field, 0))
+			goto out;
+		st->probes = xcalloc(v->nr ? v->nr : 1, sizeof(*st->probes));
+		st->nr_probes = v->nr;
+		for (i = 0; i < v->nr; i++) {
+			char *pwhere = xasprintf("%s[%zu]", field, i);
+			int r = parse_probe(f, v->kids[i], pwhere, probe_names, &st->probes[i]);
+
+			free(pwhere);
+			if (r)
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(field);
+	return ret;
+}
+
+static size_t count_probes(const struct ynode *steps)
+{
+	size_t i, nr = 0;
+
+	for (i = 0; i < steps->nr; i++) {
+		const struct ynode *pr;
+
+		if (steps->kids[i]->kind != YN_MAP)
+			continue;
+		pr = map_get(steps->kids[i], "probes");
+		if (pr && pr->kind == YN_SEQ)
+			nr += pr->nr;
+	}
+	return nr;
+}
+
+static int parse_patchset(struct yfile *f, const struct ynode *root, struct patchset *out)
+{
+	struct seen_names step_names = { NULL, 0 }, probe_names = { NULL, 0 };
+	const struct ynode *v, *steps;
+	size_t i;
+	int ret = -1;
+
+	if (check_map(f, root, "the patch set", patchset_keys))
+		return -1;
+	if (need(f, root, "the patch set", "name", &v) || get_name(f, v, "name", &out->name))
+		return -1;
+	v = map_get(root, "description");
+	if (v && get_string(f, v, "description", &out->description))
+		return -1;
+	if (need(f, root, "the patch set", "steps", &steps) || check_seq(f, steps, "steps", 1))
+		return -1;
+
+	/* check_map has not run on the steps yet: count generously, map_get only reads. */
+	step_names.nodes = xcalloc(steps->nr, sizeof(*step_names.nodes));
+	probe_names.nodes = xcalloc(count_probes(steps) + 1, sizeof(*probe_names.nodes));
+	out->steps = xcalloc(steps->nr, sizeof(*out->steps));
+	out->nr_steps = steps->nr;
+	for (i = 0; i < steps->nr; i++) {
+		char *where = xasprintf("steps[%zu]", i);
+		int r = parse_step(f, steps->kids[i], where, &step_names, &probe_names,
+				   &out->steps[i]);
+
+		free(where);
+		if (r)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(step_names.nodes);
+	free(probe_names.nodes);
+	return ret;
+}
+
+int patchset_load(const char *dir, struct patchset *out, struct kerr *e)
+{
+	char *file = path_join(dir, "patchset.yaml");
+	struct ynode *root = NULL;
+	struct yfile f = { file, NULL, e };
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (yaml_load_tree(file, &root, e))
+		goto out;
+	if (!root) {
+		kerr_set(e, "%s:1:1: the file is empty; a patch set needs 'name' and 'steps'", file);
+		goto out;
+	}
+	out->dir = realpath(dir, NULL);
+	if (!out->dir) {
+		kerr_errno(e, "%s: cannot resolve", dir);
+		goto out;
+	}
+	out->file = path_join(out->dir, "patchset.yaml");
+	f.dir = out->dir;
+	ret = parse_patchset(&f, root, out);
+out:
+	if (ret)
+		patchset_release(out);
+	ynode_free(root);
+	free(file);
+	return ret;
+}
+
+/* ---- scenarios --------------------------------------------------------------------- */
+
+static const char *const scenario_keys[] = {
+	"name", "description", "kernels", "vm", "patchset", "timeouts", "taint", "rollback", NULL
+};
+static const char *const local_keys[] = { "vmlinuz", "modules", "build", "release", NULL };
+static const char *const kernel_keys[] = { "local", NULL };
+static const char *const vm_keys[] = {
+	"memory_mb", "cpus", "accel", "cmdline", "network", NULL
+};
+static const char *const timeout_keys[] = {
+	"boot_s", "transition_s", "probe_s", "agent_s", NULL
+};
+static const char *const taint_keys[] = { "allow", NULL };
+
+static void kernel_spec_release(struct kernel_spec *k)
+{
+	free(k->label);
+	free(k->vmlinuz);
+	free(k->modules);
+	free(k->build);
+	free(k->release);
+}
+
+void scenario_release(struct scenario *s)
+{
+	size_t i;
+
+	free(s->file);
+	free(s->name);
+	free(s->description);
+	for (i = 0; i < s->nr_kernels; i++)
+		kernel_spec_release(&s->kernels[i]);
+	free(s->kernels);
+	free(s->vm.extra_cmdline);
+	patchset_release(&s->patchset);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The last component of a path, trailing slashes ignored; malloc'd, maybe "". */
+static char *last_component(const char *path)
+{
+	size_t end = strlen(path), start;
+
+	while (end > 0 && path[end - 1] == '/')
+		end--;
+	start = end;
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	return xstrndup(path + start, end - start);
+}
+
+static int parse_local(struct yfile *f, const struct ynode *n, const char *where,
+		       struct kernel_spec *k)
+{
+	const struct ynode *v, *mod;
+	char *field = NULL;
+	int ret = -1;
+
+	if (check_map(f, n, where, local_keys))
+		return -1;
+	k->kind = KERNEL_LOCAL;
+
+	field = field_name(where, "vmlinuz");
+	if (need(f, n, where, "vmlinuz", &v) || get_path(f, v, field, &k->vmlinuz))
+		goto out;
+	free(field);
+	field = field_name(where, "modules");
+	if (need(f, n, where, "modules", &mod) || get_path(f, mod, field, &k->modules))
+		goto out;
+	free(field);
+	field = field_name(where, "build");
+	v = map_get(n, "build");
+	if (v && get_path(f, v, field, &k->build))
+		goto out;
+	free(field);
+	field = field_name(where, "release");
+	v = map_get(n, "release");
+	if (v) {
+		if (get_name(f, v, field, &k->release))
+			goto out;
+	} else {
+		k->release = last_component(k->modules);
+		if (!name_is_safe(k->release)) {
+			node_err(f, mod, "%s.modules: cannot take a release from '%.200s'; add "
+				 "'release:'", where, mod->text);
+			goto out;
+		}
+	}
+	k->label = xasprintf("local:%s", k->release);
+	ret = 0;
+out:
+	free(field);
+	return ret;
+}
+
+static int parse_kernel(struct yfile *f, const struct ynode *n, const char *where,
+			struct kernel_spec *k)
+{
+	struct kerr ke = KERR_INIT;
+
+	k->line = n->line;
+	if (n->kind == YN_SCALAR && !is_null(n)) {
+		k->kind = KERNEL_DEBIAN;
+		if (get_string(f, n, where, &k->label))
+			return -1;
+		if (kname_parse_debian(k->label, &k->deb, &ke))
+			return node_err(f, n, "%s: %s", where, ke.msg);
+		return 0;
+	}
+	if (n->kind == YN_MAP) {
+		const struct ynode *local;
+
+		if (n->nr >= 2 && n->kids[0]->kind == YN_SCALAR &&
+		    !strcmp(n->kids[0]->text, "debian"))
+			return node_err(f, n->kids[0], "%s: write a Debian kernel as one string, "
+					"'debian:<abi>-<flavor>' with no space after the colon", where);
+		if (check_map(f, n, where, kernel_keys) || need(f, n, where, "local", &local))
+			return -1;
+		{
+			char *lwhere = field_name(where, "local");
+			int r = parse_local(f, local, lwhere, k);
+
+			free(lwhere);
+			return r;
+		}
+	}
+	return node_err(f, n, "%s must be 'debian:<abi>-<flavor>' or a 'local:' mapping, not %s",
+			where, describe(n));
+}
+
+static int parse_kernels(struct yfile *f, const struct ynode *n, struct scenario *s)
+{
+	size_t i, j;
+
+	if (check_seq(f, n, "kernels", 1))
+		return -1;
+	s->kernels = xcalloc(n->nr, sizeof(*s->kernels));
+	s->nr_kernels = n->nr;
+	for (i = 0; i < n->nr; i++) {
+		char *where = xasprintf("kernels[%zu]", i);
+		int r = parse_kernel(f, n->kids[i], where, &s->kernels[i]);
+
+		if (!r) {
+			for (j = 0; j < i; j++) {
+				if (!strcmp(s->kernels[j].label, s->kernels[i].label)) {
+					r = node_err(f, n->kids[i], "%s: '%s' is listed twice (first "
+						     "at line %d)", where, s->kernels[i].label,
+						     s->kernels[j].line);
+					break;
+				}
+			}
+		}
+		free(where);
+		if (r)
+			return -1;
+	}
+	return 0;
+}
+
+static int parse_vm(struct yfile *f, const struct ynode *n, struct vm_spec *vm)
+{
+	const struct ynode *v;
+
+	if (check_map(f, n, "vm", vm_keys))
+		return -1;
+	v = map_get(n, "memory_mb");
+	if (v && get_uint(f, v, "vm.memory_mb", 128, 65536, &vm->memory_mb))
+		return -1;
+	v = map_get(n, "cpus");
+	if (v && get_uint(f, v, "vm.cpus", 1, 64, &vm->cpus))
+		return -1;
+	v = map_get(n, "accel");
+	if (v) {
+		if (v->kind != YN_SCALAR || is_null(v))
+			return node_err(f, v, "vm.accel must be auto, kvm or tcg, not %s",
+					describe(v));
+		if (!strcmp(v->text, "auto"))
+			vm->accel = ACCEL_AUTO;
+		else if (!strcmp(v->text, "kvm"))
+			vm->accel = ACCEL_KVM;
+		else if (!strcmp(v->text, "tcg"))
+			vm->accel = ACCEL_TCG;
+		else
+			return node_err(f, v, "vm.accel must be auto, kvm or tcg, not '%.64s'",
+					v->text);
+	}
+	v = map_get(n, "cmdline");
+	if (v) {
+		const char *p;
+
+		if (get_string(f, v, "vm.cmdline", &vm->extra_cmdline))
+			return -1;
+		for (p = vm->extra_cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return node_err(f, v, "vm.cmdline must be one line without control "
+						"characters");
+		if (strlen(vm->extra_cmdline) > CMDLINE_MAX)
+			return node_err(f, v, "vm.cmdline is longer than %d bytes", CMDLINE_MAX);
+		if (!*vm->extra_cmdline) {
+			free(vm->extra_cmdline);
+			vm->extra_cmdline = NULL;
+		}
+	}
+	v = map_get(n, "network");
+	if (v && get_bool(f, v, "vm.network", &vm->network))
+		return -1;
+	return 0;
+}
+
+static int parse_timeouts(struct yfile *f, const struct ynode *n, struct timeouts *t)
+{
+	const struct ynode *v;
+
+	if (check_map(f, n, "timeouts", timeout_keys))
+		return -1;
+	if ((v = map_get(n, "boot_s")) && get_seconds(f, v, "timeouts.boot_s", &t->boot_ms))
+		return -1;
+	if ((v = map_get(n, "transition_s")) &&
+	    get_seconds(f, v, "timeouts.transition_s", &t->transition_ms))
+		return -1;
+	if ((v = map_get(n, "probe_s")) && get_seconds(f, v, "timeouts.probe_s", &t->probe_ms))
+		return -1;
+	if ((v = map_get(n, "agent_s")) && get_seconds(f, v, "timeouts.agent_s", &t->agent_ms))
+		return -1;
+	return 0;
+}
+
+static int parse_taint(struct yfile *f, const struct ynode *n, unsigned *mask)
+{
+	const struct ynode *allow;
+	size_t i;
+
+	if (check_map(f, n, "taint", taint_keys))
+		return -1;
+	allow = map_get(n, "allow");
+	if (!allow)
+		return 0;
+	if (check_seq(f, allow, "taint.allow", 0))
+		return -1;
+	*mask = 0;
+	for (i = 0; i < allow->nr; i++) {
+		const struct ynode *l = allow->kids[i];
+		int bit;
+
+		if (l->kind != YN_SCALAR || is_null(l))
+			return node_err(f, l, "taint.allow[%zu] must be a taint letter, not %s", i,
+					describe(l));
+		bit = l->len == 1 ? taint_letter_bit(l->text[0]) : -1;
+		if (bit < 0)
+			return node_err(f, l, "taint.allow[%zu]: unknown taint letter '%.16s' (known, "
+					"in kernel order: %s)", i, l->text, taint_letters);
+		*mask |= 1u << bit;
+	}
+	return 0;
+}
+
+/* Default name: the file name without .yaml (or .yml). */
+static char *default_name(const char *path)
+{
+	char *base = last_component(path);
+	size_t len = strlen(base);
+
+	if (len > 5 && !strcmp(base + len - 5, ".yaml"))
+		base[len - 5] = '\0';
+	else if (len > 4 && !strcmp(base + len - 4, ".yml"))
+		base[len - 4] = '\0';
+	return base;
+}
+
+static int parse_scenario(struct yfile *f, const char *path, const struct ynode *root,
+			  struct scenario *s)
+{
+	const struct ynode *v, *ps;
+	char *ps_dir = NULL, *ps_file = NULL, *given_dir = NULL;
+	int ret = -1;
+
+	if (check_map(f, root, "the scenario", scenario_keys))
+		return -1;
+	v = map_get(root, "name");
+	if (v) {
+		if (get_name(f, v, "name", &s->name))
+			return -1;
+	} else {
+		s->name = default_name(path);
+		if (!name_is_safe(s->name))
+			return node_err(f, root, "the file name gives no safe scenario name ('%.64s'); "
+					"add 'name:'", s->name);
+	}
+	v = map_get(root, "description");
+	if (v && get_string(f, v, "description", &s->description))
+		return -1;
+	if (need(f, root, "the scenario", "kernels", &v) || parse_kernels(f, v, s))
+		return -1;
+	if ((v = map_get(root, "vm")) && parse_vm(f, v, &s->vm))
+		return -1;
+	if ((v = map_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
+		return -1;
+	if ((v = map_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))
+		return -1;
+	if ((v = map_get(root, "rollback")) && get_bool(f, v, "rollback", &s->rollback))
+		return -1;
+
+	/* The patch set last, so that the scenario's own mistakes are reported first. */
+	if (need(f, root, "the scenario", "patchset", &ps) || get_path(f, ps, "patchset", &ps_dir))
+		return -1;
+	/* Relative to the scenario as given, so that messages keep the caller's spelling. */
+	given_dir = path_dirname(path);
+	free(ps_dir);
+	ps_dir = path_join(given_dir, ps->text);
+	if (!is_dir(ps_dir)) {
+		node_err(f, ps, "patchset '%.200s' is not a folder (looked for %s)", ps->text,
+			 ps_dir);
+		goto out;
+	}
+	ps_file = path_join(ps_dir, "patchset.yaml");
+	if (!path_exists(ps_file)) {
+		node_err(f, ps, "patchset '%.200s' holds no patchset.yaml", ps->text);
+		goto out;
+	}
+	ret = patchset_load(ps_dir, &s->patchset, f->e);
+out:
+	free(given_dir);
+	free(ps_dir);
+	free(ps_file);
+	return ret;
+}
+
+int scenario_load(const char *path, struct scenario *out, struct kerr *e)
+{
+	struct ynode *root = NULL;
+	struct yfile f = { path, NULL, e };
+	char *dir = NULL;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->vm.memory_mb = 1024;
+	out->vm.cpus = 2;
+	out->vm.accel = ACCEL_AUTO;
+	out->timeouts.boot_ms = 180 * 1000;
+	out->timeouts.transition_ms = 60 * 1000;
+	out->timeouts.probe_ms = 10 * 1000;
+	out->timeouts.agent_ms = 30 * 1000;
+	out->taint_allow = TAINT_DEFAULT;
+	out->rollback = 1;
+
+	if (yaml_load_tree(path, &root, e))
+		goto out;
+	if (!root) {
+		kerr_set(e, "%s:1:1: the file is empty; a scenario needs 'kernels' and 'patchset'",
+			 path);
+		goto out;
+	}
+	out->file = realpath(path, NULL);
+	if (!out->file) {
+		kerr_errno(e, "%s: cannot resolve", path);
+		goto out;
+	}
+	dir = path_dirname(out->file);
+	f.dir = dir;
+	ret = parse_scenario(&f, path, root, out);
+out:
+	if (ret)
+		scenario_release(out);
+	ynode_free(root);
+	free(dir);
+	return ret;
+}
+
+/* ---- taint ------------------------------------------------------------------------- */
+
+int taint_letter_bit(char letter)
+{
+	const char *p;
+
+	if (!letter)
+		return -1;
+	p = strchr(taint_letters, letter);
+	return p ? (int)(p - taint_letters) : -1;
+}
+
+void taint_format(unsigned long taint, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+
+	if (!outlen)
+		return;
+	for (i = 0; i < sizeof(taint_letters) - 1 && n + 1 < outlen; i++)
+		if (taint & (1ul << i))
+			out[n++] = taint_letters[i];
+	out[n] = '\0';
+}

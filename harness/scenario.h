@@ -1,0 +1,97 @@
+/* scenario.h: the scenario and patch-set files (YAML, parsed with libyaml).
+ *
+ * A scenario names kernels, the VM, one patch set (a folder holding patchset.yaml), timeouts
+ * and allowed taint. A patch set lists ordered cumulative steps, each with its probes.
+ * Every error names FILE:LINE:COL and the field; unknown keys are errors. Relative paths in
+ * a file are resolved against that file's folder and stored absolute.
+ * The format is documented in docs/scenario.md.
+ */
+#ifndef KLPQ_SCENARIO_H
+#define KLPQ_SCENARIO_H
+
+#include "kname.h"
+#include "util.h"
+
+enum kernel_kind { KERNEL_DEBIAN, KERNEL_LOCAL };
+
+struct kernel_spec {
+	enum kernel_kind kind;
+	char *label;          /* as written for debian ("debian:6.1.0-56-amd64"); "local:<release>" for local */
+	struct kname deb;     /* KERNEL_DEBIAN */
+	char *vmlinuz;        /* KERNEL_LOCAL: absolute paths */
+	char *modules;        /* the lib/modules/<release> folder */
+	char *build;          /* headers/build folder (may be NULL when every step is prebuilt) */
+	char *release;        /* KERNEL_LOCAL: optional "release:"; else basename of modules */
+	int line;             /* where it was written, for later messages */
+};
+
+enum probe_expect { PROBE_EXPECT_PASS = 0, PROBE_EXPECT_FAIL = 1 };
+
+struct probe {
+	char *name;           /* unique within the patch set, name_is_safe() */
+	char *run;            /* shell text run in the guest by /bin/sh -c */
+	unsigned timeout_ms;  /* default: scenario timeouts.probe_s */
+	int rollback_check;   /* 1 (default): after rollback this probe must exit nonzero */
+};
+
+struct step {
+	char *name;           /* name_is_safe() */
+	char *source;         /* folder with C source + Kbuild (absolute), or NULL */
+	char *module;         /* prebuilt .ko (absolute), or NULL; exactly one of source/module */
+	struct probe *probes;
+	size_t nr_probes;
+	int expect_load_fail; /* "expect: load-fails": the step must be refused by the kernel */
+};
+
+struct patchset {
+	char *name;           /* name_is_safe() */
+	char *dir;            /* absolute folder of patchset.yaml */
+	char *file;           /* absolute path of patchset.yaml */
+	char *description;
+	struct step *steps;
+	size_t nr_steps;
+};
+
+enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
+
+struct vm_spec {
+	unsigned memory_mb;   /* default 1024, 128..65536 */
+	unsigned cpus;        /* default 2, 1..64 */
+	enum accel_kind accel;/* default auto */
+	char *extra_cmdline;  /* appended to the kernel command line, or NULL */
+	int network;          /* default 0: the guest has no network device */
+};
+
+struct timeouts {
+	unsigned boot_ms;       /* boot until the agent is ready; default 180 s */
+	unsigned transition_ms; /* one patch transition; default 60 s */
+	unsigned probe_ms;      /* default for probes; default 10 s */
+	unsigned agent_ms;      /* one agent request; default 30 s */
+};
+
+struct scenario {
+	char *file;           /* absolute path */
+	char *name;           /* name_is_safe(); default: file name without .yaml */
+	char *description;
+	struct kernel_spec *kernels;
+	size_t nr_kernels;
+	struct vm_spec vm;
+	struct patchset patchset;
+	struct timeouts timeouts;
+	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
+	int rollback;         /* default 1: disable the last step, check, re-enable */
+};
+
+/* 0, or -1 with "FILE:LINE:COL: message" in e. On failure *out is released. */
+int scenario_load(const char *path, struct scenario *out, struct kerr *e);
+void scenario_release(struct scenario *s);
+/* Loads PATH/patchset.yaml (PATH a folder) into out. */
+int patchset_load(const char *dir, struct patchset *out, struct kerr *e);
+void patchset_release(struct patchset *p);
+
+/* Taint letters, the kernel's order (bit 0 = 'P' ... bit 18 = 'N'). Unknown letters -> -1. */
+int taint_letter_bit(char letter);
+/* Writes the letters of every set bit, kernel order, into out (e.g. "OEK"). */
+void taint_format(unsigned long taint, char *out, size_t outlen);
+
+#endif

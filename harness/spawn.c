@@ -1,0 +1,274 @@
+/* spawn.c: see spawn.h. */
+#define _GNU_SOURCE
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* Runs in the child between fork and exec: async-signal-safe calls only. */
+static void child_setup_and_exec(const struct child *c, int errpipe, pid_t parent, int devnull,
+				 char *const *envp)
+{
+	int in = c->in_fd >= 0 ? c->in_fd : devnull;
+	int out = c->out_fd >= 0 ? c->out_fd : devnull;
+	int err = c->err_fd >= 0 ? c->err_fd : out;
+	int saved;
+
+	if (c->new_pgroup)
+		setpgid(0, 0);
+	if (c->pdeathsig) {
+		if (prctl(PR_SET_PDEATHSIG, c->pdeathsig) < 0)
+			goto fail;
+		if (getppid() != parent) /* parent already gone: do not outlive it */
+			_exit(127);
+	}
+	/* Default dispositions and an empty mask: klpq blocks/handles signals QEMU must not inherit. */
+	{
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+	}
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		goto fail;
+	if (c->cwd && chdir(c->cwd) < 0)
+		goto fail;
+	execvpe(c->argv[0], (char *const *)c->argv, envp);
+fail:
+	saved = errno;
+	while (write(errpipe, &saved, sizeof(saved)) < 0 && errno == EINTR)
+		;
+	_exit(127);
+}
+
+int child_start(struct child *c, struct kerr *e)
+{
+	int pipefd[2], devnull, saved = 0;
+	pid_t parent = getpid();
+	char **envp = environ;
+	size_t nenv = 0, nextra = 0, i;
+
+	if (!c->argv || !c->argv[0])
+		return kerr_set(e, "internal error: empty command");
+	if (c->env) {
+		while (environ[nenv])
+			nenv++;
+		while (c->env[nextra])
+			nextra++;
+		envp = xcalloc(nenv + nextra + 1, sizeof(*envp));
+		for (i = 0; i < nenv; i++)
+			envp[i] = environ[i];
+		for (i = 0; i < nextra; i++)
+			envp[nenv + i] = (char *)c->env[i];
+	}
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		kerr_errno(e, "cannot start %s", c->argv[0]);
+		if (devnull >= 0)
+			close(devnull);
+		if (envp != environ)
+			free(envp);
+		return -1;
+	}
+	c->pid = fork();
+	if (c->pid < 0) {
+		kerr_errno(e, "cannot fork for %s", c->argv[0]);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		close(devnull);
+		if (envp != environ)
+			free(envp);
+		return -1;
+	}
+	if (c->pid == 0)
+		child_setup_and_exec(c, pipefd[1], parent, devnull, envp);
+	close(pipefd[1]);
+	close(devnull);
+	if (envp != environ)
+		free(envp);
+	if (xread(pipefd[0], &saved, sizeof(saved)) == sizeof(saved)) {
+		close(pipefd[0]);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		c->pid = -1;
+		errno = saved;
+		return kerr_errno(e, "cannot run %s", c->argv[0]);
+	}
+	close(pipefd[0]);
+	return 0;
+}
+
+int child_wait(struct child *c)
+{
+	int status;
+
+	if (c->pid <= 0) {
+		errno = ECHILD;
+		return -1;
+	}
+	while (waitpid(c->pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	c->pid = -1;
+	return status;
+}
+
+int child_wait_timeout(struct child *c, unsigned ms, int *status)
+{
+	uint64_t deadline = now_ms() + ms;
+
+	if (c->pid <= 0) {
+		errno = ECHILD;
+		return -1;
+	}
+	for (;;) {
+		pid_t r = waitpid(c->pid, status, WNOHANG);
+		if (r == c->pid) {
+			c->pid = -1;
+			return 1;
+		}
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now_ms() >= deadline)
+			return 0;
+		sleep_ms(10);
+	}
+}
+
+int child_kill(struct child *c, unsigned grace_ms)
+{
+	int status = 0;
+
+	if (c->pid <= 0)
+		return 0;
+	kill(c->pid, SIGTERM);
+	if (child_wait_timeout(c, grace_ms, &status) == 1)
+		return status;
+	kill(c->pid, SIGKILL);
+	return child_wait(c);
+}
+
+void describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "ended with status 0x%x", status);
+}
+
+/* Keeps the last `keep` bytes of the output. */
+static void keep_tail(struct sb *out, size_t keep)
+{
+	if (out->len <= keep)
+		return;
+	memmove(out->buf, out->buf + out->len - keep, keep);
+	out->len = keep;
+	out->buf[keep] = '\0';
+}
+
+static void add_last_lines(struct sb *msg, const struct sb *out, int lines)
+{
+	size_t i = out->len;
+	int n = 0;
+
+	while (i > 0 && n <= lines) {
+		i--;
+		if (out->buf[i] == '\n' && i + 1 < out->len)
+			n++;
+	}
+	if (n > lines)
+		i++;
+	if (i < out->len)
+		sb_addf(msg, ":\n%.*s", (int)(out->len - i), out->buf + i);
+}
+
+int run_capture(const char *const *argv, const char *cwd, const char *const *env,
+		struct sb *out, unsigned timeout_ms, struct kerr *e)
+{
+	struct child c = CHILD_INIT;
+	int pipefd[2], status = 0, timed_out = 0;
+	uint64_t deadline = timeout_ms ? now_ms() + timeout_ms : 0;
+	char buf[8192], how[128];
+	const size_t keep = 1 << 20;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return kerr_errno(e, "cannot run %s", argv[0]);
+	c.argv = argv;
+	c.cwd = cwd;
+	c.env = env;
+	c.out_fd = pipefd[1];
+	c.pdeathsig = SIGKILL;
+	if (child_start(&c, e) < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	close(pipefd[1]);
+	for (;;) {
+		struct pollfd p = { pipefd[0], POLLIN, 0 };
+		int wait = -1;
+		if (deadline) {
+			uint64_t now = now_ms();
+			if (now >= deadline) {
+				timed_out = 1;
+				break;
+			}
+			wait = (int)(deadline - now);
+		}
+		int r = poll(&p, 1, wait);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t n = xread(pipefd[0], buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		sb_add(out, buf, (size_t)n);
+		if (out->len > 2 * keep)
+			keep_tail(out, keep);
+	}
+	close(pipefd[0]);
+	keep_tail(out, keep);
+	if (timed_out) {
+		kill(c.pid, SIGKILL);
+		child_wait(&c);
+		struct sb msg = SB_INIT;
+		sb_addf(&msg, "%s did not finish within %u s", argv[0], timeout_ms / 1000);
+		add_last_lines(&msg, out, 8);
+		kerr_set(e, "%s", msg.buf);
+		sb_release(&msg);
+		return -1;
+	}
+	status = child_wait(&c);
+	if (status < 0)
+		return kerr_errno(e, "waiting for %s", argv[0]);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	describe_status(status, how, sizeof(how));
+	struct sb msg = SB_INIT;
+	sb_addf(&msg, "%s", argv[0]);
+	for (size_t i = 1; argv[i] && i < 4; i++)
+		sb_addf(&msg, " %s", argv[i]);
+	sb_addf(&msg, "%s %s", argv[1] && argv[2] && argv[3] && argv[4] ? " ..." : "", how);
+	add_last_lines(&msg, out, 8);
+	kerr_set(e, "%s", msg.buf);
+	sb_release(&msg);
+	return -1;
+}

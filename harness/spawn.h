@@ -1,0 +1,43 @@
+/* spawn.h: the one way klpq starts child processes (QEMU, apt-get, dpkg-deb, depmod, make).
+ *
+ * argv arrays only, never a shell. Every descriptor klpq opens is close-on-exec; the child gets
+ * exactly stdin/stdout/stderr as configured. An exec failure is carried back through a
+ * close-on-exec pipe, so child_start() fails with the real errno instead of a child exiting 127.
+ * Children are always reaped by child_wait*() or child_kill().
+ */
+#ifndef KLPQ_SPAWN_H
+#define KLPQ_SPAWN_H
+
+#include <sys/types.h>
+#include "util.h"
+
+struct child {
+	const char *const *argv;  /* NULL-terminated; argv[0] is looked up in PATH */
+	const char *cwd;          /* or NULL */
+	const char *const *env;   /* extra "KEY=VALUE" entries, NULL-terminated, or NULL */
+	int in_fd;                /* -1: /dev/null */
+	int out_fd;               /* -1: /dev/null */
+	int err_fd;               /* -1: same as out_fd */
+	int pdeathsig;            /* signal sent to the child when klpq dies (0: none) */
+	int new_pgroup;           /* 1: child leads its own process group (Ctrl-C reaches klpq only) */
+	pid_t pid;                /* set by child_start */
+};
+#define CHILD_INIT { NULL, NULL, NULL, -1, -1, -1, 0, 0, -1 }
+
+int child_start(struct child *c, struct kerr *e);
+/* Waits for exit; returns the raw wait status, or -1 with errno. */
+int child_wait(struct child *c);
+/* 1 and *status when it exited within ms, 0 when still running, -1 on error. */
+int child_wait_timeout(struct child *c, unsigned ms, int *status);
+/* SIGTERM, up to grace_ms for it to exit, then SIGKILL; always reaps. Returns the status. */
+int child_kill(struct child *c, unsigned grace_ms);
+/* Describes a wait status: "exited with 2", "killed by signal 9". */
+void describe_status(int status, char *buf, size_t len);
+
+/* Runs argv to completion, stdout and stderr captured into out (at most 1 MiB kept, the tail),
+ * killed after timeout_ms (0: no limit). 0 when it exited 0; else -1 with a message naming the
+ * command, how it ended and the last lines of its output. */
+int run_capture(const char *const *argv, const char *cwd, const char *const *env,
+		struct sb *out, unsigned timeout_ms, struct kerr *e);
+
+#endif

@@ -1,0 +1,449 @@
+/* util.c: see util.h. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+char sb_empty[1];
+
+static void die_oom(size_t n)
+{
+	fprintf(stderr, "klpq: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die_oom(n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		die_oom(n * size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		die_oom(n);
+	return q;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		die_oom(strlen(s));
+	return p;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (!p)
+		die_oom(n);
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	struct sb s = SB_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vaddf(&s, fmt, ap);
+	va_end(ap);
+	return sb_detach(&s, NULL);
+}
+
+static int kerr_vset(struct kerr *e, int with_errno, const char *fmt, va_list ap)
+{
+	int saved = errno;
+
+	if (!e || e->set)
+		return -1;
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	if (with_errno) {
+		size_t n = strlen(e->msg);
+		snprintf(e->msg + n, sizeof(e->msg) - n, ": %s", strerror(saved));
+	}
+	e->set = 1;
+	errno = saved;
+	return -1;
+}
+
+int kerr_set(struct kerr *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kerr_vset(e, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int kerr_errno(struct kerr *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	kerr_vset(e, 1, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void kerr_clear(struct kerr *e)
+{
+	e->set = 0;
+	e->msg[0] = '\0';
+}
+
+void sb_init(struct sb *s)
+{
+	s->buf = sb_empty;
+	s->len = 0;
+	s->alloc = 0;
+}
+
+void sb_release(struct sb *s)
+{
+	if (s->alloc)
+		free(s->buf);
+	sb_init(s);
+}
+
+void sb_reset(struct sb *s)
+{
+	s->len = 0;
+	if (s->alloc)
+		s->buf[0] = '\0';
+}
+
+void sb_grow(struct sb *s, size_t extra)
+{
+	size_t want = s->len + extra + 1;
+
+	if (want < s->len)
+		die_oom(SIZE_MAX);
+	if (want <= s->alloc)
+		return;
+	size_t n = s->alloc ? s->alloc : 64;
+	while (n < want)
+		n = n * 2 > n ? n * 2 : want;
+	if (s->alloc) {
+		s->buf = xrealloc(s->buf, n);
+	} else {
+		s->buf = xmalloc(n);
+		s->buf[0] = '\0';
+	}
+	s->alloc = n;
+}
+
+void sb_add(struct sb *s, const void *data, size_t len)
+{
+	sb_grow(s, len);
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	s->buf[s->len] = '\0';
+}
+
+void sb_adds(struct sb *s, const char *str)
+{
+	sb_add(s, str, strlen(str));
+}
+
+void sb_addch(struct sb *s, char c)
+{
+	sb_add(s, &c, 1);
+}
+
+void sb_vaddf(struct sb *s, const char *fmt, va_list ap)
+{
+	va_list cp;
+	int n;
+
+	va_copy(cp, ap);
+	n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return;
+	sb_grow(s, (size_t)n);
+	vsnprintf(s->buf + s->len, (size_t)n + 1, fmt, ap);
+	s->len += (size_t)n;
+}
+
+void sb_addf(struct sb *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	sb_vaddf(s, fmt, ap);
+	va_end(ap);
+}
+
+char *sb_detach(struct sb *s, size_t *len)
+{
+	char *p;
+
+	if (len)
+		*len = s->len;
+	p = s->alloc ? s->buf : xstrdup("");
+	sb_init(s);
+	return p;
+}
+
+void sb_rtrim(struct sb *s)
+{
+	while (s->len && (s->buf[s->len - 1] == '\n' || s->buf[s->len - 1] == ' ' ||
+			  s->buf[s->len - 1] == '\t' || s->buf[s->len - 1] == '\r'))
+		s->buf[--s->len] = '\0';
+}
+
+ssize_t xread(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n;
+	}
+}
+
+ssize_t xwrite(int fd, const void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n;
+	}
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = xwrite(fd, p, len);
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int read_file(const char *path, struct sb *out, size_t max, struct kerr *e)
+{
+	char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return kerr_errno(e, "cannot open %s", path);
+	for (;;) {
+		ssize_t n = xread(fd, buf, sizeof(buf));
+		if (n < 0) {
+			close(fd);
+			return kerr_errno(e, "cannot read %s", path);
+		}
+		if (n == 0)
+			break;
+		if (max && out->len + (size_t)n > max) {
+			close(fd);
+			return kerr_set(e, "%s: larger than %zu bytes", path, max);
+		}
+		sb_add(out, buf, (size_t)n);
+	}
+	close(fd);
+	return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, struct kerr *e)
+{
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		kerr_errno(e, "cannot create %s", tmp);
+		free(tmp);
+		return -1;
+	}
+	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+		kerr_errno(e, "cannot write %s", tmp);
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		kerr_errno(e, "cannot write %s", path);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode, struct kerr *e)
+{
+	char *p = xstrdup(path);
+	char *s;
+
+	for (s = p + 1; ; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+			kerr_errno(e, "cannot create folder %s", p);
+			free(p);
+			return -1;
+		}
+		if (c == '\0')
+			break;
+		*s = c;
+	}
+	free(p);
+	if (!is_dir(path))
+		return kerr_set(e, "%s exists and is not a folder", path);
+	return 0;
+}
+
+int rm_rf(const char *path)
+{
+	struct stat st;
+	int ret = 0;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *de;
+
+		if (!d)
+			return -1;
+		while ((de = readdir(d))) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			char *sub = path_join(path, de->d_name);
+			if (rm_rf(sub) < 0)
+				ret = -1;
+			free(sub);
+		}
+		closedir(d);
+		if (rmdir(path) < 0)
+			ret = -1;
+	} else if (unlink(path) < 0) {
+		ret = -1;
+	}
+	return ret;
+}
+
+int path_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+int is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+
+	if (b[0] == '/' || la == 0)
+		return xstrdup(b);
+	if (a[la - 1] == '/')
+		return xasprintf("%s%s", a, b);
+	return xasprintf("%s/%s", a, b);
+}
+
+char *path_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+int name_is_safe(const char *name)
+{
+	const char *p;
+
+	if (!name || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	for (p = name; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '+' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static uint64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t now_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int set_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}

@@ -1,0 +1,85 @@
+/* util.h: the few helpers every klpq module shares.
+ *
+ * Error convention (whole tree): a function that can fail returns 0 on success and -1 on
+ * failure (or NULL), after setting a message exactly once on the caller's `struct kerr`.
+ * The top level prints that one line. kerr_set() returns -1 so `return kerr_set(e, ...)` works.
+ *
+ * struct sb is a growable string: `buf` is never NULL (SB_INIT points at a static ""), it is
+ * always NUL-terminated, and ownership leaves only through sb_detach().
+ */
+#ifndef KLPQ_UTIL_H
+#define KLPQ_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KLPQ_ATTR_FMT(a, b) __attribute__((format(printf, a, b)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct kerr {
+	int set;
+	char msg[2048];
+};
+#define KERR_INIT { 0, { 0 } }
+
+/* Sets the message unless one is already set (the first, most specific cause wins). */
+int kerr_set(struct kerr *e, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
+/* Like kerr_set, appending ": strerror(errno)". */
+int kerr_errno(struct kerr *e, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
+void kerr_clear(struct kerr *e);
+
+struct sb {
+	char *buf;
+	size_t len;
+	size_t alloc;
+};
+extern char sb_empty[];
+#define SB_INIT { sb_empty, 0, 0 }
+
+void sb_init(struct sb *s);
+void sb_release(struct sb *s);          /* frees; s is SB_INIT again */
+void sb_reset(struct sb *s);            /* len = 0, keeps memory */
+void sb_grow(struct sb *s, size_t extra); /* aborts on out of memory */
+void sb_add(struct sb *s, const void *data, size_t len);
+void sb_adds(struct sb *s, const char *str);
+void sb_addch(struct sb *s, char c);
+void sb_addf(struct sb *s, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
+void sb_vaddf(struct sb *s, const char *fmt, va_list ap);
+char *sb_detach(struct sb *s, size_t *len); /* caller frees; s is SB_INIT again */
+void sb_rtrim(struct sb *s);
+
+void *xmalloc(size_t n);   /* abort with a message on out of memory */
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) KLPQ_ATTR_FMT(1, 2);
+
+/* I/O that retries on EINTR and short counts. */
+ssize_t xread(int fd, void *buf, size_t len);
+ssize_t xwrite(int fd, const void *buf, size_t len);
+int write_all(int fd, const void *buf, size_t len); /* 0 or -1 with errno */
+
+int read_file(const char *path, struct sb *out, size_t max, struct kerr *e);
+/* Writes via PATH.tmp.PID + fsync + rename: readers see the old or the new file, never half. */
+int write_file_atomic(const char *path, const void *data, size_t len, struct kerr *e);
+int mkdir_p(const char *path, mode_t mode, struct kerr *e);
+int rm_rf(const char *path); /* best effort */
+int path_exists(const char *path);
+int is_dir(const char *path);
+char *path_join(const char *a, const char *b); /* malloc'd; b absolute -> copy of b */
+char *path_dirname(const char *path);          /* malloc'd */
+
+/* A name used as one path component: [A-Za-z0-9._+-], not empty, not "." or "..". */
+int name_is_safe(const char *name);
+
+uint64_t now_ms(void);        /* CLOCK_MONOTONIC */
+uint64_t wall_ms(void);       /* CLOCK_REALTIME */
+void sleep_ms(unsigned ms);
+
+int set_cloexec(int fd);
+int set_nonblock(int fd);
+
+#endif

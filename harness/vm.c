@@ -1,0 +1,627 @@
+/* vm.c: see vm.h. */
+#define _GNU_SOURCE
+#include "vm.h"
+#include "qmp.h"
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { CH_CONSOLE, CH_AGENT, CH_QMP, NR_CH };
+
+struct vm {
+	struct vm_config cfg;
+	struct child qemu;
+	char *sockdir;
+	int listen_fd[NR_CH];
+	int fd[NR_CH];
+	struct qmp qmp;
+	struct proto_reader agent_rd;
+	int console_log_fd, agent_log_fd, qemu_log_fd;
+	uint64_t t0;
+	uint64_t last_agent_ms;
+	int64_t next_id;
+	json_object *ready;        /* the ready event, once seen */
+	struct proto_msg reply;    /* reply to the request in flight */
+	int64_t want_id;
+	int have_reply;
+	int exited;
+	int exit_status;
+	int guest_reset, guest_shutdown, guest_panicked;
+	char reason[256];
+	char accel[8];
+	char version[64];
+};
+
+const char *vm_pick_accel(enum accel_kind want)
+{
+	int fd;
+
+	if (want == ACCEL_TCG)
+		return "tcg";
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return "kvm";
+	}
+	return "tcg";
+}
+
+static int listen_unix(const char *path, struct kerr *e)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kerr_set(e, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path); /* length checked above */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return kerr_errno(e, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+		kerr_errno(e, "cannot listen on %s", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void log_agent(struct vm *vm, const char *dir, const char *line, size_t len)
+{
+	char head[48];
+	int n;
+
+	if (vm->agent_log_fd < 0)
+		return;
+	n = snprintf(head, sizeof(head), "%9.3f %s ", (double)(now_ms() - vm->t0) / 1000.0, dir);
+	write_all(vm->agent_log_fd, head, (size_t)n);
+	write_all(vm->agent_log_fd, line, len);
+	write_all(vm->agent_log_fd, "\n", 1);
+}
+
+static void on_qmp_event(void *ctx, const char *event, json_object *data)
+{
+	struct vm *vm = ctx;
+	char line[512];
+
+	if (!strcmp(event, "SHUTDOWN")) {
+		const char *reason = proto_get_str(data, "reason", "");
+		if (!strcmp(reason, "guest-reset"))
+			vm->guest_reset = 1;
+		else if (!strcmp(reason, "guest-panic"))
+			vm->guest_panicked = 1;
+		else if (!strcmp(reason, "guest-shutdown"))
+			vm->guest_shutdown = 1;
+	} else if (!strcmp(event, "RESET")) {
+		vm->guest_reset = 1;
+	} else if (!strcmp(event, "GUEST_PANICKED")) {
+		vm->guest_panicked = 1;
+	}
+	snprintf(line, sizeof(line), "QMP event %s %s", event,
+		 data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN) : "");
+	log_agent(vm, "qmp", line, strlen(line));
+}
+
+static void set_exit_reason(struct vm *vm)
+{
+	char how[128];
+
+	describe_status(vm->exit_status, how, sizeof(how));
+	if (vm->guest_panicked)
+		snprintf(vm->reason, sizeof(vm->reason), "guest panicked (QEMU %s)", how);
+	else if (vm->guest_reset)
+		snprintf(vm->reason, sizeof(vm->reason),
+			 "guest reset: reboot, triple fault or panic=-1 (QEMU %s)", how);
+	else if (vm->guest_shutdown)
+		snprintf(vm->reason, sizeof(vm->reason), "guest powered off (QEMU %s)", how);
+	else
+		snprintf(vm->reason, sizeof(vm->reason), "QEMU %s", how);
+}
+
+static void check_exit(struct vm *vm)
+{
+	int status;
+
+	if (vm->exited || vm->qemu.pid <= 0)
+		return;
+	if (child_wait_timeout(&vm->qemu, 0, &status) == 1) {
+		vm->exited = 1;
+		vm->exit_status = status;
+		/* drain QMP: the SHUTDOWN event may still be buffered */
+		for (int i = 0; i < 64 && vm->qmp.fd >= 0 && !vm->qmp.closed; i++)
+			if (qmp_read_available(&vm->qmp) < 0)
+				break;
+		set_exit_reason(vm);
+	}
+}
+
+static void handle_agent_line(struct vm *vm, const char *line, size_t len)
+{
+	struct proto_msg m;
+	char err[128];
+
+	log_agent(vm, "<", line, len);
+	vm->last_agent_ms = now_ms();
+	if (proto_parse(line, len, &m, err, sizeof(err)) < 0) {
+		char note[256];
+		int n = snprintf(note, sizeof(note), "unparsable agent line dropped: %s", err);
+		log_agent(vm, "!", note, (size_t)n);
+		return;
+	}
+	if (m.kind == PROTO_EVENT) {
+		if (!strcmp(m.event, "ready") && !vm->ready)
+			vm->ready = json_object_get(m.obj);
+		proto_msg_release(&m);
+		return;
+	}
+	if (m.kind == PROTO_REPLY && vm->want_id && m.id == vm->want_id && !vm->have_reply) {
+		vm->reply = m;
+		vm->have_reply = 1;
+		return;
+	}
+	proto_msg_release(&m); /* a late reply to a request already given up on */
+}
+
+static void read_channel(struct vm *vm, int ch)
+{
+	char buf[16384];
+	ssize_t n = read(vm->fd[ch], buf, sizeof(buf));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (ch == CH_QMP)
+			vm->qmp.closed = 1;
+		else
+			close(vm->fd[ch]);
+		if (ch != CH_QMP)
+			vm->fd[ch] = -1;
+		return;
+	}
+	if (ch == CH_CONSOLE) {
+		if (vm->console_log_fd >= 0)
+			write_all(vm->console_log_fd, buf, (size_t)n);
+		if (vm->cfg.on_console)
+			vm->cfg.on_console(vm->cfg.ctx, buf, (size_t)n);
+		return;
+	}
+	/* agent */
+	size_t off = 0;
+	const char *line;
+	size_t len;
+	while (off < (size_t)n) {
+		off += proto_reader_feed(&vm->agent_rd, buf + off, (size_t)n - off);
+		while (proto_reader_next(&vm->agent_rd, &line, &len) == 1)
+			handle_agent_line(vm, line, len);
+	}
+}
+
+/* One round of poll over every channel; returns after at most ms. */
+static enum vm_wait_result pump_once(struct vm *vm, unsigned ms)
+{
+	struct pollfd p[NR_CH + 1];
+	int map[NR_CH + 1], n = 0, r;
+
+	for (int ch = 0; ch < NR_CH; ch++) {
+		if (vm->fd[ch] < 0 || (ch == CH_QMP && vm->qmp.closed))
+			continue;
+		p[n].fd = vm->fd[ch];
+		p[n].events = POLLIN;
+		map[n++] = ch;
+	}
+	if (vm->cfg.stop_fd >= 0) {
+		p[n].fd = vm->cfg.stop_fd;
+		p[n].events = POLLIN;
+		map[n++] = -1;
+	}
+	if (ms > 100)
+		ms = 100; /* notice QEMU's exit promptly */
+	r = poll(p, (nfds_t)n, (int)ms);
+	if (r < 0 && errno != EINTR)
+		return VM_BROKEN;
+	for (int i = 0; r > 0 && i < n; i++) {
+		if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		if (map[i] < 0)
+			return VM_STOPPED;
+		if (map[i] == CH_QMP) {
+			if (qmp_read_available(&vm->qmp) < 0)
+				vm->qmp.closed = 1;
+		} else {
+			read_channel(vm, map[i]);
+		}
+	}
+	check_exit(vm);
+	return VM_OK;
+}
+
+static enum vm_wait_result wait_until(struct vm *vm, unsigned timeout_ms, int (*done)(struct vm *),
+				      struct kerr *e, const char *what)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (done && done(vm))
+			return VM_OK;
+		if (vm->exited) {
+			/* drain what the console and agent still hold (they reach EOF at once:
+			 * QEMU's descriptors closed before it became reapable) */
+			for (uint64_t end = now_ms() + 1000;
+			     (vm->fd[CH_CONSOLE] >= 0 || vm->fd[CH_AGENT] >= 0) && now_ms() < end;)
+				if (pump_once(vm, 50) != VM_OK)
+					break;
+			if (done && done(vm))
+				return VM_OK;
+			kerr_set(e, "%s: QEMU ended: %s", what, vm->reason);
+			return VM_GONE;
+		}
+		uint64_t now = now_ms();
+		if (now >= deadline) {
+			if (!done)
+				return VM_OK;
+			kerr_set(e, "%s: no answer within %.1f s", what, timeout_ms / 1000.0);
+			return VM_TIMEOUT;
+		}
+		enum vm_wait_result r = pump_once(vm, (unsigned)(deadline - now));
+		if (r == VM_STOPPED) {
+			kerr_set(e, "%s: interrupted", what);
+			return r;
+		}
+		if (r == VM_BROKEN) {
+			kerr_errno(e, "%s: poll", what);
+			return r;
+		}
+	}
+}
+
+static int accept_one(struct vm *vm, int ch, unsigned timeout_ms, struct kerr *e)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		struct pollfd p = { vm->listen_fd[ch], POLLIN, 0 };
+		int r = poll(&p, 1, 50);
+		if (r > 0) {
+			int fd = accept4(vm->listen_fd[ch], NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				return kerr_errno(e, "accept");
+			set_nonblock(fd);
+			vm->fd[ch] = fd;
+			return 0;
+		}
+		check_exit(vm);
+		if (vm->exited)
+			return kerr_set(e, "QEMU failed to start: %s (see %s)", vm->reason,
+					vm->cfg.qemu_log);
+		if (now_ms() > deadline)
+			return kerr_set(e, "QEMU did not connect its sockets within %u s",
+					timeout_ms / 1000);
+	}
+}
+
+static const char *qemu_binary(void)
+{
+	const char *q = getenv("KLPQ_QEMU");
+	return q && *q ? q : "qemu-system-x86_64";
+}
+
+int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
+{
+	struct vm *vm = xcalloc(1, sizeof(*vm));
+	char tmpl[] = "/tmp/klpq-vm-XXXXXX";
+	static const char *const sock_names[NR_CH] = { "console.sock", "agent.sock", "qmp.sock" };
+	char *sock[NR_CH] = { NULL };
+	char *chardev[NR_CH] = { NULL };
+	char *mem = NULL, *smp = NULL, *machine = NULL;
+	const char *argv[64];
+	int a = 0;
+
+	*out = NULL;
+	vm->cfg = *cfg;
+	vm->qemu = (struct child)CHILD_INIT;
+	vm->console_log_fd = vm->agent_log_fd = vm->qemu_log_fd = -1;
+	vm->t0 = now_ms();
+	vm->next_id = 1;
+	for (int ch = 0; ch < NR_CH; ch++)
+		vm->listen_fd[ch] = vm->fd[ch] = -1;
+	proto_reader_init(&vm->agent_rd);
+	qmp_init(&vm->qmp, -1, on_qmp_event, vm);
+	snprintf(vm->accel, sizeof(vm->accel), "%s", vm_pick_accel(cfg->accel));
+	if (cfg->accel == ACCEL_KVM && strcmp(vm->accel, "kvm")) {
+		kerr_set(e, "the scenario asks for KVM but /dev/kvm cannot be opened");
+		goto fail;
+	}
+	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder. */
+	if (!mkdtemp(tmpl)) {
+		kerr_errno(e, "cannot create a socket folder");
+		goto fail;
+	}
+	vm->sockdir = xstrdup(tmpl);
+	for (int ch = 0; ch < NR_CH; ch++) {
+		sock[ch] = path_join(vm->sockdir, sock_names[ch]);
+		vm->listen_fd[ch] = listen_unix(sock[ch], e);
+		if (vm->listen_fd[ch] < 0)
+			goto fail;
+	}
+	vm->console_log_fd = open(cfg->console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	vm->agent_log_fd = open(cfg->agent_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	vm->qemu_log_fd = open(cfg->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (vm->console_log_fd < 0 || vm->agent_log_fd < 0 || vm->qemu_log_fd < 0) {
+		kerr_errno(e, "cannot create the logs of VM %s", cfg->name);
+		goto fail;
+	}
+	for (int ch = 0; ch < NR_CH; ch++)
+		chardev[ch] = xasprintf("socket,id=%s,path=%s",
+					ch == CH_CONSOLE ? "con" : ch == CH_AGENT ? "agent" : "qmp",
+					sock[ch]);
+	mem = xasprintf("%u", cfg->memory_mb);
+	smp = xasprintf("%u", cfg->cpus);
+	/* q35, not microvm: microvm lacks the HPET/PM timer the 6.1 kernels fall back on and
+	 * hung in early boot in 4 of 24 TCG boots (field notes). */
+	machine = xasprintf("q35,accel=%s", vm->accel);
+	argv[a++] = qemu_binary();
+	argv[a++] = "-name";
+	argv[a++] = cfg->name;
+	argv[a++] = "-machine";
+	argv[a++] = machine;
+	argv[a++] = "-cpu";
+	argv[a++] = strcmp(vm->accel, "kvm") ? "max" : "host";
+	argv[a++] = "-m";
+	argv[a++] = mem;
+	argv[a++] = "-smp";
+	argv[a++] = smp;
+	argv[a++] = "-nodefaults";
+	argv[a++] = "-no-user-config";
+	argv[a++] = "-display";
+	argv[a++] = "none";
+	argv[a++] = "-no-reboot"; /* a reboot (panic=-1, triple fault) ends QEMU: never a loop */
+	argv[a++] = "-kernel";
+	argv[a++] = cfg->kernel;
+	argv[a++] = "-initrd";
+	argv[a++] = cfg->initrd;
+	argv[a++] = "-append";
+	argv[a++] = cfg->cmdline;
+	argv[a++] = "-chardev";
+	argv[a++] = chardev[CH_CONSOLE];
+	argv[a++] = "-serial";
+	argv[a++] = "chardev:con";
+	argv[a++] = "-device";
+	argv[a++] = "virtio-serial-pci,id=vser0";
+	argv[a++] = "-chardev";
+	argv[a++] = chardev[CH_AGENT];
+	argv[a++] = "-device";
+	argv[a++] = "virtserialport,bus=vser0.0,chardev=agent,name=org.klpq.agent";
+	argv[a++] = "-chardev";
+	argv[a++] = chardev[CH_QMP];
+	argv[a++] = "-mon";
+	argv[a++] = "chardev=qmp,mode=control";
+	if (cfg->network) {
+		argv[a++] = "-nic";
+		argv[a++] = "user,model=virtio-net-pci";
+	} else {
+		argv[a++] = "-nic";
+		argv[a++] = "none";
+	}
+	argv[a] = NULL;
+	vm->qemu.argv = argv;
+	vm->qemu.out_fd = vm->qemu_log_fd;
+	vm->qemu.pdeathsig = SIGKILL;
+	vm->qemu.new_pgroup = 1;
+	{
+		struct sb cmd = SB_INIT;
+		for (int i = 0; argv[i]; i++)
+			sb_addf(&cmd, "%s%s", i ? " " : "", argv[i]);
+		sb_addch(&cmd, '\n');
+		write_all(vm->qemu_log_fd, cmd.buf, cmd.len);
+		sb_release(&cmd);
+	}
+	if (child_start(&vm->qemu, e) < 0)
+		goto fail;
+	vm->qemu.argv = NULL; /* argv lives on this stack frame only */
+	for (int ch = 0; ch < NR_CH; ch++)
+		if (accept_one(vm, ch, 30000, e) < 0)
+			goto fail;
+	qmp_release(&vm->qmp);
+	qmp_init(&vm->qmp, vm->fd[CH_QMP], on_qmp_event, vm);
+	if (qmp_handshake(&vm->qmp, 30000, e) < 0)
+		goto fail;
+	{
+		json_object *ver = NULL, *q = NULL;
+		if (qmp_command(&vm->qmp, "query-version", NULL, 10000, &ver, e) < 0)
+			goto fail;
+		if (json_object_object_get_ex(ver, "qemu", &q))
+			snprintf(vm->version, sizeof(vm->version), "%d.%d.%d",
+				 (int)proto_get_int(q, "major", 0), (int)proto_get_int(q, "minor", 0),
+				 (int)proto_get_int(q, "micro", 0));
+		json_object_put(ver);
+	}
+	for (int ch = 0; ch < NR_CH; ch++) {
+		free(sock[ch]);
+		free(chardev[ch]);
+	}
+	free(mem);
+	free(smp);
+	free(machine);
+	*out = vm;
+	return 0;
+fail:
+	for (int ch = 0; ch < NR_CH; ch++) {
+		free(sock[ch]);
+		free(chardev[ch]);
+	}
+	free(mem);
+	free(smp);
+	free(machine);
+	vm_destroy(vm);
+	return -1;
+}
+
+const char *vm_accel(const struct vm *vm)
+{
+	return vm->accel;
+}
+
+const char *vm_qemu_version(const struct vm *vm)
+{
+	return vm->version;
+}
+
+static int have_ready(struct vm *vm)
+{
+	return vm->ready != NULL;
+}
+
+static int have_reply(struct vm *vm)
+{
+	return vm->have_reply;
+}
+
+enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_object **ready,
+				  struct kerr *e)
+{
+	enum vm_wait_result r = wait_until(vm, timeout_ms, have_ready, e, "waiting for the agent");
+
+	if (r == VM_OK && ready)
+		*ready = json_object_get(vm->ready);
+	return r;
+}
+
+enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
+				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e)
+{
+	size_t len;
+	int64_t id = vm->next_id++;
+	char *line = proto_request(id, op, args, &len);
+	enum vm_wait_result r;
+	char what[96];
+
+	memset(reply, 0, sizeof(*reply));
+	if (!line) {
+		kerr_set(e, "agent request %s is larger than the protocol allows", op);
+		return VM_BROKEN;
+	}
+	if (vm->fd[CH_AGENT] < 0) {
+		free(line);
+		kerr_set(e, "agent %s: channel closed%s%s", op, vm->exited ? ": " : "",
+			 vm->exited ? vm->reason : "");
+		return vm->exited ? VM_GONE : VM_BROKEN;
+	}
+	log_agent(vm, ">", line, len - 1);
+	vm->want_id = id;
+	vm->have_reply = 0;
+	if (write_all(vm->fd[CH_AGENT], line, len) < 0) {
+		free(line);
+		vm->want_id = 0;
+		kerr_errno(e, "agent %s: cannot send", op);
+		check_exit(vm);
+		return vm->exited ? VM_GONE : VM_BROKEN;
+	}
+	free(line);
+	snprintf(what, sizeof(what), "agent request '%s'", op);
+	r = wait_until(vm, timeout_ms, have_reply, e, what);
+	vm->want_id = 0;
+	if (r == VM_OK) {
+		*reply = vm->reply;
+		memset(&vm->reply, 0, sizeof(vm->reply));
+		vm->have_reply = 0;
+	}
+	return r;
+}
+
+enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)
+{
+	if (vm->exited) {
+		kerr_set(e, "QEMU ended: %s", vm->reason);
+		return VM_GONE;
+	}
+	return wait_until(vm, ms, NULL, e, "pump");
+}
+
+int vm_running(struct vm *vm)
+{
+	check_exit(vm);
+	return !vm->exited;
+}
+
+const char *vm_exit_reason(const struct vm *vm)
+{
+	return vm->exited ? vm->reason : NULL;
+}
+
+int vm_guest_reset(const struct vm *vm)
+{
+	return vm->guest_reset;
+}
+
+uint64_t vm_last_agent_ms(const struct vm *vm)
+{
+	return vm->last_agent_ms;
+}
+
+void vm_stop(struct vm *vm, unsigned grace_ms)
+{
+	struct kerr ignore = KERR_INIT;
+	struct proto_msg m;
+
+	if (vm->qemu.pid <= 0 || vm->exited)
+		goto reap;
+	if (vm->fd[CH_AGENT] >= 0 && vm->ready &&
+	    vm_agent_call(vm, "poweroff", NULL, grace_ms, &m, &ignore) == VM_OK) {
+		proto_msg_release(&m);
+		wait_until(vm, grace_ms, NULL, &ignore, "poweroff");
+		for (uint64_t end = now_ms() + grace_ms; !vm->exited && now_ms() < end;)
+			pump_once(vm, 50);
+	}
+	if (!vm->exited && !vm->qmp.closed && vm->qmp.fd >= 0) {
+		kerr_clear(&ignore);
+		qmp_command(&vm->qmp, "quit", NULL, 2000, NULL, &ignore);
+		for (uint64_t end = now_ms() + 2000; !vm->exited && now_ms() < end;)
+			pump_once(vm, 50);
+	}
+reap:
+	if (vm->qemu.pid > 0 && !vm->exited) {
+		kill(vm->qemu.pid, SIGKILL);
+		vm->exit_status = child_wait(&vm->qemu);
+		vm->exited = 1;
+		set_exit_reason(vm);
+	}
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_stop(vm, 5000);
+	for (int ch = 0; ch < NR_CH; ch++) {
+		if (vm->listen_fd[ch] >= 0)
+			close(vm->listen_fd[ch]);
+		if (ch != CH_QMP && vm->fd[ch] >= 0)
+			close(vm->fd[ch]);
+	}
+	qmp_release(&vm->qmp);
+	proto_reader_release(&vm->agent_rd);
+	if (vm->have_reply)
+		proto_msg_release(&vm->reply);
+	json_object_put(vm->ready);
+	if (vm->console_log_fd >= 0)
+		close(vm->console_log_fd);
+	if (vm->agent_log_fd >= 0)
+		close(vm->agent_log_fd);
+	if (vm->qemu_log_fd >= 0)
+		close(vm->qemu_log_fd);
+	if (vm->sockdir)
+		rm_rf(vm->sockdir);
+	free(vm->sockdir);
+	free(vm);
+}

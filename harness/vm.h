@@ -1,0 +1,73 @@
+/* vm.h: the VM backend. The only place that knows QEMU's command line.
+ *
+ * vm_start() spawns qemu-system-x86_64 itself (the embedded default: no daemon) with direct
+ * kernel boot, the serial console, the agent's virtio-serial port and QMP each on a unix socket
+ * that klpq listens on and QEMU connects to. QEMU gets PR_SET_PDEATHSIG(SIGKILL), so it dies
+ * with klpq, and its own process group, so Ctrl-C reaches klpq only (which then stops it).
+ * Accelerator: KVM when /dev/kvm opens read-write (and the scenario allows), else TCG; the
+ * choice is reported by vm_accel().
+ *
+ * One poll loop (vm_pump) drains the console (written to console.log and handed to a callback,
+ * the crash classifier), the agent channel (framed and parsed by proto.c, logged to agent.log)
+ * and QMP events, and watches a stop descriptor (Ctrl-C) and QEMU's exit.
+ */
+#ifndef KLPQ_VM_H
+#define KLPQ_VM_H
+
+#include <json-c/json.h>
+#include "proto.h"
+#include "scenario.h"
+#include "util.h"
+
+struct vm_config {
+	const char *name;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	unsigned memory_mb;
+	unsigned cpus;
+	enum accel_kind accel;
+	int network;              /* 0: no network device at all */
+	const char *console_log;  /* raw serial output */
+	const char *agent_log;    /* every agent line, both ways, with time stamps */
+	const char *qemu_log;     /* QEMU's own stdout/stderr */
+	int stop_fd;              /* readable -> stop waiting (Ctrl-C); -1 for none */
+	void (*on_console)(void *ctx, const char *buf, size_t len);
+	void *ctx;
+};
+
+enum vm_wait_result {
+	VM_OK = 0,
+	VM_TIMEOUT = -1,     /* nothing in time; the VM still runs */
+	VM_GONE = -2,        /* QEMU exited (see vm_exit_reason) */
+	VM_STOPPED = -3,     /* the stop descriptor fired */
+	VM_BROKEN = -4,      /* infrastructure error (message in kerr) */
+};
+
+struct vm;
+
+/* Names the accelerator vm_start would pick: "kvm" or "tcg". */
+const char *vm_pick_accel(enum accel_kind want);
+
+int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e);
+const char *vm_accel(const struct vm *vm);
+const char *vm_qemu_version(const struct vm *vm);
+/* Waits for the agent's "ready" event. *ready (may be NULL) gets it (caller puts). */
+enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_object **ready,
+				  struct kerr *e);
+/* One request, one reply. Takes args. On VM_OK *reply holds the reply (release it). */
+enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
+				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e);
+/* Processes I/O for ms milliseconds (a sleep that keeps draining the console). */
+enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e);
+int vm_running(struct vm *vm);
+/* Why QEMU ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by
+ * signal 9", ... or NULL while it runs. */
+const char *vm_exit_reason(const struct vm *vm);
+int vm_guest_reset(const struct vm *vm);    /* QEMU saw a reset/reboot request */
+uint64_t vm_last_agent_ms(const struct vm *vm); /* monotonic time of the last agent line */
+/* Orderly stop: agent poweroff, then QMP quit, then SIGKILL; always reaps QEMU. */
+void vm_stop(struct vm *vm, unsigned grace_ms);
+void vm_destroy(struct vm *vm); /* stops if needed, frees, removes its socket folder */
+
+#endif

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klpq_wrong_s1: the only step of the faulty-wrong-probe patch set (klpq example livepatch).
+ *
+ * A correct patch (same fix as demo-cumulative step 1, its own module name): replaces
+ * cmdline_proc_show() so that /proc/cmdline prints the real command line followed by
+ * " klpq.fix1". The fault is in the patch set: its probe looks for " klpq.fix9", which this
+ * patch never prints, so the harness must report the probe as failed.
+ *
+ * saved_command_line is not exported to modules, and calling the original function from
+ * its replacement would land back in the replacement. So the module takes a snapshot of
+ * /proc/cmdline while it loads, before the patch is enabled, and prints that snapshot.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ctype.h>
+#include <linux/err.h>
+#include <linux/fs.h>
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+#include <linux/string.h>
+
+#define KLPQ_SNAP_SIZE 4096
+
+static char klpq_cmdline[KLPQ_SNAP_SIZE];
+
+/* Reads the whole of PATH into BUF as a string without its final newline. */
+static int klpq_snapshot(const char *path, char *buf, size_t size)
+{
+	struct file *f;
+	loff_t pos = 0;
+	size_t len = 0;
+	ssize_t n;
+
+	f = filp_open(path, O_RDONLY, 0);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	for (;;) {
+		if (len >= size - 1) {
+			filp_close(f, NULL);
+			return -E2BIG;
+		}
+		n = kernel_read(f, buf + len, size - 1 - len, &pos);
+		if (n < 0) {
+			filp_close(f, NULL);
+			return n;
+		}
+		if (n == 0)
+			break;
+		len += n;
+	}
+	filp_close(f, NULL);
+	buf[len] = '\0';
+	if (len && buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	return 0;
+}
+
+/*
+ * Cuts the last MARKER off S when only klpq output follows it: nothing, or
+ * " klpq.reads=<digits>" (what the demo's step 3 prints).
+ */
+static void klpq_strip_marker(char *s, const char *marker)
+{
+	static const char reads[] = " klpq.reads=";
+	char *p, *last = NULL, *q;
+
+	for (p = strstr(s, marker); p; p = strstr(p + 1, marker))
+		last = p;
+	if (!last)
+		return;
+	q = last + strlen(marker);
+	if (!strncmp(q, reads, sizeof(reads) - 1)) {
+		q += sizeof(reads) - 1;
+		if (!isdigit(*q))
+			return;
+		while (isdigit(*q))
+			q++;
+	}
+	if (*q == '\0')
+		*last = '\0';
+}
+
+static int klpq_cmdline_proc_show(struct seq_file *m, void *v)
+{
+	seq_printf(m, "%s klpq.fix1\n", klpq_cmdline);
+	return 0;
+}
+
+static struct klp_func klpq_funcs[] = {
+	{
+		.old_name = "cmdline_proc_show",
+		.new_func = klpq_cmdline_proc_show,
+	},
+	{ }
+};
+
+static struct klp_object klpq_objs[] = {
+	{
+		/* name == NULL: the function is in vmlinux */
+		.funcs = klpq_funcs,
+	},
+	{ }
+};
+
+static struct klp_patch klpq_patch = {
+	.mod = THIS_MODULE,
+	.objs = klpq_objs,
+	.replace = true,
+};
+
+static int __init klpq_init(void)
+{
+	int ret;
+
+	ret = klpq_snapshot("/proc/cmdline", klpq_cmdline, sizeof(klpq_cmdline));
+	if (ret) {
+		pr_err("cannot snapshot /proc/cmdline (is /proc mounted?): %d\n", ret);
+		return ret;
+	}
+	klpq_strip_marker(klpq_cmdline, " klpq.fix1");
+	return klp_enable_patch(&klpq_patch);
+}
+
+static void __exit klpq_exit(void)
+{
+}
+
+module_init(klpq_init);
+module_exit(klpq_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("klpq faulty-wrong-probe: a correct patch, /proc/cmdline gains \" klpq.fix1\"");
+MODULE_INFO(livepatch, "Y");

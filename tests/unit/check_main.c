@@ -1,0 +1,24 @@
+/* check_main.c: runs every unit-test suite (Check, fork mode, so a crash fails one test). */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *proto_suite(void);
+Suite *scenario_suite(void);
+Suite *kname_suite(void);
+Suite *console_suite(void);
+Suite *initramfs_suite(void);
+
+int main(void)
+{
+	SRunner *sr = srunner_create(proto_suite());
+	int failed;
+
+	srunner_add_suite(sr, scenario_suite());
+	srunner_add_suite(sr, kname_suite());
+	srunner_add_suite(sr, console_suite());
+	srunner_add_suite(sr, initramfs_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

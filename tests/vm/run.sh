@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
+# asserts the exit code and the verdicts and titles in results.json.
+#   tests/vm/run.sh [CASE...]   cases: smoke wrong-probe drop-fix oops bad-input
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+KLPQ=${KLPQ:-build/klpq}
+OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke wrong-probe drop-fix oops)
+failed=0
+
+note() { printf '%s\n' "$*"; }
+
+# run_case NAME EXPECTED_EXIT SCENARIO PYTHON_ASSERTIONS
+run_case() {
+	local name=$1 want=$2 scen=$3 check=$4 dir="$OUT/$1" rc
+	mkdir -p "$dir"
+	note "=== $name: klpq run $scen (expect exit $want)"
+	"$KLPQ" run -o "$dir" "$scen" > "$dir/stdout.txt" 2>&1
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		note "not ok - $name: exit $rc, expected $want"; tail -n 40 "$dir/stdout.txt"
+		failed=1; return
+	fi
+	if ! python3 - "$dir" "$check" <<'PY'
+import glob, json, sys
+d, check = sys.argv[1], sys.argv[2]
+runs = glob.glob(d + "/*/results.json")
+assert len(runs) == 1, "expected one run summary, found %r" % runs
+run = json.load(open(runs[0]))
+cells = [json.load(open(p)) for p in glob.glob(d + "/*/*/results.json")]
+assert len(cells) == 1, "expected one cell"
+cell = cells[0]
+checks = cell["checks"]
+def find(step=None, check=None, status=None):
+    return [c for c in checks if (step is None or c["step"] == step)
+            and (check is None or c["check"] == check)
+            and (status is None or c["status"] == status)]
+exec(check)
+PY
+	then
+		note "not ok - $name: results.json assertions failed"; failed=1; return
+	fi
+	note "ok - $name"
+}
+
+leftover_qemu() {
+	pgrep -f 'qemu-system-x86_64 -name .*_(demo-cumulative|faulty-)' >/dev/null
+}
+
+for c in "${cases[@]}"; do
+	case $c in
+	bad-input)
+		tmp=$(mktemp -d)
+		printf 'name: bad\nkernels:\n  - debian:6.1.0-56-amd64\npatchset: %s\nvm:\n  memroy_mb: 5\n' \
+			"$PWD/scenarios/patchsets/demo-cumulative" > "$tmp/bad.yaml"
+		"$KLPQ" validate "$tmp/bad.yaml" > "$tmp/out" 2>&1; rc=$?
+		if [ $rc -eq 2 ] && grep -q "bad.yaml:6:3:" "$tmp/out" && grep -q memroy_mb "$tmp/out"; then
+			note "ok - bad-input: $(cat "$tmp/out")"
+		else
+			note "not ok - bad-input: exit $rc: $(cat "$tmp/out")"; failed=1
+		fi
+		"$KLPQ" run -o "$tmp/r" "$tmp/bad.yaml" > /dev/null 2>&1; rc=$?
+		[ $rc -eq 2 ] && [ ! -e "$tmp/r" ] || { note "not ok - bad-input run: exit $rc"; failed=1; }
+		rm -rf "$tmp"
+		;;
+	smoke)
+		run_case smoke 0 scenarios/smoke.yaml '
+assert cell["verdict"] == "PASS", cell["verdict"]
+bad = [c for c in checks if c["status"] not in ("PASS",)]
+assert not bad, bad
+for s in ("step1", "step2", "step3"):
+    assert find(s, "transition", "PASS"), s
+    assert find(s, "transcript", "PASS"), s
+assert len(find("step3", None, "PASS")) >= 8
+assert find("step2", "replaced", "PASS") and find("step3", "replaced", "PASS")
+assert len(find("step3")) and all(find("step3", "probe:" + p, "PASS") for p in ("cmdline-fix1", "version-fix2", "shadow-counter"))
+assert find("rollback", "unpatch-transition", "PASS")
+assert len(find("rollback", None, "PASS")) >= 6
+assert find("reapply", "transition", "PASS")
+assert find("end", "poweroff", "PASS")
+assert cell["accel"] in ("tcg", "kvm")
+assert run["exit_code"] == 0
+'
+		;;
+	wrong-probe)
+		run_case wrong-probe 1 tests/vm/scenarios/faulty-wrong-probe.yaml '
+assert cell["verdict"] == "FAIL"
+f = find("step1", "probe:cmdline-fix9", "FAIL")
+assert f and "failed after step1" in f[0]["title"], f
+assert any("grep -q klpq.fix9" in e for e in f[0]["evidence"])
+assert find("step1", "transition", "PASS")
+'
+		;;
+	drop-fix)
+		run_case drop-fix 1 tests/vm/scenarios/faulty-drop-fix.yaml '
+assert cell["verdict"] == "FAIL"
+assert find("step1", "probe:cmdline-fix1", "PASS")
+f = find("step2", "probe:cmdline-fix1", "FAIL")
+assert f and "earlier step" in f[0]["title"], f
+assert find("step2", "probe:version-fix2", "PASS")
+'
+		;;
+	oops)
+		run_case oops 1 tests/vm/scenarios/faulty-oops.yaml '
+assert cell["verdict"] == "FAIL"
+crash = find(None, "crash", "FAIL")
+assert crash, checks
+assert any(c["title"].startswith("BUG: NULL pointer dereference in ") for c in crash), crash
+assert any("RIP" in e for c in crash for e in c["evidence"])
+'
+		;;
+	*) note "unknown case $c"; failed=1 ;;
+	esac
+	if leftover_qemu; then note "not ok - $c left a QEMU process running"; failed=1; fi
+done
+note "results of these tests: $OUT"
+exit $failed
