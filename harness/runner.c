@@ -238,8 +238,10 @@ static const struct lp_patch *lp_find(const struct lp_patch *p, size_t n, const 
 	return NULL;
 }
 
-static void add_blocking_tasks(struct cellrun *cr, struct check_result *r, const char *step,
-			       int target)
+/* Asks the agent which tasks are not yet in the target state and records each with its stack
+ * as evidence in r; their names ("comm:pid, ...") go to names. */
+static void blocking_tasks(struct cellrun *cr, struct check_result *r, struct sb *names,
+			   const char *step, int target)
 {
 	json_object *args = json_object_new_object(), *tasks;
 	struct proto_msg m;
@@ -252,18 +254,42 @@ static void add_blocking_tasks(struct cellrun *cr, struct check_result *r, const
 		check_evidence(r, "%zu task(s) not yet in the target state %d:", n, target);
 		for (size_t i = 0; i < n; i++) {
 			json_object *t = json_object_array_get_idx(tasks, i), *st;
-			check_evidence(r, "task %s pid %lld tid %lld patch_state %lld:",
-				       proto_get_str(t, "comm", "?"),
-				       (long long)proto_get_int(t, "pid", -1),
+			const char *comm = proto_get_str(t, "comm", "?");
+			long long pid = (long long)proto_get_int(t, "pid", -1);
+			check_evidence(r, "task %s pid %lld tid %lld patch_state %lld:", comm, pid,
 				       (long long)proto_get_int(t, "tid", -1),
 				       (long long)proto_get_int(t, "patch_state", -2));
+			if (i < 4)
+				sb_addf(names, "%s%s:%lld", i ? ", " : "", comm, pid);
+			else if (i == 4)
+				sb_addf(names, ", and %zu more", n - 4);
 			if (json_object_object_get_ex(t, "stack", &st))
 				for (size_t j = 0; j < json_object_array_length(st); j++)
 					check_evidence(r, "    %s", json_object_get_string(
 						       json_object_array_get_idx(st, j)));
 		}
+		if (proto_get_bool(m.result, "truncated", 0))
+			check_evidence(r, "(task list cut by the agent's size bound)");
 	}
 	proto_msg_release(&m);
+}
+
+/* A transition that did not settle: a FAIL titled as a stall that names the blocking tasks,
+ * with their stacks as evidence. */
+static void report_stall(struct cellrun *cr, const char *step, const char *check,
+			 const char *what, const char *patch, int target, uint64_t took)
+{
+	struct check_result ev, *r;
+	struct sb names = SB_INIT;
+
+	memset(&ev, 0, sizeof(ev));
+	blocking_tasks(cr, &ev, &names, step, target);
+	r = add(cr, step, check, V_FAIL, took, "%s stall: '%s' did not settle within %.0f s%s%s%s",
+		what, patch, cr->sc->timeouts.transition_ms / 1000.0,
+		names.len ? " (blocked by " : "", names.buf, names.len ? ")" : "");
+	r->evidence = ev.evidence;
+	r->nr_evidence = ev.nr_evidence;
+	sb_release(&names);
 }
 
 /* Waits until `name` settles: present, enabled and not in transition (enable=1), or gone / not
@@ -611,16 +637,14 @@ static int apply_step(struct cellrun *cr, size_t i)
 	r = wait_transition(cr, st->name, mod, 1, &took);
 	if (r < 0)
 		goto out_down;
+	took = now_ms() - t0; /* the transition window: load through settled */
 	{
 		char *key = xasprintf("transition_ms.%s", st->name);
 		json_object_object_add(cr->cell->metrics, key, json_object_new_int64((int64_t)took));
 		free(key);
 	}
 	if (r == 1) {
-		struct check_result *c = add(cr, st->name, "transition", V_FAIL, took,
-					     "transition stall: '%s' did not settle within %.0f s",
-					     mod, cr->sc->timeouts.transition_ms / 1000.0);
-		add_blocking_tasks(cr, c, st->name, 1);
+		report_stall(cr, st->name, "transition", "transition", mod, 1, took);
 		check_klog(cr, st->name, seq, NULL, 0);
 		goto out;
 	}
@@ -731,10 +755,7 @@ static void rollback(struct cellrun *cr, size_t last)
 	json_object_object_add(cr->cell->metrics, "unpatch_transition_ms",
 			       json_object_new_int64((int64_t)took));
 	if (r == 1) {
-		struct check_result *c = add(cr, S, "unpatch-transition", V_FAIL, took,
-					     "unpatching stall: '%s' did not settle within %.0f s",
-					     mod, cr->sc->timeouts.transition_ms / 1000.0);
-		add_blocking_tasks(cr, c, S, 0);
+		report_stall(cr, S, "unpatch-transition", "unpatching", mod, 0, took);
 		return;
 	}
 	add(cr, S, "unpatch-transition", V_PASS, took, "unpatched in %.2f s", took / 1000.0);
@@ -793,9 +814,7 @@ static void rollback(struct cellrun *cr, size_t last)
 		if (r < 0)
 			return;
 		if (r == 1) {
-			struct check_result *c = add(cr, R, "transition", V_FAIL, took,
-						     "transition stall on reapply: '%s'", mod);
-			add_blocking_tasks(cr, c, R, 1);
+			report_stall(cr, R, "transition", "transition", mod, 1, took);
 			return;
 		}
 		add(cr, R, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
@@ -1024,9 +1043,9 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	}
 	if (!cr.down && applied == ps->nr_steps && last_ok && rn->sc->rollback)
 		rollback(&cr, ps->nr_steps - 1);
-	if (!cr.down && applied < ps->nr_steps)
-		add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after the failure",
-		    ps->nr_steps - applied);
+	if (!cr.down && applied + 1 < ps->nr_steps)
+		add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after the failure "
+		    "of %s", ps->nr_steps - applied - 1, ps->steps[applied].name);
 end:
 	poweroff(&cr);
 	cscan_finish(cr.console);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
 # asserts the exit code and the verdicts and titles in results.json.
-#   tests/vm/run.sh [CASE...]   cases: smoke wrong-probe drop-fix oops bad-input
+#   tests/vm/run.sh [CASE...]   cases: bad-input smoke wrong-probe drop-fix oops stall interrupt
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke wrong-probe drop-fix oops)
+[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke wrong-probe drop-fix oops stall interrupt)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -110,6 +110,49 @@ assert crash, checks
 assert any(c["title"].startswith("BUG: NULL pointer dereference in ") for c in crash), crash
 assert any("RIP" in e for c in crash for e in c["evidence"])
 '
+		;;
+	stall)
+		run_case stall 1 tests/vm/scenarios/faulty-stall.yaml '
+assert cell["verdict"] == "FAIL"
+f = find("step1", "transition", "FAIL")
+assert f and f[0]["title"].startswith("transition stall: \x27klpq_stall_s1\x27 did not settle within 8 s (blocked by klpq_stall:"), f
+ev = f[0]["evidence"]
+assert any(e.startswith("task klpq_stall pid ") for e in ev), ev
+assert any("msleep+" in e for e in ev), ev
+assert find("end", "poweroff", "PASS")
+'
+		;;
+	interrupt)
+		# SIGINT mid-cell: exit 2, results written with the cell marked unfinished, QEMU gone.
+		# SIGKILL mid-cell: QEMU dies with klpq (PR_SET_PDEATHSIG).
+		for sig in INT KILL; do
+			d="$OUT/interrupt-$sig"; mkdir -p "$d"
+			"$KLPQ" run -o "$d" scenarios/smoke.yaml > "$d/stdout.txt" 2>&1 &
+			pid=$!
+			for _ in $(seq 1 600); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
+			qpid=$(pgrep -f "qemu-system-x86_64 -name 6.1.0-56-amd64_demo-cumulative" | head -n1)
+			kill -$sig $pid; wait $pid; rc=$?
+			sleep 1
+			if [ -z "$qpid" ]; then note "not ok - interrupt-$sig: no QEMU seen"; failed=1; continue; fi
+			# dead, or a zombie left for init to reap once klpq (its parent) is gone
+			st=$(ps -o stat= -p "$qpid" 2>/dev/null | tr -d ' ')
+			if [ -n "$st" ] && [ "${st#Z}" = "$st" ]; then note "not ok - interrupt-$sig: QEMU $qpid survived"; failed=1; kill -9 "$qpid"; continue; fi
+			if [ $sig = INT ]; then
+				if [ $rc -eq 2 ] && python3 - "$d" <<'PY'
+import glob, json, sys
+run = json.load(open(glob.glob(sys.argv[1] + "/*/results.json")[0]))
+cell = json.load(open(glob.glob(sys.argv[1] + "/*/*/results.json")[0]))
+assert run["interrupted"] and run["exit_code"] == 2 and run["cells"][0]["verdict"] == "ERROR"
+assert not cell["finished"]
+assert any(c["title"].startswith("interrupted") for c in cell["checks"])
+assert any(c["step"] == "step1" and c["status"] == "PASS" for c in cell["checks"])
+PY
+				then note "ok - interrupt-INT: exit 2, results kept, QEMU stopped"
+				else note "not ok - interrupt-INT: exit $rc or results wrong"; failed=1; fi
+			else
+				note "ok - interrupt-KILL: QEMU died with klpq"
+			fi
+		done
 		;;
 	*) note "unknown case $c"; failed=1 ;;
 	esac
