@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
 # asserts the exit code and the verdicts and titles in results.json.
-#   tests/vm/run.sh [CASE...]   cases: bad-input smoke wrong-probe drop-fix oops stall interrupt
+#   tests/vm/run.sh [CASE...]   cases: bad-input smoke local wrong-probe drop-fix oops stall interrupt
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke wrong-probe drop-fix oops stall interrupt)
+[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke local wrong-probe drop-fix oops stall interrupt)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -82,6 +82,25 @@ assert find("reapply", "transition", "PASS")
 assert find("end", "poweroff", "PASS")
 assert cell["accel"] in ("tcg", "kvm")
 assert run["exit_code"] == 0
+'
+		;;
+	local)
+		# A local: kernel given as paths: the Debian kernel the smoke case put in the cache.
+		cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
+		root=$cache/kernels/debian/6.1.0-56-amd64/root
+		if [ ! -e "$root/boot/vmlinuz-6.1.0-56-amd64" ]; then
+			"$KLPQ" run -o "$OUT/local-warmup" scenarios/smoke.yaml > /dev/null 2>&1
+		fi
+		mkdir -p "$OUT/local-scenario"
+		printf '%s\n' "name: local" "kernels:" "  - local:" \
+			"      vmlinuz: $root/boot/vmlinuz-6.1.0-56-amd64" \
+			"      modules: $root/lib/modules/6.1.0-56-amd64" \
+			"      build: $root/usr/src/linux-headers-6.1.0-56-amd64" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$OUT/local-scenario/local.yaml"
+		run_case local 0 "$OUT/local-scenario/local.yaml" '
+assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
+assert cell["kernel"] == "local:6.1.0-56-amd64", cell["kernel"]
+assert find("step3", "probe:cmdline-fix1", "PASS")
 '
 		;;
 	wrong-probe)
