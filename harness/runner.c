@@ -67,7 +67,13 @@ static struct check_result *add(struct cellrun *cr, const char *step, const char
 	va_start(ap, fmt);
 	sb_vaddf(&t, fmt, ap);
 	va_end(ap);
+	/* A title is one line; a multi-line message (a command's output) continues as evidence. */
+	char *nl = strchr(t.buf, '\n');
+	if (nl)
+		*nl = '\0';
 	r = cell_add(cr->cell, step, name, v, ms, "%s", t.buf);
+	if (nl)
+		check_evidence_text(r, "", nl + 1, 60);
 	progress(cr, "%-10s %-24s %-5s %s", step, name, verdict_name(v), t.buf);
 	sb_release(&t);
 	return r;

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
 # asserts the exit code and the verdicts and titles in results.json.
-#   tests/vm/run.sh [CASE...]   cases: bad-input smoke local wrong-probe drop-fix oops stall interrupt
+#   tests/vm/run.sh [CASE...]   cases: bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall interrupt
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(bad-input smoke local wrong-probe drop-fix oops stall interrupt)
+[ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall interrupt)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -65,6 +65,20 @@ for c in "${cases[@]}"; do
 		[ $rc -eq 2 ] && [ ! -e "$tmp/r" ] || { note "not ok - bad-input run: exit $rc"; failed=1; }
 		rm -rf "$tmp"
 		;;
+	no-such-kernel)
+		# A kernel the archive does not have: the download fails, which is ERROR (exit 2).
+		mkdir -p "$OUT/nsk"
+		printf '%s\n' "name: nsk" "kernels:" "  - debian:6.1.0-9999-amd64" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$OUT/nsk/nsk.yaml"
+		run_case no-such-kernel 2 "$OUT/nsk/nsk.yaml" '
+assert cell["verdict"] == "ERROR"
+k = find("prepare", "kernel", "ERROR")
+assert k and "apt-get -q download linux-image-6.1.0-9999-amd64" in k[0]["title"], k
+assert "\n" not in k[0]["title"]
+assert any("Unable to locate package" in e for e in k[0]["evidence"]), k
+assert not find(None, None, "FAIL")
+'
+		;;
 	smoke)
 		run_case smoke 0 scenarios/smoke.yaml '
 assert cell["verdict"] == "PASS", cell["verdict"]
@@ -91,16 +105,30 @@ assert run["exit_code"] == 0
 		if [ ! -e "$root/boot/vmlinuz-6.1.0-56-amd64" ]; then
 			"$KLPQ" run -o "$OUT/local-warmup" scenarios/smoke.yaml > /dev/null 2>&1
 		fi
-		mkdir -p "$OUT/local-scenario"
+		# Its patch set: step1 as a prebuilt .ko (the one the smoke case built for this
+		# kernel), step2 from source.
+		ko=
+		for f in $(find "$cache/modules" -name klpq_demo_s1.ko 2>/dev/null); do
+			[ "$(modinfo -F vermagic "$f" | cut -d' ' -f1)" = 6.1.0-56-amd64 ] && ko=$f && break
+		done
+		ps="$OUT/local-scenario/prebuilt"
+		mkdir -p "$ps"
+		cp -r scenarios/patchsets/demo-cumulative/step2 "$ps/step2"
+		[ -n "$ko" ] && cp "$ko" "$ps/klpq_demo_s1.ko"
+		printf '%s\n' "name: prebuilt" "steps:" "  - name: step1" "    module: klpq_demo_s1.ko" \
+			"    probes:" "      - name: cmdline-fix1" "        run: grep -q klpq.fix1 /proc/cmdline" \
+			"  - name: step2" "    source: step2" "    probes:" "      - name: version-fix2" \
+			"        run: grep -q klpq.fix2 /proc/version" > "$ps/patchset.yaml"
 		printf '%s\n' "name: local" "kernels:" "  - local:" \
 			"      vmlinuz: $root/boot/vmlinuz-6.1.0-56-amd64" \
 			"      modules: $root/lib/modules/6.1.0-56-amd64" \
 			"      build: $root/usr/src/linux-headers-6.1.0-56-amd64" \
-			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$OUT/local-scenario/local.yaml"
+			"patchset: prebuilt" > "$OUT/local-scenario/local.yaml"
 		run_case local 0 "$OUT/local-scenario/local.yaml" '
 assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
 assert cell["kernel"] == "local:6.1.0-56-amd64", cell["kernel"]
-assert find("step3", "probe:cmdline-fix1", "PASS")
+assert find("step1", "build", "PASS")[0]["title"] == "klpq_demo_s1 (cache)"
+assert find("step2", "probe:cmdline-fix1", "PASS") and find("step2", "replaced", "PASS")
 '
 		;;
 	wrong-probe)
