@@ -88,8 +88,7 @@ static void cell_id(const struct kernel_spec *ks, const char *patchset, char *ou
 
 	snprintf(out, len, "%s_%s", rel ? rel : "kernel", patchset);
 	for (char *p = out; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '+' || *p == '-'))
+		if (!name_char_ok(*p))
 			*p = '-';
 }
 
@@ -199,6 +198,14 @@ int cmd_run(int argc, char **argv)
 
 		cell_id(&sc.kernels[i], sc.patchset.name, cid, sizeof(cid));
 		cdir = path_join(run.dir, cid);
+		/* debian: and local: kernels of one release would share a folder: number them */
+		for (int n = 2; path_exists(cdir); n++) {
+			char base[256];
+			snprintf(base, sizeof(base), "%s", cid);
+			snprintf(cid, sizeof(cid), "%.200s-%d", base, n);
+			free(cdir);
+			cdir = path_join(run.dir, cid);
+		}
 		run.cells = xrealloc(run.cells, (run.nr_cells + 1) * sizeof(*run.cells));
 		cell = &run.cells[run.nr_cells++];
 		cell_init(cell, cid, cdir, sc.kernels[i].label, sc.patchset.name);

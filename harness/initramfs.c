@@ -14,25 +14,6 @@
 
 #define MAX_MODULE_FILE (256u << 20)
 
-/* Module name of a modules.dep path: basename up to ".ko", '-' as '_'. */
-static char *mod_name(const char *path, size_t len)
-{
-	const char *base = path, *p;
-	char *n, *q;
-
-	for (p = path; p < path + len; p++)
-		if (*p == '/')
-			base = p + 1;
-	n = xstrndup(base, (size_t)(path + len - base));
-	q = strstr(n, ".ko");
-	if (q)
-		*q = '\0';
-	for (q = n; *q; q++)
-		if (*q == '-')
-			*q = '_';
-	return n;
-}
-
 struct dep_line {
 	char *name;
 	char *path;
@@ -70,15 +51,15 @@ static int is_builtin(const char *builtin, const char *name)
 
 	if (!builtin)
 		return 0;
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		char *n = mod_name(p, len);
+	const char *line;
+	size_t len;
+
+	while (next_line(&p, &line, &len)) {
+		char *n = module_name(line, len);
 		int hit = !strcmp(n, name);
 		free(n);
 		if (hit)
 			return 1;
-		p += len + (nl ? 1 : 0);
 	}
 	return 0;
 }
@@ -88,17 +69,15 @@ int modules_load_order(const char *modules_dep, const char *modules_builtin,
 {
 	struct dep_line *all = NULL;
 	size_t n = 0, i;
-	const char *p = modules_dep;
+	const char *p = modules_dep, *text;
+	size_t len;
 	int ret = 0;
 
 	*paths = NULL;
 	*nr = 0;
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		char *line = xstrndup(p, len);
+	while (next_line(&p, &text, &len)) {
+		char *line = xstrndup(text, len);
 		char *colon = strchr(line, ':');
-		p += len + (nl ? 1 : 0);
 		if (!colon) {
 			free(line);
 			continue;
@@ -108,7 +87,7 @@ int modules_load_order(const char *modules_dep, const char *modules_builtin,
 		struct dep_line *d = &all[n++];
 		memset(d, 0, sizeof(*d));
 		d->path = xstrdup(line);
-		d->name = mod_name(line, strlen(line));
+		d->name = module_name(line, strlen(line));
 		char *save = NULL;
 		for (char *tok = strtok_r(colon + 1, " \t", &save); tok;
 		     tok = strtok_r(NULL, " \t", &save)) {
@@ -292,14 +271,17 @@ static int add_busybox(struct writer *w, const char *busybox)
 
 	if (add_host_file(w, busybox, "/bin/busybox", 0755, 0) < 0)
 		return -1;
-	if (run_capture(argv, NULL, NULL, &out, 30000, w->e) < 0)
+	struct run_opts o = RUN_OPTS_INIT;
+
+	o.timeout_ms = 30000;
+	if (run_capture(argv, &o, &out, w->e) < 0)
 		goto out;
-	for (p = out.buf; *p; ) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		char *rel = xstrndup(p, len);
+	const char *line;
+	size_t len;
+
+	for (p = out.buf; next_line(&p, &line, &len);) {
+		char *rel = xstrndup(line, len);
 		char *guest = xasprintf("/%s", rel);
-		p += len + (nl ? 1 : 0);
 		int r = 0;
 		if (*rel && strcmp(guest, "/bin/busybox") && strcmp(guest, "/init") &&
 		    name_is_safe(strrchr(guest, '/') + 1)) {
@@ -332,17 +314,20 @@ static int add_boot_modules(struct writer *w, const struct initramfs_spec *s)
 		goto out;
 	if (read_file(builtin_path, &builtin, 64u << 20, &ignore) < 0)
 		sb_reset(&builtin);
-	if (modules_load_order(dep.buf, builtin.len ? builtin.buf : NULL, s->boot_modules,
-			       &paths, &nr, w->e) < 0) {
-		kerr_set(w->e, "%s", dep_path);
-		goto out;
+	{
+		struct kerr le = KERR_INIT;
+		if (modules_load_order(dep.buf, builtin.len ? builtin.buf : NULL, s->boot_modules,
+				       &paths, &nr, &le) < 0) {
+			kerr_set(w->e, "%s: %s", dep_path, le.msg);
+			goto out;
+		}
 	}
 	for (i = 0; i < nr; i++) {
 		char *host = path_join(s->modules_dir, paths[i]);
 		char *rel = xstrdup(paths[i]);
-		char *dot = strstr(rel, ".ko");
-		if (dot)
-			dot[3] = '\0'; /* stored decompressed: drop .xz/.zst/.gz */
+		char *dot = strrchr(rel, '.');
+		if (dot && strcmp(dot, ".ko"))
+			*dot = '\0'; /* stored decompressed: drop .xz/.zst/.gz */
 		char *guest = xasprintf("/lib/modules/%s/%s", s->release, rel);
 		int r = add_host_file(w, host, guest, 0644, 1);
 		sb_addf(&list, "%s\n", guest);
@@ -396,7 +381,7 @@ int initramfs_build(const struct initramfs_spec *s, struct kerr *e)
 		goto out;
 	for (i = 0; i < s->nr_files; i++)
 		if (add_host_file(&w, s->files[i].host_path, s->files[i].guest_path,
-				  s->files[i].mode, 0) < 0)
+				  s->files[i].mode, s->files[i].decompress) < 0)
 			goto out;
 	if (archive_write_close(w.a) != ARCHIVE_OK) {
 		arch_fail(&w, "cannot finish");

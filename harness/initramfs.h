@@ -16,6 +16,7 @@ struct initramfs_file {
 	const char *host_path;
 	const char *guest_path; /* absolute */
 	unsigned mode;          /* e.g. 0755 */
+	int decompress;         /* 1: store xz/zstd/gzip content decompressed (modules) */
 };
 
 struct initramfs_spec {

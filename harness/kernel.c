@@ -41,47 +41,81 @@ static void say(void (*log)(void *, const char *), void *ctx, const char *fmt, .
 	sb_release(&s);
 }
 
-/* apt-get download PKG... in dir. On "Unable to locate package" the package lists may simply
- * be missing on a fresh machine: refresh them once with apt-get update and try again. */
-static int apt_download(const char *dir, const char *const *pkgs, size_t n, struct kerr *e)
+/* apt-get download PKG... into dir. Downloads land in a scratch folder first and move in only
+ * when apt-get succeeded, so an interrupted download never leaves a truncated .deb to reuse.
+ * On "Unable to locate package" the package lists may simply be missing on a fresh machine:
+ * refresh them once with apt-get update and try again. */
+static int apt_download(const char *dir, const char *const *pkgs, size_t n, int stop_fd,
+			struct kerr *e)
 {
+	struct run_opts o = RUN_OPTS_INIT;
 	const char *argv[16];
 	struct sb out = SB_INIT;
 	struct kerr first = KERR_INIT;
+	char *scratch;
 	size_t i, a = 0;
-	int ret;
+	int ret = -1;
 
 	if (n > ARRAY_SIZE(argv) - 6)
 		return kerr_set(e, "internal error: too many packages");
+	scratch = xasprintf("%s/.download.%ld", dir, (long)getpid());
 	argv[a++] = "apt-get";
 	argv[a++] = "-q";
 	argv[a++] = "download";
 	for (i = 0; i < n; i++)
 		argv[a++] = pkgs[i];
 	argv[a] = NULL;
-	ret = run_capture(argv, dir, NULL, &out, APT_TIMEOUT_MS, &first);
-	if (ret == 0 || !strstr(out.buf, "Unable to locate package")) {
-		sb_release(&out);
-		if (ret < 0)
-			return kerr_set(e, "apt-get download failed: %s", first.msg);
-		return 0;
-	}
-	sb_reset(&out);
-	{
+	rm_rf(scratch);
+	if (mkdir_p(scratch, 0755, e) < 0)
+		goto out;
+	o.cwd = scratch;
+	o.timeout_ms = APT_TIMEOUT_MS;
+	o.stop_fd = stop_fd;
+	if (run_capture(argv, &o, &out, &first) < 0) {
 		const char *upd[] = { "apt-get", "-q", "update", NULL };
 		struct kerr ue = KERR_INIT;
-		if (run_capture(upd, dir, NULL, &out, APT_TIMEOUT_MS, &ue) < 0) {
-			sb_release(&out);
-			return kerr_set(e, "apt-get download failed: %s (and apt-get update failed: %s)",
-					first.msg, ue.msg);
+
+		if (o.end != RUN_FAILED || !strstr(out.buf, "Unable to locate package")) {
+			kerr_set(e, "%s", first.msg);
+			goto out;
 		}
+		sb_reset(&out);
+		if (run_capture(upd, &o, &out, &ue) < 0) {
+			kerr_set(e, "%s (and apt-get update failed: %s)", first.msg, ue.msg);
+			goto out;
+		}
+		sb_reset(&out);
+		if (run_capture(argv, &o, &out, e) < 0)
+			goto out;
 	}
-	sb_reset(&out);
-	ret = run_capture(argv, dir, NULL, &out, APT_TIMEOUT_MS, e);
+	{
+		DIR *d = opendir(scratch);
+		struct dirent *de;
+		if (!d) {
+			kerr_errno(e, "cannot read %s", scratch);
+			goto out;
+		}
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *from = path_join(scratch, de->d_name), *to = path_join(dir, de->d_name);
+			int r = rename(from, to);
+			free(from);
+			free(to);
+			if (r < 0) {
+				kerr_errno(e, "cannot move %s into %s", de->d_name, dir);
+				closedir(d);
+				goto out;
+			}
+		}
+		closedir(d);
+	}
+	ret = 0;
+out:
+	rm_rf(scratch);
+	free(scratch);
 	sb_release(&out);
-	if (ret < 0)
-		return kerr_set(e, "apt-get download failed");
-	return 0;
+	return ret;
 }
 
 /* Finds the .deb of package `prefix` (file "prefix_VERSION_ARCH.deb") in dir. malloc'd or NULL. */
@@ -109,11 +143,16 @@ static char *find_deb(const char *dir, const char *prefix)
 	return found;
 }
 
-static int deb_extract(const char *deb, const char *root, struct kerr *e)
+/* Runs a short local tool (dpkg-deb, depmod), output discarded unless it fails. */
+static int run_tool(const char *const *argv, int stop_fd, struct kerr *e)
 {
-	const char *argv[] = { "dpkg-deb", "-x", deb, root, NULL };
+	struct run_opts o = RUN_OPTS_INIT;
 	struct sb out = SB_INIT;
-	int ret = run_capture(argv, NULL, NULL, &out, APT_TIMEOUT_MS, e);
+	int ret;
+
+	o.timeout_ms = APT_TIMEOUT_MS;
+	o.stop_fd = stop_fd;
+	ret = run_capture(argv, &o, &out, e);
 
 	sb_release(&out);
 	return ret;
@@ -123,12 +162,14 @@ static int deb_extract(const char *deb, const char *root, struct kerr *e)
 static int header_deps(const char *deb, char ***names, size_t *nr, struct kerr *e)
 {
 	const char *argv[] = { "dpkg-deb", "-f", deb, "Depends", NULL };
+	struct run_opts o = RUN_OPTS_INIT;
 	struct sb out = SB_INIT;
 	char *save = NULL, *tok;
 
 	*names = NULL;
 	*nr = 0;
-	if (run_capture(argv, NULL, NULL, &out, 60000, e) < 0) {
+	o.timeout_ms = 60000;
+	if (run_capture(argv, &o, &out, e) < 0) {
 		sb_release(&out);
 		return -1;
 	}
@@ -158,14 +199,13 @@ static int fix_headers_makefile(const char *root, const char *release, struct ke
 
 	if (read_file(mk, &in, 1 << 20, e) < 0)
 		goto out;
-	for (p = in.buf; *p; ) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
-		if (!strncmp(p, "include /usr/src/", 17))
-			sb_addf(&outb, "include %s/usr/src/%.*s", root, (int)(len - 17), p + 17);
+	const char *line;
+	size_t len;
+	for (p = in.buf; next_line(&p, &line, &len);) {
+		if (len > 17 && !strncmp(line, "include /usr/src/", 17))
+			sb_addf(&outb, "include %s/usr/src/%.*s\n", root, (int)(len - 17), line + 17);
 		else
-			sb_add(&outb, p, len);
-		p += len;
+			sb_addf(&outb, "%.*s\n", (int)len, line);
 	}
 	ret = write_file_atomic(mk, outb.buf, outb.len, e);
 out:
@@ -186,8 +226,25 @@ static int fill_paths(struct kernel *k, const char *root, const char *release, s
 	return 0;
 }
 
-static int prepare_debian(const struct kernel_spec *spec, const char *cache, struct kernel *k,
-			  void (*log)(void *, const char *), void *ctx, struct kerr *e)
+/* Finds package pkg's .deb in dir, downloading it first when it is not there. malloc'd or NULL. */
+static char *fetch_deb(const char *dir, const char *pkg, int stop_fd, struct kerr *e)
+{
+	char *deb = find_deb(dir, pkg);
+	const char *p[] = { pkg };
+
+	if (deb)
+		return deb;
+	if (apt_download(dir, p, 1, stop_fd, e) < 0)
+		return NULL;
+	deb = find_deb(dir, pkg);
+	if (!deb)
+		kerr_set(e, "apt-get download %s left no %s_*.deb in %s", pkg, pkg, dir);
+	return deb;
+}
+
+static int prepare_debian(const struct kernel_spec *spec, const char *cache, int stop_fd,
+			  struct kernel *k, void (*log)(void *, const char *), void *ctx,
+			  struct kerr *e)
 {
 	const char *rel = spec->deb.release;
 	char *top = xasprintf("%s/kernels/debian/%s", cache, rel);
@@ -198,8 +255,8 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, str
 	char *img = xasprintf("linux-image-%s", rel);
 	char *img_unsigned = xasprintf("linux-image-%s-unsigned", rel);
 	char *hdr = xasprintf("linux-headers-%s", rel);
-	char *img_deb = NULL, *hdr_deb = NULL, **deps = NULL;
-	size_t nr_deps = 0, i;
+	char **want = NULL, **deps = NULL;
+	size_t nr_want = 0, nr_deps = 0, i;
 	int ret = -1;
 
 	if (path_exists(done)) {
@@ -210,77 +267,48 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, str
 	if (mkdir_p(debs, 0755, e) < 0)
 		goto out;
 	say(log, ctx, "fetching %s from Debian's archive", spec->label);
-	img_deb = find_deb(debs, img);
-	if (!img_deb)
-		img_deb = find_deb(debs, img_unsigned);
-	if (!img_deb) {
-		const char *p1[] = { img };
-		struct kerr e1 = KERR_INIT;
-		if (apt_download(debs, p1, 1, &e1) < 0) {
-			const char *p2[] = { img_unsigned };
-			if (apt_download(debs, p2, 1, e) < 0) {
-				kerr_clear(e);
-				kerr_set(e, "kernel %s: %s", spec->label, e1.msg);
-				goto out;
-			}
-		}
-		img_deb = find_deb(debs, img);
-		if (!img_deb)
-			img_deb = find_deb(debs, img_unsigned);
-	}
-	hdr_deb = find_deb(debs, hdr);
-	if (!hdr_deb) {
-		const char *p[] = { hdr };
-		if (apt_download(debs, p, 1, e) < 0)
+	/* The image: the signed package, else the unsigned one (same kernel, no signature). */
+	want = xcalloc(2, sizeof(*want));
+	want[0] = find_deb(debs, img);
+	if (!want[0])
+		want[0] = find_deb(debs, img_unsigned);
+	if (!want[0]) {
+		struct kerr e1 = KERR_INIT, e2 = KERR_INIT;
+		want[0] = fetch_deb(debs, img, stop_fd, &e1);
+		if (!want[0])
+			want[0] = fetch_deb(debs, img_unsigned, stop_fd, &e2);
+		if (!want[0]) {
+			kerr_set(e, "kernel %s: %s", spec->label, e1.msg);
 			goto out;
-		hdr_deb = find_deb(debs, hdr);
-	}
-	if (!img_deb || !hdr_deb) {
-		kerr_set(e, "kernel %s: downloaded packages not found in %s", spec->label, debs);
-		goto out;
-	}
-	if (header_deps(hdr_deb, &deps, &nr_deps, e) < 0)
-		goto out;
-	for (i = 0; i < nr_deps; i++) {
-		char *have = find_deb(debs, deps[i]);
-		if (!have) {
-			const char *p[] = { deps[i] };
-			if (apt_download(debs, p, 1, e) < 0)
-				goto out;
 		}
-		free(have);
+	}
+	nr_want = 1;
+	want[1] = fetch_deb(debs, hdr, stop_fd, e);
+	if (!want[1])
+		goto out;
+	nr_want = 2;
+	/* The headers' common and kbuild packages, as the headers package names them. */
+	if (header_deps(want[1], &deps, &nr_deps, e) < 0)
+		goto out;
+	want = xrealloc(want, (2 + nr_deps) * sizeof(*want));
+	for (i = 0; i < nr_deps; i++) {
+		want[nr_want] = fetch_deb(debs, deps[i], stop_fd, e);
+		if (!want[nr_want])
+			goto out;
+		nr_want++;
 	}
 	say(log, ctx, "unpacking %s", spec->label);
 	rm_rf(tmproot);
 	if (mkdir_p(tmproot, 0755, e) < 0)
 		goto out;
-	{
-		DIR *d = opendir(debs);
-		struct dirent *de;
-		if (!d) {
-			kerr_errno(e, "cannot read %s", debs);
+	for (i = 0; i < nr_want; i++) {
+		const char *argv[] = { "dpkg-deb", "-x", want[i], tmproot, NULL };
+		if (run_tool(argv, stop_fd, e) < 0)
 			goto out;
-		}
-		while ((de = readdir(d))) {
-			size_t l = strlen(de->d_name);
-			if (l < 5 || strcmp(de->d_name + l - 4, ".deb"))
-				continue;
-			char *deb = path_join(debs, de->d_name);
-			int r = deb_extract(deb, tmproot, e);
-			free(deb);
-			if (r < 0) {
-				closedir(d);
-				goto out;
-			}
-		}
-		closedir(d);
 	}
 	{
 		const char *argv[] = { "depmod", "-b", tmproot, rel, NULL };
-		struct sb o = SB_INIT;
-		int r = run_capture(argv, NULL, NULL, &o, 300000, e);
-		sb_release(&o);
-		if (r < 0)
+		if (run_tool(argv, stop_fd, e) < 0)
 			goto out;
 	}
 	/* The Makefile fix names the final root, so it comes after the rename. */
@@ -300,6 +328,9 @@ out:
 	for (i = 0; i < nr_deps; i++)
 		free(deps[i]);
 	free(deps);
+	for (i = 0; i < nr_want; i++)
+		free(want[i]);
+	free(want);
 	free(top);
 	free(root);
 	free(done);
@@ -308,8 +339,6 @@ out:
 	free(img);
 	free(img_unsigned);
 	free(hdr);
-	free(img_deb);
-	free(hdr_deb);
 	return ret;
 }
 
@@ -340,8 +369,9 @@ static int prepare_local(const struct kernel_spec *spec, struct kernel *k, struc
 	return 0;
 }
 
-int kernel_prepare(const struct kernel_spec *spec, const char *cache, struct kernel *out,
-		   void (*log)(void *ctx, const char *msg), void *log_ctx, struct kerr *e)
+int kernel_prepare(const struct kernel_spec *spec, const char *cache, int stop_fd,
+		   struct kernel *out, void (*log)(void *ctx, const char *msg), void *log_ctx,
+		   struct kerr *e)
 {
 	int ret;
 
@@ -350,7 +380,7 @@ int kernel_prepare(const struct kernel_spec *spec, const char *cache, struct ker
 	if (spec->kind == KERNEL_LOCAL)
 		ret = prepare_local(spec, out, e);
 	else
-		ret = prepare_debian(spec, cache, out, log, log_ctx, e);
+		ret = prepare_debian(spec, cache, stop_fd, out, log, log_ctx, e);
 	if (ret < 0)
 		kernel_release(out);
 	return ret;

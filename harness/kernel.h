@@ -25,9 +25,10 @@ struct kernel {
 /* $KLPQ_CACHE, else $XDG_CACHE_HOME/klpq, else $HOME/.cache/klpq. malloc'd. */
 char *klpq_cache_dir(void);
 
-/* log: progress lines ("fetching ..."), may be NULL. */
-int kernel_prepare(const struct kernel_spec *spec, const char *cache, struct kernel *out,
-		   void (*log)(void *ctx, const char *msg), void *log_ctx, struct kerr *e);
+/* log: progress lines ("fetching ..."), may be NULL. stop_fd: readable -> give up (Ctrl-C). */
+int kernel_prepare(const struct kernel_spec *spec, const char *cache, int stop_fd,
+		   struct kernel *out, void (*log)(void *ctx, const char *msg), void *log_ctx,
+		   struct kerr *e);
 void kernel_release(struct kernel *k);
 
 #endif

@@ -158,20 +158,10 @@ static char *find_ko(const char *dir)
 
 static void set_name(struct built_module *m)
 {
-	const char *base = strrchr(m->path, '/');
-	char *p;
-
-	base = base ? base + 1 : m->path;
-	m->name = xstrdup(base);
-	p = strstr(m->name, ".ko");
-	if (p)
-		*p = '\0';
-	for (p = m->name; *p; p++)
-		if (*p == '-')
-			*p = '_';
+	m->name = module_name(m->path, strlen(m->path));
 }
 
-int pbuild_step(const struct step *st, const struct kernel *k, const char *cache,
+int pbuild_step(const struct step *st, const struct kernel *k, const char *cache, int stop_fd,
 		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e)
 {
 	char **files = NULL, *dest = NULL, *tmp = NULL;
@@ -223,11 +213,17 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 		const char *argv[] = { "make", "-C", k->build, m, "CONFIG_DEBUG_INFO_BTF_MODULES=",
 				       "modules", NULL };
 		struct kerr be = KERR_INIT;
-		int r = run_capture(argv, NULL, NULL, build_log, BUILD_TIMEOUT_MS, &be);
+		struct run_opts o = RUN_OPTS_INIT;
+		o.timeout_ms = BUILD_TIMEOUT_MS;
+		o.stop_fd = stop_fd;
+		int r = run_capture(argv, &o, build_log, &be);
 		free(m);
 		if (r < 0) {
-			*patch_fault = 1;
-			kerr_set(e, "step %s does not build against %s: %s", st->name, k->label, be.msg);
+			/* only a compiler that ran and said no is the patch's fault */
+			*patch_fault = o.end == RUN_FAILED;
+			kerr_set(e, "step %s %s %s: %s", st->name,
+				 *patch_fault ? "does not build against" : "could not be built for",
+				 k->label, be.msg);
 			goto out;
 		}
 	}

@@ -21,8 +21,9 @@ struct built_module {
 };
 
 /* Fills out. On a failed compile returns -1 with the compiler's last lines in e and
- * *patch_fault = 1 (the patch's fault, not the harness's). build_log receives the whole log. */
-int pbuild_step(const struct step *st, const struct kernel *k, const char *cache,
+ * *patch_fault = 1 (the patch's fault, not the harness's); a make that could not run, timed
+ * out or was stopped (stop_fd readable) leaves *patch_fault = 0. build_log receives the log. */
+int pbuild_step(const struct step *st, const struct kernel *k, const char *cache, int stop_fd,
 		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e);
 void built_module_release(struct built_module *m);
 

@@ -120,7 +120,7 @@ static int qmp_send(struct qmp *q, json_object *msg, struct kerr *e)
 	size_t len;
 	const char *s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN, &len);
 
-	if (write_all(q->fd, s, len) < 0 || write_all(q->fd, "\n", 1) < 0)
+	if (send_all(q->fd, s, len, 5000) < 0 || send_all(q->fd, "\n", 1, 5000) < 0)
 		return kerr_errno(e, "QMP: cannot send");
 	return 0;
 }

@@ -121,14 +121,13 @@ void check_evidence_text(struct check_result *r, const char *prefix, const char 
 	skip = total > max_lines ? total - max_lines : 0;
 	if (skip)
 		check_evidence(r, "%s... (%zu earlier lines left out)", prefix, skip);
-	for (p = text; *p; ) {
-		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+	const char *line;
+	size_t len;
+	for (p = text; next_line(&p, &line, &len);) {
 		if (skip)
 			skip--;
 		else
-			check_evidence(r, "%s%.*s", prefix, (int)len, p);
-		p += len + (nl ? 1 : 0);
+			check_evidence(r, "%s%.*s", prefix, (int)len, line);
 	}
 }
 
@@ -231,6 +230,8 @@ int run_exit_code(const struct run_result *r)
 		else if (v == V_ERROR)
 			error = 1;
 	}
+	if (r->interrupted)
+		return 2; /* incomplete, whatever it found so far */
 	if (fail)
 		return 1;
 	return error ? 2 : 0;

@@ -150,6 +150,8 @@ static void guest_trouble(struct cellrun *cr, const char *step, const char *name
 		why = vm_exit_reason(cr->vm);
 	}
 	console_crashes(cr, step);
+	if (w == VM_BROKEN && why)
+		w = VM_GONE; /* the channel broke because QEMU was on its way out */
 	if (w == VM_BROKEN) {
 		r = add(cr, step, name, V_ERROR, 0, "harness error: %s", e->msg);
 	} else if (cr->patched) {
@@ -255,7 +257,11 @@ static void blocking_tasks(struct cellrun *cr, struct check_result *r, struct sb
 	json_object_object_add(args, "target", json_object_new_int(target));
 	if (call(cr, step, "tasks", "tasks", args, agent_ms(cr), &m) != VM_OK)
 		return;
-	if (m.ok && json_object_object_get_ex(m.result, "tasks", &tasks)) {
+	if (!m.ok || !json_object_object_get_ex(m.result, "tasks", &tasks) ||
+	    !json_object_is_type(tasks, json_type_array)) {
+		check_evidence(r, "the agent could not list the blocking tasks: %s",
+			       m.error ? m.error : "no tasks array");
+	} else {
 		size_t n = json_object_array_length(tasks);
 		check_evidence(r, "%zu task(s) not yet in the target state %d:", n, target);
 		for (size_t i = 0; i < n; i++) {
@@ -269,7 +275,8 @@ static void blocking_tasks(struct cellrun *cr, struct check_result *r, struct sb
 				sb_addf(names, "%s%s:%lld", i ? ", " : "", comm, pid);
 			else if (i == 4)
 				sb_addf(names, ", and %zu more", n - 4);
-			if (json_object_object_get_ex(t, "stack", &st))
+			if (json_object_object_get_ex(t, "stack", &st) &&
+			    json_object_is_type(st, json_type_array))
 				for (size_t j = 0; j < json_object_array_length(st); j++)
 					check_evidence(r, "    %s", json_object_get_string(
 						       json_object_array_get_idx(st, j)));
@@ -322,7 +329,7 @@ static int wait_transition(struct cellrun *cr, const char *step, const char *nam
 		struct kerr e = KERR_INIT;
 		enum vm_wait_result w = vm_pump(cr->vm, POLL_MS, &e);
 		if (w != VM_OK) {
-			guest_trouble(cr, step, "transition", w, &e);
+			guest_trouble(cr, step, enable ? "transition" : "unpatch-transition", w, &e);
 			return -1;
 		}
 	}
@@ -339,9 +346,9 @@ static int kmsg_mark(struct cellrun *cr, const char *step, const char *text, int
 	if (call(cr, step, "mark", "mark", args, agent_ms(cr), &m) != VM_OK)
 		return -1;
 	*seq = m.ok ? proto_get_int(m.result, "seq", -1) : -1;
-	if (!m.ok)
+	if (*seq < 0)
 		add(cr, step, "mark", V_ERROR, 0, "agent could not mark the kernel log: %s",
-		    m.error ? m.error : "?");
+		    m.error ? m.error : "no sequence number in the reply");
 	proto_msg_release(&m);
 	return *seq >= 0 ? 0 : -1;
 }
@@ -355,7 +362,10 @@ static int kmsg_since(struct cellrun *cr, const char *step, int64_t seq, struct 
 		json_object_object_add(args, "after", json_object_new_int64(seq));
 		if (call(cr, step, "kmsg", "kmsg", args, agent_ms(cr), &m) != VM_OK)
 			return -1;
-		if (!m.ok || !json_object_object_get_ex(m.result, "records", &recs)) {
+		if (!m.ok || !json_object_object_get_ex(m.result, "records", &recs) ||
+		    !json_object_is_type(recs, json_type_array)) {
+			add(cr, step, "kmsg", V_ERROR, 0, "agent could not read the kernel log: %s",
+			    m.error ? m.error : "no records array");
 			proto_msg_release(&m);
 			return -1;
 		}
@@ -400,13 +410,11 @@ static void check_klog(struct cellrun *cr, const char *step, int64_t seq,
 		else
 			r = add(cr, step, "transcript", V_FAIL, 0,
 				"livepatch log is missing \"%s\"", expect[i]);
-		for (pos = log.buf; *pos; ) {
-			const char *nl = strchr(pos, '\n');
-			size_t len = nl ? (size_t)(nl - pos) : strlen(pos);
-			if (memmem(pos, len, "livepatch", 9))
-				check_evidence(r, "%.*s", (int)len, pos);
-			pos += len + (nl ? 1 : 0);
-		}
+		const char *line;
+		size_t len;
+		for (pos = log.buf; next_line(&pos, &line, &len);)
+			if (memmem(line, len, "livepatch", 9))
+				check_evidence(r, "%.*s", (int)len, line);
 	}
 	c = cscan_new();
 	cscan_feed(c, log.buf, log.len);
@@ -424,6 +432,12 @@ static void check_taint(struct cellrun *cr, const char *step)
 
 	if (call(cr, step, "taint", "taint", NULL, agent_ms(cr), &m) != VM_OK)
 		return;
+	if (!m.ok || proto_get_int(m.result, "taint", -1) < 0) {
+		add(cr, step, "taint", V_ERROR, 0, "agent could not read the taint: %s",
+		    m.error ? m.error : "no taint in the reply");
+		proto_msg_release(&m);
+		return;
+	}
 	t = (unsigned long)proto_get_int(m.result, "taint", 0);
 	proto_msg_release(&m);
 	taint_format(t, letters, sizeof(letters));
@@ -595,149 +609,175 @@ static void transcript_apply(const char *p, char buf[3][192], const char *exp[3]
 		exp[i] = buf[i];
 }
 
+static void transcript_unpatch(const char *p, char buf[3][192], const char *exp[3])
+{
+	snprintf(buf[0], 192, "'%s': starting unpatching transition", p);
+	snprintf(buf[1], 192, "'%s': unpatching complete", p);
+	exp[0] = buf[0];
+	exp[1] = buf[1];
+}
+
+enum settle { SETTLED, REFUSED_AS_EXPECTED, STOPPED_CELL, GUEST_DOWN };
+
+/* Marks the kernel log (*seq), loads mod and waits for its transition, recording the load and
+ * transition checks (a stall names its blockers). With expect_fail the load must be refused. */
+static enum settle load_and_settle(struct cellrun *cr, const char *step, const char *mod,
+				   int expect_fail, int64_t *seq)
+{
+	struct sb err = SB_INIT;
+	char mark[192];
+	uint64_t t0, took = 0;
+	int err_no = 0, r;
+	enum settle ret = STOPPED_CELL;
+
+	snprintf(mark, sizeof(mark), "%s begin", step);
+	if (kmsg_mark(cr, step, mark, seq) < 0)
+		return GUEST_DOWN;
+	/* From here on a dead or silent guest is the patch's doing, the load included. */
+	cr->patched = 1;
+	t0 = now_ms();
+	r = load_module(cr, step, mod, &err, &err_no);
+	if (r < 0) {
+		ret = GUEST_DOWN;
+		goto out;
+	}
+	if (r == 0)
+		note_loaded(cr, mod);
+	if (expect_fail) {
+		if (r == 1)
+			add(cr, step, "load", V_PASS, now_ms() - t0, "refused as expected: %s", err.buf);
+		else
+			add(cr, step, "load", V_FAIL, now_ms() - t0,
+			    "%s loaded, but the patch set says it must be refused", mod);
+		check_klog(cr, step, *seq, NULL, 0);
+		ret = r == 1 ? REFUSED_AS_EXPECTED : STOPPED_CELL;
+		goto out;
+	}
+	if (r == 1) {
+		struct check_result *c = add(cr, step, "load", V_FAIL, now_ms() - t0,
+					     "%s refused by the kernel: %s", mod, err.buf);
+		check_evidence(c, "errno %d", err_no);
+		check_klog(cr, step, *seq, NULL, 0);
+		goto out;
+	}
+	add(cr, step, "load", V_PASS, now_ms() - t0, "%s loaded", mod);
+	r = wait_transition(cr, step, mod, 1, &took);
+	if (r < 0) {
+		ret = GUEST_DOWN;
+		goto out;
+	}
+	took = now_ms() - t0; /* the transition window: load through settled */
+	{
+		char *key = xasprintf("transition_ms.%s", step);
+		json_object_object_add(cr->cell->metrics, key, json_object_new_int64((int64_t)took));
+		free(key);
+	}
+	if (r == 1) {
+		report_stall(cr, step, "transition", "transition", mod, 1, took);
+		check_klog(cr, step, *seq, NULL, 0);
+		goto out;
+	}
+	add(cr, step, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
+	ret = SETTLED;
+out:
+	sb_release(&err);
+	return ret;
+}
+
+/* The sysfs state after mod settled: it is enabled with every object patched; with atomic
+ * replace it is the only patch left, and each replaced module can be removed. -1 guest down. */
+static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
+{
+	struct lp_patch pp[32];
+	const struct lp_patch *p;
+	struct check_result *c;
+	size_t n;
+	int ok;
+
+	if (lp_state(cr, step, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
+		return -1;
+	p = lp_find(pp, n, mod);
+	ok = p && p->enabled == 1 && p->transition == 0 && p->objects_patched == p->objects;
+	if (ok && p->replace == 1 && n != 1)
+		ok = 0;
+	c = add(cr, step, "sysfs", ok ? V_PASS : V_FAIL, 0,
+		ok ? "%s enabled%s, %d object(s) patched" :
+		     "livepatch state of %s is not as expected%s (%d object(s) patched)",
+		mod, p && p->replace == 1 ? " with atomic replace" : "", p ? p->objects_patched : 0);
+	for (size_t k = 0; k < n; k++)
+		check_evidence(c, "%s: enabled=%d transition=%d replace=%d stack_order=%d "
+			       "objects=%d patched=%d", pp[k].name, pp[k].enabled, pp[k].transition,
+			       pp[k].replace, pp[k].stack_order, pp[k].objects, pp[k].objects_patched);
+	for (size_t k = 0; k < cr->nr_loaded; k++) {
+		struct loaded *l = &cr->loaded[k];
+		struct sb uerr = SB_INIT;
+		int u;
+
+		if (!strcmp(l->name, mod) || !l->inserted)
+			continue;
+		if (lp_find(pp, n, l->name)) {
+			if (p && p->replace == 1)
+				add(cr, step, "replaced", V_FAIL, 0,
+				    "%s is still listed after the atomic replace", l->name);
+			continue;
+		}
+		l->live = 0;
+		u = unload_module(cr, step, l->name, &uerr);
+		if (u == 0) {
+			l->inserted = 0;
+			add(cr, step, "replaced", V_PASS, 0, "replaced module %s removed", l->name);
+		} else if (u == 1) {
+			add(cr, step, "replaced", V_FAIL, 0, "replaced module %s cannot be removed: %s",
+			    l->name, uerr.buf);
+		}
+		sb_release(&uerr);
+		if (u < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Applies step i. 0 applied, 1 the step failed in a way that stops later steps, -1 guest down. */
 static int apply_step(struct cellrun *cr, size_t i)
 {
 	const struct step *st = &cr->sc->patchset.steps[i];
 	const char *mod = cr->mods[i].name;
-	struct sb err = SB_INIT;
-	struct lp_patch pp[32];
-	size_t n;
-	int64_t seq;
-	uint64_t t0, took = 0;
-	int err_no = 0, r, ret = 1;
-	char mark[192], tbuf[3][192];
+	char tbuf[3][192];
 	const char *expect[3];
+	int64_t seq;
 
-	snprintf(mark, sizeof(mark), "step %s begin", st->name);
-	if (kmsg_mark(cr, st->name, mark, &seq) < 0)
+	switch (load_and_settle(cr, st->name, mod, st->expect_load_fail, &seq)) {
+	case SETTLED: break;
+	case REFUSED_AS_EXPECTED: return 0;
+	case STOPPED_CELL: return cr->down ? -1 : 1;
+	case GUEST_DOWN: return -1;
+	}
+	if (check_sysfs(cr, st->name, mod) < 0 || run_probes(cr, st->name, i, 1) < 0)
 		return -1;
-	t0 = now_ms();
-	r = load_module(cr, st->name, mod, &err, &err_no);
-	if (r < 0)
-		goto out_down;
-	cr->patched = 1;
-	if (st->expect_load_fail) {
-		if (r == 1)
-			add(cr, st->name, "load", V_PASS, now_ms() - t0,
-			    "refused as expected: %s", err.buf);
-		else
-			add(cr, st->name, "load", V_FAIL, now_ms() - t0,
-			    "%s loaded, but the patch set says it must be refused", mod);
-		check_klog(cr, st->name, seq, NULL, 0);
-		ret = r == 1 ? 0 : 1;
-		if (r == 0)
-			note_loaded(cr, mod);
-		goto out;
-	}
-	if (r == 1) {
-		struct check_result *c = add(cr, st->name, "load", V_FAIL, now_ms() - t0,
-					     "%s refused by the kernel: %s", mod, err.buf);
-		check_evidence(c, "errno %d", err_no);
-		check_klog(cr, st->name, seq, NULL, 0);
-		goto out;
-	}
-	note_loaded(cr, mod);
-	add(cr, st->name, "load", V_PASS, now_ms() - t0, "%s loaded", mod);
-
-	r = wait_transition(cr, st->name, mod, 1, &took);
-	if (r < 0)
-		goto out_down;
-	took = now_ms() - t0; /* the transition window: load through settled */
-	{
-		char *key = xasprintf("transition_ms.%s", st->name);
-		json_object_object_add(cr->cell->metrics, key, json_object_new_int64((int64_t)took));
-		free(key);
-	}
-	if (r == 1) {
-		report_stall(cr, st->name, "transition", "transition", mod, 1, took);
-		check_klog(cr, st->name, seq, NULL, 0);
-		goto out;
-	}
-	add(cr, st->name, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
-
-	/* sysfs: this patch enabled; with atomic replace it is the only one left */
-	if (lp_state(cr, st->name, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
-		goto out_down;
-	{
-		const struct lp_patch *p = lp_find(pp, n, mod);
-		struct check_result *c;
-		int ok = p && p->enabled == 1 && p->transition == 0 &&
-			 p->objects_patched == p->objects;
-		if (ok && p->replace == 1 && n != 1)
-			ok = 0;
-		c = add(cr, st->name, "sysfs", ok ? V_PASS : V_FAIL, 0,
-			ok ? "%s enabled%s, %d object(s) patched" :
-			     "livepatch state of %s is not as expected%s (%d object(s) patched)",
-			mod, p && p->replace == 1 ? " with atomic replace" : "",
-			p ? p->objects_patched : 0);
-		for (size_t k = 0; k < n; k++)
-			check_evidence(c, "%s: enabled=%d transition=%d replace=%d stack_order=%d "
-				       "objects=%d patched=%d", pp[k].name, pp[k].enabled,
-				       pp[k].transition, pp[k].replace, pp[k].stack_order,
-				       pp[k].objects, pp[k].objects_patched);
-		/* replaced patches: gone from sysfs, and their modules can be removed */
-		for (size_t k = 0; k < cr->nr_loaded; k++) {
-			struct loaded *l = &cr->loaded[k];
-			if (!strcmp(l->name, mod) || !l->inserted)
-				continue;
-			if (lp_find(pp, n, l->name)) {
-				if (p && p->replace == 1)
-					add(cr, st->name, "replaced", V_FAIL, 0,
-					    "%s is still listed after the atomic replace", l->name);
-				continue;
-			}
-			l->live = 0;
-			struct sb uerr = SB_INIT;
-			int u = unload_module(cr, st->name, l->name, &uerr);
-			if (u < 0) {
-				sb_release(&uerr);
-				goto out_down;
-			}
-			if (u == 0) {
-				l->inserted = 0;
-				add(cr, st->name, "replaced", V_PASS, 0,
-				    "replaced module %s removed", l->name);
-			} else {
-				add(cr, st->name, "replaced", V_FAIL, 0,
-				    "replaced module %s cannot be removed: %s", l->name, uerr.buf);
-			}
-			sb_release(&uerr);
-		}
-	}
-	if (run_probes(cr, st->name, i, 1) < 0)
-		goto out_down;
 	transcript_apply(mod, tbuf, expect);
 	check_klog(cr, st->name, seq, expect, 3);
 	console_crashes(cr, st->name);
-	if (cr->down)
-		goto out_down;
-	check_taint(cr, st->name);
-	ret = cr->down ? -1 : 0;
-	goto out;
-out_down:
-	ret = -1;
-out:
-	sb_release(&err);
-	return ret;
+	if (!cr->down)
+		check_taint(cr, st->name);
+	return cr->down ? -1 : 0;
 }
 
 /* Disables the last applied step, checks the unpatched behaviour, unloads it and loads it
  * again (the state a fleet is left in after a rollback and a re-push). */
 static void rollback(struct cellrun *cr, size_t last)
 {
-	const struct step *st = &cr->sc->patchset.steps[last];
 	const char *mod = cr->mods[last].name;
+	const char *S = "rollback", *R = "reapply";
 	json_object *args;
 	struct proto_msg m;
 	struct lp_patch pp[32];
+	struct sb err = SB_INIT;
 	size_t n;
 	int64_t seq;
 	uint64_t took = 0, t0;
-	int r;
+	int r, u;
 	char tb[3][192];
 	const char *expect[3];
-	const char *S = "rollback";
 
 	if (kmsg_mark(cr, S, "rollback begin", &seq) < 0)
 		return;
@@ -758,6 +798,7 @@ static void rollback(struct cellrun *cr, size_t last)
 	r = wait_transition(cr, S, mod, 0, &took);
 	if (r < 0)
 		return;
+	took = now_ms() - t0;
 	json_object_object_add(cr->cell->metrics, "unpatch_transition_ms",
 			       json_object_new_int64((int64_t)took));
 	if (r == 1) {
@@ -768,7 +809,7 @@ static void rollback(struct cellrun *cr, size_t last)
 	if (lp_state(cr, S, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
 		return;
 	/* With atomic replace nothing else is live: every fix must be gone. Stacked patches below
-	 * keep theirs, so then only this step's probes say anything. */
+	 * keep theirs, so then the unpatched behaviour cannot be asserted. */
 	if (n == 0) {
 		if (run_probes(cr, S, last, 0) < 0)
 			return;
@@ -776,60 +817,30 @@ static void rollback(struct cellrun *cr, size_t last)
 		add(cr, S, "probes", V_SKIP, 0, "%zu other patch(es) still live: unpatched "
 		    "behaviour not checked", n);
 	}
-	snprintf(tb[0], sizeof(tb[0]), "'%s': starting unpatching transition", mod);
-	snprintf(tb[1], sizeof(tb[1]), "'%s': unpatching complete", mod);
-	expect[0] = tb[0];
-	expect[1] = tb[1];
+	transcript_unpatch(mod, tb, expect);
 	check_klog(cr, S, seq, expect, 2);
 	if (cr->down)
 		return;
-	{
-		struct sb err = SB_INIT;
-		int u = unload_module(cr, S, mod, &err);
-		if (u == 0) {
-			struct loaded *l = loaded_find(cr, mod);
-			if (l)
-				l->inserted = l->live = 0;
-			add(cr, S, "unload", V_PASS, 0, "%s removed", mod);
-		} else if (u == 1) {
-			add(cr, S, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,
-			    err.buf);
-		}
-		sb_release(&err);
-		if (u != 0)
-			return;
+	u = unload_module(cr, S, mod, &err);
+	if (u == 0) {
+		struct loaded *l = loaded_find(cr, mod);
+		if (l)
+			l->inserted = l->live = 0;
+		add(cr, S, "unload", V_PASS, 0, "%s removed", mod);
+	} else if (u == 1) {
+		add(cr, S, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,
+		    err.buf);
 	}
+	sb_release(&err);
+	if (u != 0)
+		return;
 	/* load again: the patch must apply cleanly a second time */
-	{
-		const char *R = "reapply";
-		struct sb err = SB_INIT;
-		int e2 = 0;
-		if (kmsg_mark(cr, R, "reapply begin", &seq) < 0)
-			return;
-		t0 = now_ms();
-		r = load_module(cr, R, mod, &err, &e2);
-		if (r == 1)
-			add(cr, R, "load", V_FAIL, now_ms() - t0, "%s refused on reload: %s", mod,
-			    err.buf);
-		sb_release(&err);
-		if (r != 0)
-			return;
-		note_loaded(cr, mod);
-		add(cr, R, "load", V_PASS, now_ms() - t0, "%s loaded again", mod);
-		r = wait_transition(cr, R, mod, 1, &took);
-		if (r < 0)
-			return;
-		if (r == 1) {
-			report_stall(cr, R, "transition", "transition", mod, 1, took);
-			return;
-		}
-		add(cr, R, "transition", V_PASS, took, "settled in %.2f s", took / 1000.0);
-		if (run_probes(cr, R, last, 1) < 0)
-			return;
-		transcript_apply(mod, tb, expect);
-		check_klog(cr, R, seq, expect, 3);
-		(void)st;
-	}
+	if (load_and_settle(cr, R, mod, 0, &seq) != SETTLED)
+		return;
+	if (run_probes(cr, R, last, 1) < 0)
+		return;
+	transcript_apply(mod, tb, expect);
+	check_klog(cr, R, seq, expect, 3);
 }
 
 /* ---- the cell ---- */
@@ -847,7 +858,7 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	uint64_t t0 = now_ms();
 	struct check_result *r;
 
-	if (kernel_prepare(ks, cr->rn->cache, &cr->k, log_line, cr, &e) < 0) {
+	if (kernel_prepare(ks, cr->rn->cache, cr->rn->stop_fd, &cr->k, log_line, cr, &e) < 0) {
 		add(cr, "prepare", "kernel", V_ERROR, now_ms() - t0, "%s", e.msg);
 		return -1;
 	}
@@ -861,8 +872,8 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 		int fault = 0;
 		kerr_clear(&e);
 		t0 = now_ms();
-		if (pbuild_step(&ps->steps[i], &cr->k, cr->rn->cache, &cr->mods[i], &fault, &blog,
-				&e) < 0) {
+		if (pbuild_step(&ps->steps[i], &cr->k, cr->rn->cache, cr->rn->stop_fd, &cr->mods[i],
+				&fault, &blog, &e) < 0) {
 			r = add(cr, ps->steps[i].name, "build", fault ? V_FAIL : V_ERROR,
 				now_ms() - t0, "%s", e.msg);
 			check_evidence_text(r, "| ", blog.buf, 60);
@@ -900,6 +911,7 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 		files[i].host_path = cr->mods[i].path;
 		files[i].guest_path = guest[i];
 		files[i].mode = 0644;
+		files[i].decompress = 1;
 	}
 	memset(&spec, 0, sizeof(spec));
 	spec.output = out;
@@ -1018,6 +1030,28 @@ static void poweroff(struct cellrun *cr)
 		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
 }
 
+static void save_progress(struct cellrun *cr)
+{
+	struct kerr e = KERR_INIT;
+
+	if (cell_write(cr->cell, &e) < 0)
+		progress(cr, "cannot save results: %s", e.msg);
+}
+
+/* A stop (Ctrl-C, SIGTERM) outside a VM wait: record it once. The stop descriptor is never
+ * drained, so it stays readable for every later check. */
+static int stopped(struct cellrun *cr, const char *step)
+{
+	if (cr->interrupted)
+		return 1;
+	if (!fd_readable(cr->rn->stop_fd))
+		return 0;
+	cr->interrupted = 1;
+	cr->down = 1;
+	add(cr, step, "interrupted", V_ERROR, 0, "interrupted: klpq was asked to stop");
+	return 1;
+}
+
 int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell_result *cell)
 {
 	struct cellrun cr;
@@ -1035,13 +1069,22 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	cr.console = cscan_new();
 	progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
 
-	if (prepare(&cr, ks) < 0 || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
+	/* The cell's results.json exists from the start and is rewritten after every phase, so a
+	 * klpq that is killed outright still leaves what it saw (marked unfinished). */
+	save_progress(&cr);
+	if (prepare(&cr, ks) < 0) {
+		stopped(&cr, "prepare"); /* a download or build cut short by a stop */
 		goto end;
+	}
+	if (stopped(&cr, "prepare") || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
+		goto end;
+	save_progress(&cr);
 	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0) < 0)
 		goto end;
 	check_taint(&cr, "baseline");
 	for (size_t i = 0; i < ps->nr_steps && !cr.down; i++) {
 		int r = apply_step(&cr, i);
+		save_progress(&cr);
 		if (r != 0)
 			break;
 		applied = i + 1;
@@ -1049,9 +1092,10 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	}
 	if (!cr.down && applied == ps->nr_steps && last_ok && rn->sc->rollback)
 		rollback(&cr, ps->nr_steps - 1);
-	if (!cr.down && applied + 1 < ps->nr_steps)
-		add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after the failure "
-		    "of %s", ps->nr_steps - applied - 1, ps->steps[applied].name);
+	if (!cr.interrupted && applied + 1 < ps->nr_steps)
+		add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after %s of %s",
+		    ps->nr_steps - applied - 1, cr.down ? "the loss of the guest" : "the failure",
+		    ps->steps[applied].name);
 end:
 	poweroff(&cr);
 	cscan_finish(cr.console);

@@ -199,44 +199,60 @@ static void add_last_lines(struct sb *msg, const struct sb *out, int lines)
 		sb_addf(msg, ":\n%.*s", (int)(out->len - i), out->buf + i);
 }
 
-int run_capture(const char *const *argv, const char *cwd, const char *const *env,
-		struct sb *out, unsigned timeout_ms, struct kerr *e)
+static void describe_command(struct sb *msg, const char *const *argv)
+{
+	sb_adds(msg, argv[0]);
+	for (size_t i = 1; argv[i] && i < 4; i++)
+		sb_addf(msg, " %s", argv[i]);
+	if (argv[1] && argv[2] && argv[3] && argv[4])
+		sb_adds(msg, " ...");
+}
+
+int run_capture(const char *const *argv, struct run_opts *o, struct sb *out, struct kerr *e)
 {
 	struct child c = CHILD_INIT;
-	int pipefd[2], status = 0, timed_out = 0;
-	uint64_t deadline = timeout_ms ? now_ms() + timeout_ms : 0;
+	int pipefd[2], status = 0;
+	uint64_t deadline = o->timeout_ms ? now_ms() + o->timeout_ms : 0;
 	char buf[8192], how[128];
 	const size_t keep = 1 << 20;
+	struct sb msg = SB_INIT;
 
+	o->end = RUN_NOT_STARTED;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return kerr_errno(e, "cannot run %s", argv[0]);
 	c.argv = argv;
-	c.cwd = cwd;
-	c.env = env;
+	c.cwd = o->cwd;
+	c.env = o->env;
 	c.out_fd = pipefd[1];
 	c.pdeathsig = SIGKILL;
+	c.new_pgroup = 1;
 	if (child_start(&c, e) < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
 		return -1;
 	}
 	close(pipefd[1]);
+	o->end = RUN_OK;
 	for (;;) {
-		struct pollfd p = { pipefd[0], POLLIN, 0 };
+		struct pollfd p[2] = { { pipefd[0], POLLIN, 0 }, { o->stop_fd, POLLIN, 0 } };
 		int wait = -1;
 		if (deadline) {
 			uint64_t now = now_ms();
 			if (now >= deadline) {
-				timed_out = 1;
+				o->end = RUN_TIMED_OUT;
 				break;
 			}
 			wait = (int)(deadline - now);
 		}
-		int r = poll(&p, 1, wait);
+		int r = poll(p, o->stop_fd >= 0 ? 2 : 1, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			continue;
+		if (o->stop_fd >= 0 && (p[1].revents & POLLIN)) {
+			o->end = RUN_STOPPED;
+			break;
+		}
 		ssize_t n = xread(pipefd[0], buf, sizeof(buf));
 		if (n <= 0)
 			break;
@@ -246,27 +262,39 @@ int run_capture(const char *const *argv, const char *cwd, const char *const *env
 	}
 	close(pipefd[0]);
 	keep_tail(out, keep);
-	if (timed_out) {
-		kill(c.pid, SIGKILL);
-		child_wait(&c);
-		struct sb msg = SB_INIT;
-		sb_addf(&msg, "%s did not finish within %u s", argv[0], timeout_ms / 1000);
-		add_last_lines(&msg, out, 8);
-		kerr_set(e, "%s", msg.buf);
-		sb_release(&msg);
-		return -1;
+	if (o->end == RUN_OK) {
+		/* stdout closed: the child is exiting; a child that closed it and hangs is killed
+		 * at the deadline like any other */
+		int r;
+		if (deadline) {
+			uint64_t now = now_ms();
+			r = child_wait_timeout(&c, deadline > now ? (unsigned)(deadline - now) : 0,
+					       &status);
+		} else {
+			status = child_wait(&c);
+			r = status < 0 ? -1 : 1;
+		}
+		if (r == 0)
+			o->end = RUN_TIMED_OUT;
+		else if (r < 0 || status < 0)
+			return kerr_errno(e, "waiting for %s", argv[0]);
 	}
-	status = child_wait(&c);
-	if (status < 0)
-		return kerr_errno(e, "waiting for %s", argv[0]);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (o->end != RUN_OK) {
+		kill(-c.pid, SIGKILL); /* the whole group: make's gcc, apt's methods */
+		child_wait(&c);
+	}
+	if (o->end == RUN_OK && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	describe_status(status, how, sizeof(how));
-	struct sb msg = SB_INIT;
-	sb_addf(&msg, "%s", argv[0]);
-	for (size_t i = 1; argv[i] && i < 4; i++)
-		sb_addf(&msg, " %s", argv[i]);
-	sb_addf(&msg, "%s %s", argv[1] && argv[2] && argv[3] && argv[4] ? " ..." : "", how);
+	describe_command(&msg, argv);
+	if (o->end == RUN_TIMED_OUT) {
+		sb_addf(&msg, " did not finish within %u s", o->timeout_ms / 1000);
+	} else if (o->end == RUN_STOPPED) {
+		sb_adds(&msg, " interrupted: klpq was asked to stop");
+	} else {
+		o->end = WIFEXITED(status) ? RUN_FAILED : RUN_SIGNALED;
+		describe_status(status, how, sizeof(how));
+		sb_addf(&msg, " %s", how);
+	}
 	add_last_lines(&msg, out, 8);
 	kerr_set(e, "%s", msg.buf);
 	sb_release(&msg);

@@ -34,10 +34,23 @@ int child_kill(struct child *c, unsigned grace_ms);
 /* Describes a wait status: "exited with 2", "killed by signal 9". */
 void describe_status(int status, char *buf, size_t len);
 
-/* Runs argv to completion, stdout and stderr captured into out (at most 1 MiB kept, the tail),
- * killed after timeout_ms (0: no limit). 0 when it exited 0; else -1 with a message naming the
- * command, how it ended and the last lines of its output. */
-int run_capture(const char *const *argv, const char *cwd, const char *const *env,
-		struct sb *out, unsigned timeout_ms, struct kerr *e);
+/* How a run_capture child ended: only RUN_FAILED (ran, exited nonzero) is the command's own
+ * verdict; the others are the harness's or the operator's business. */
+enum run_end { RUN_OK, RUN_FAILED, RUN_SIGNALED, RUN_TIMED_OUT, RUN_NOT_STARTED, RUN_STOPPED };
+
+struct run_opts {
+	const char *cwd;          /* or NULL */
+	const char *const *env;   /* extra "KEY=VALUE", NULL-terminated, or NULL */
+	unsigned timeout_ms;      /* 0: no limit */
+	int stop_fd;              /* readable -> kill the child and return RUN_STOPPED; -1: none */
+	enum run_end end;         /* out */
+};
+#define RUN_OPTS_INIT { NULL, NULL, 0, -1, RUN_NOT_STARTED }
+
+/* Runs argv to completion in its own process group (so Ctrl-C reaches klpq, which decides),
+ * stdout and stderr captured into out (at most 1 MiB kept, the tail). On a timeout or a stop
+ * the whole process group is killed. 0 when it exited 0; else -1 with a message naming the
+ * command, how it ended and the last lines of its output, and o->end saying how. */
+int run_capture(const char *const *argv, struct run_opts *o, struct sb *out, struct kerr *e);
 
 #endif

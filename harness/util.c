@@ -5,9 +5,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,9 +304,11 @@ int write_file_atomic(const char *path, const void *data, size_t len, struct ker
 
 int mkdir_p(const char *path, mode_t mode, struct kerr *e)
 {
-	char *p = xstrdup(path);
-	char *s;
+	char *p, *s;
 
+	if (!path[0])
+		return kerr_set(e, "empty folder name");
+	p = xstrdup(path);
 	for (s = p + 1; ; s++) {
 		if (*s != '/' && *s != '\0')
 			continue;
@@ -389,19 +393,85 @@ char *path_dirname(const char *path)
 	return xstrndup(path, (size_t)(slash - path));
 }
 
+int name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '+' || c == '-';
+}
+
 int name_is_safe(const char *name)
 {
 	const char *p;
 
 	if (!name || !*name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return 0;
-	for (p = name; *p; p++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '+' || c == '-'))
+	for (p = name; *p; p++)
+		if (!name_char_ok(*p))
 			return 0;
-	}
 	return 1;
+}
+
+int next_line(const char **p, const char **line, size_t *len)
+{
+	const char *nl;
+
+	if (!**p)
+		return 0;
+	nl = strchr(*p, '\n');
+	*line = *p;
+	*len = nl ? (size_t)(nl - *p) : strlen(*p);
+	*p += *len + (nl ? 1 : 0);
+	return 1;
+}
+
+char *module_name(const char *path, size_t len)
+{
+	const char *base = path, *p;
+	char *n, *q;
+
+	for (p = path; p < path + len; p++)
+		if (*p == '/')
+			base = p + 1;
+	n = xstrndup(base, (size_t)(path + len - base));
+	q = strstr(n, ".ko");
+	if (q)
+		*q = '\0';
+	for (q = n; *q; q++)
+		if (*q == '-')
+			*q = '_';
+	return n;
+}
+
+int fd_readable(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+int send_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
+{
+	const char *p = buf;
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		uint64_t now = now_ms();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd pf = { fd, POLLOUT, 0 };
+		poll(&pf, 1, (int)(deadline - now));
+	}
+	return 0;
 }
 
 static uint64_t clock_ms(clockid_t id)

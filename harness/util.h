@@ -74,6 +74,21 @@ char *path_dirname(const char *path);          /* malloc'd */
 
 /* A name used as one path component: [A-Za-z0-9._+-], not empty, not "." or "..". */
 int name_is_safe(const char *name);
+int name_char_ok(char c); /* one character of such a name */
+
+/* Iterates the lines of a NUL-terminated text: while (next_line(&p, &line, &len)) ...
+ * line points into the text (no newline), len its length; a last line without "\n" counts. */
+int next_line(const char **p, const char **line, size_t *len);
+
+/* A kernel module's name from its file path: basename up to ".ko", '-' as '_'. malloc'd. */
+char *module_name(const char *path, size_t len);
+
+/* 1 when fd polls readable now (a level-triggered stop flag); 0 otherwise or for fd < 0. */
+int fd_readable(int fd);
+
+/* Writes all of buf to a (possibly non-blocking) socket, waiting for room up to timeout_ms;
+ * MSG_NOSIGNAL, so a closed peer is EPIPE, not SIGPIPE. 0, or -1 with errno (ETIMEDOUT). */
+int send_all(int fd, const void *buf, size_t len, unsigned timeout_ms);
 
 uint64_t now_ms(void);        /* CLOCK_MONOTONIC */
 uint64_t wall_ms(void);       /* CLOCK_REALTIME */

@@ -146,6 +146,17 @@ static void check_exit(struct vm *vm)
 	}
 }
 
+/* QEMU closes its sockets during its own cleanup, a moment before it can be reaped: a closed
+ * channel is given that moment so it is reported as the guest's end, not a harness error. */
+static void settle_exit(struct vm *vm)
+{
+	for (uint64_t end = now_ms() + 2000; !vm->exited && now_ms() < end;) {
+		check_exit(vm);
+		if (!vm->exited)
+			sleep_ms(20);
+	}
+}
+
 static void handle_agent_line(struct vm *vm, const char *line, size_t len)
 {
 	struct proto_msg m;
@@ -230,11 +241,14 @@ static enum vm_wait_result pump_once(struct vm *vm, unsigned ms)
 	r = poll(p, (nfds_t)n, (int)ms);
 	if (r < 0 && errno != EINTR)
 		return VM_BROKEN;
+	int stop = 0;
 	for (int i = 0; r > 0 && i < n; i++) {
 		if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		if (map[i] < 0)
-			return VM_STOPPED;
+		if (map[i] < 0) {
+			stop = 1; /* after the channels: what they hold is still read */
+			continue;
+		}
 		if (map[i] == CH_QMP) {
 			if (qmp_read_available(&vm->qmp) < 0)
 				vm->qmp.closed = 1;
@@ -243,7 +257,7 @@ static enum vm_wait_result pump_once(struct vm *vm, unsigned ms)
 		}
 	}
 	check_exit(vm);
-	return VM_OK;
+	return stop ? VM_STOPPED : VM_OK;
 }
 
 static enum vm_wait_result wait_until(struct vm *vm, unsigned timeout_ms, int (*done)(struct vm *),
@@ -325,7 +339,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	char *chardev[NR_CH] = { NULL };
 	char *mem = NULL, *smp = NULL, *machine = NULL;
 	const char *argv[64];
-	int a = 0;
+	int a = 0, ret = -1;
 
 	*out = NULL;
 	vm->cfg = *cfg;
@@ -446,15 +460,8 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 				 (int)proto_get_int(q, "micro", 0));
 		json_object_put(ver);
 	}
-	for (int ch = 0; ch < NR_CH; ch++) {
-		free(sock[ch]);
-		free(chardev[ch]);
-	}
-	free(mem);
-	free(smp);
-	free(machine);
 	*out = vm;
-	return 0;
+	ret = 0;
 fail:
 	for (int ch = 0; ch < NR_CH; ch++) {
 		free(sock[ch]);
@@ -463,8 +470,9 @@ fail:
 	free(mem);
 	free(smp);
 	free(machine);
-	vm_destroy(vm);
-	return -1;
+	if (ret < 0)
+		vm_destroy(vm);
+	return ret;
 }
 
 const char *vm_accel(const struct vm *vm)
@@ -513,18 +521,26 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 	}
 	if (vm->fd[CH_AGENT] < 0) {
 		free(line);
-		kerr_set(e, "agent %s: channel closed%s%s", op, vm->exited ? ": " : "",
+		settle_exit(vm);
+		kerr_set(e, "agent %s: channel closed%s%s", op, vm->exited ? ": QEMU ended: " : "",
 			 vm->exited ? vm->reason : "");
 		return vm->exited ? VM_GONE : VM_BROKEN;
 	}
 	log_agent(vm, ">", line, len - 1);
 	vm->want_id = id;
 	vm->have_reply = 0;
-	if (write_all(vm->fd[CH_AGENT], line, len) < 0) {
+	if (send_all(vm->fd[CH_AGENT], line, len, timeout_ms) < 0) {
+		int saved = errno;
 		free(line);
 		vm->want_id = 0;
+		if (saved == ETIMEDOUT) {
+			kerr_set(e, "agent %s: the guest takes no input (channel full for %u ms)", op,
+				 timeout_ms);
+			return VM_TIMEOUT;
+		}
+		settle_exit(vm);
+		errno = saved;
 		kerr_errno(e, "agent %s: cannot send", op);
-		check_exit(vm);
 		return vm->exited ? VM_GONE : VM_BROKEN;
 	}
 	free(line);
@@ -534,8 +550,10 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 	if (r == VM_OK) {
 		*reply = vm->reply;
 		memset(&vm->reply, 0, sizeof(vm->reply));
-		vm->have_reply = 0;
+	} else if (vm->have_reply) {
+		proto_msg_release(&vm->reply); /* arrived with the stop: nobody takes it now */
 	}
+	vm->have_reply = 0;
 	return r;
 }
 
@@ -574,6 +592,7 @@ void vm_stop(struct vm *vm, unsigned grace_ms)
 	struct kerr ignore = KERR_INIT;
 	struct proto_msg m;
 
+	vm->cfg.stop_fd = -1; /* already stopping: a pending Ctrl-C must not cut this short */
 	if (vm->qemu.pid <= 0 || vm->exited)
 		goto reap;
 	if (vm->fd[CH_AGENT] >= 0 && vm->ready &&

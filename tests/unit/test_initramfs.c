@@ -115,7 +115,7 @@ START_TEST(test_build_and_read_back)
 	ck_assert_int_eq(write_file_atomic(patch, "KO", 2, &e), 0);
 
 	const char *const boot[] = { "virtio_console", NULL };
-	struct initramfs_file f = { patch, "/klpq/patches/p.ko", 0644 };
+	struct initramfs_file f = { patch, "/klpq/patches/p.ko", 0644, 1 };
 	struct initramfs_spec s = { out, agent, "/bin/busybox", mods, "9.9.9-test", boot, &f, 1 };
 	ck_assert_msg(initramfs_build(&s, &e) == 0, "%s", e.msg);
 
