@@ -3,6 +3,8 @@
 #   make demo     install what is missing, build, run scenarios/smoke.yaml on a real kernel
 #   make check    install what is missing, build, run every test (unit + real-boot)
 #   make check-unit / make check-vm   the two halves of make check
+#   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
+#   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
 #   make install PREFIX=/usr/local DESTDIR=
 #   V=1 shows the commands.
 
@@ -48,6 +50,13 @@ $(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ images/agent/agent.c \
 		harness/proto.c -ljson-c
 
+# Test-only agent that can abuse its own channel on request (tests/vm: hostile-channel).
+$(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  STATIC  $@")
+	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -DKLPQ_AGENT_FAULTS -Iharness -o $@ \
+		images/agent/agent.c harness/proto.c -ljson-c
+
 $(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/libklpq.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check) $(LDFLAGS)
@@ -55,13 +64,35 @@ $(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/libklpq.a
 deps:
 	$(Q)bash ci/install-deps.sh
 
+deps-dev:
+	$(Q)bash ci/install-deps.sh --dev
+
+fuzz: deps-dev
+	$(Q)bash tests/fuzz/run.sh
+
+# Unit and real-boot tests with klpq built under AddressSanitizer and UBSan (the guest agent is
+# static and stays as it is). UB aborts; LeakSanitizer reports leaks at exit.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan: deps-dev
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" \
+		LDFLAGS="$(SAN)" all build-asan/check-unit build-asan/klpq-agent-faults
+	$(Q)CK_DEFAULT_TIMEOUT=120 build-asan/check-unit
+	$(Q)KLPQ=build-asan/klpq bash tests/vm/run.sh
+
+valgrind: deps-dev all
+	$(Q)valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=99 --trace-children=no $(BUILD)/klpq run -o build/valgrind-results scenarios/smoke.yaml
+
+check-flood: deps all
+	$(Q)bash tests/vm/run.sh hostile-flood-big
+
 check-unit: deps all $(BUILD)/check-unit
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
 
-check-vm: deps all
+check-vm: deps all $(BUILD)/klpq-agent-faults
 	$(Q)bash tests/vm/run.sh
 
-check: deps all $(BUILD)/check-unit
+check: deps all $(BUILD)/check-unit $(BUILD)/klpq-agent-faults
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
 	$(Q)bash tests/vm/run.sh
 
@@ -74,7 +105,7 @@ install: all
 	install -m 0755 $(BUILD)/klpq-agent $(DESTDIR)$(PREFIX)/lib/klpq/klpq-agent
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf build build-asan
 
-.PHONY: all deps check check-unit check-vm demo install clean
+.PHONY: all deps deps-dev check check-unit check-vm demo install clean fuzz asan valgrind check-flood
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

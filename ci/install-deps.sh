@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, whatever klpq needs to build and run that is missing.
 # Idempotent and quick when everything is there; needs root (or sudo) only when it installs.
+#   ci/install-deps.sh [--dev]
 set -euo pipefail
 
 pkgs=(
@@ -13,6 +14,10 @@ pkgs=(
 	xz-utils zstd                       # compressed kernel modules
 	python3                             # tests/vm reads results.json with it
 )
+# --dev: also what make fuzz, make asan and make valgrind need
+if [ "${1:-}" = --dev ]; then
+	pkgs+=(clang libclang-rt-14-dev valgrind)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "cli.h"
 #include "kernel.h"
 #include "results.h"
@@ -94,7 +96,33 @@ static void cell_id(const struct kernel_spec *ks, const char *patchset, char *ou
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [--cache DIR] [--quiet] SCENARIO.yaml\n");
+	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [--cache DIR] [--quiet] SCENARIO.yaml\n"
+			"       klpq run --resume RESULTS_DIR/RUN_ID [--cache DIR] [--quiet]\n");
+}
+
+/* The scenario file a run was started with, from its results.json. malloc'd or NULL. */
+static char *resume_scenario(const char *rundir, struct kerr *e)
+{
+	char *path = path_join(rundir, "results.json");
+	json_object *o = json_object_from_file(path), *v;
+	char *ret = NULL;
+
+	if (o && json_object_object_get_ex(o, "scenario", &v) &&
+	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v))
+		ret = xstrdup(json_object_get_string(v));
+	else
+		kerr_set(e, "%s: not a klpq run summary (nothing to resume)", path);
+	json_object_put(o);
+	free(path);
+	return ret;
+}
+
+static int id_used(const struct run_result *run, const char *id)
+{
+	for (size_t i = 0; i < run->nr_cells; i++)
+		if (!strcmp(run->cells[i].id, id))
+			return 1;
+	return 0;
 }
 
 int cmd_run(int argc, char **argv)
@@ -103,11 +131,12 @@ int cmd_run(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "cache", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "resume", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *outdir = "results";
-	char *cache = NULL, *agent = NULL, *busybox = NULL;
+	const char *outdir = "results", *resume = NULL;
+	char *cache = NULL, *agent = NULL, *busybox = NULL, *scen = NULL;
 	struct scenario sc;
 	struct run_result run;
 	struct runner rn;
@@ -124,20 +153,24 @@ int cmd_run(int argc, char **argv)
 		case 'o': outdir = optarg; break;
 		case 'c': cache = xstrdup(optarg); break;
 		case 'q': quiet = 1; break;
+		case 'r': resume = optarg; break;
 		case 'h': usage(); return EXIT_PASS;
 		default: usage(); return EXIT_HARNESS;
 		}
 	}
-	if (optind != argc - 1) {
+	if (resume ? optind != argc : optind != argc - 1) {
 		usage();
 		free(cache);
 		return EXIT_HARNESS;
 	}
-	if (scenario_load(argv[optind], &sc, &e) < 0) {
-		fprintf(stderr, "%s\n", e.msg);
+	scen = resume ? resume_scenario(resume, &e) : xstrdup(argv[optind]);
+	if (!scen || scenario_load(scen, &sc, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
 		free(cache);
+		free(scen);
 		return EXIT_HARNESS;
 	}
+	free(scen);
 	if (!cache)
 		cache = klpq_cache_dir();
 	agent = env_or("KLPQ_AGENT", beside_exe("klpq-agent"));
@@ -158,16 +191,25 @@ int cmd_run(int argc, char **argv)
 		perror("klpq: pipe");
 		goto out;
 	}
-	localtime_r(&now, &tm);
-	strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm);
-	snprintf(id, sizeof(id), "%s-%s", when, sc.name);
-	run.id = xstrdup(id);
-	run.dir = path_join(outdir, id);
-	for (int n = 2; path_exists(run.dir); n++) {
-		free(run.dir);
-		free(run.id);
-		run.id = xasprintf("%s-%d", id, n);
-		run.dir = path_join(outdir, run.id);
+	if (resume) {
+		const char *slash;
+		run.dir = xstrdup(resume);
+		while (strlen(run.dir) > 1 && run.dir[strlen(run.dir) - 1] == '/')
+			run.dir[strlen(run.dir) - 1] = '\0';
+		slash = strrchr(run.dir, '/');
+		run.id = xstrdup(slash ? slash + 1 : run.dir);
+	} else {
+		localtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm);
+		snprintf(id, sizeof(id), "%s-%s", when, sc.name);
+		run.id = xstrdup(id);
+		run.dir = path_join(outdir, id);
+		for (int n = 2; path_exists(run.dir); n++) {
+			free(run.dir);
+			free(run.id);
+			run.id = xasprintf("%s-%d", id, n);
+			run.dir = path_join(outdir, run.id);
+		}
 	}
 	run.scenario = xstrdup(sc.file);
 	run.scenario_name = xstrdup(sc.name);
@@ -197,17 +239,30 @@ int cmd_run(int argc, char **argv)
 		struct cell_result *cell;
 
 		cell_id(&sc.kernels[i], sc.patchset.name, cid, sizeof(cid));
-		cdir = path_join(run.dir, cid);
-		/* debian: and local: kernels of one release would share a folder: number them */
-		for (int n = 2; path_exists(cdir); n++) {
+		/* debian: and local: kernels of one release would share a folder: number them.
+		 * Ids depend only on the scenario, so --resume finds the same folders. */
+		for (int n = 2; id_used(&run, cid); n++) {
 			char base[256];
 			snprintf(base, sizeof(base), "%s", cid);
 			snprintf(cid, sizeof(cid), "%.200s-%d", base, n);
-			free(cdir);
-			cdir = path_join(run.dir, cid);
 		}
+		cdir = path_join(run.dir, cid);
 		run.cells = xrealloc(run.cells, (run.nr_cells + 1) * sizeof(*run.cells));
 		cell = &run.cells[run.nr_cells++];
+		memset(cell, 0, sizeof(*cell));
+		if (resume) {
+			struct kerr re = KERR_INIT;
+			if (cell_read(cell, cid, cdir, &re) == 0 && cell->finished) {
+				if (!quiet)
+					printf("[%s] already finished: %s (kept)\n", cid,
+					       verdict_name(cell_verdict(cell)));
+				free(cdir);
+				continue;
+			}
+			if (cell->id)
+				cell_release(cell);
+			rm_rf(cdir); /* unfinished: run it again from the start */
+		}
 		cell_init(cell, cid, cdir, sc.kernels[i].label, sc.patchset.name);
 		free(cdir);
 		if (mkdir_p(cell->dir, 0755, &e) < 0) {
@@ -215,11 +270,15 @@ int cmd_run(int argc, char **argv)
 			run.error = xstrdup(e.msg);
 			break;
 		}
-		runner_run_cell(&rn, &sc.kernels[i], cell);
+		if (runner_run_cell(&rn, &sc.kernels[i], cell) == -2 && !run.error)
+			run.error = xasprintf("the results of cell %s could not be written", cid);
 		run.duration_ms = now_ms() - t0;
 		kerr_clear(&e);
-		if (run_write(&run, &e) < 0)
+		if (run_write(&run, &e) < 0) {
 			fprintf(stderr, "klpq: %s\n", e.msg);
+			if (!run.error)
+				run.error = xstrdup(e.msg);
+		}
 	}
 	if (stop_signal) {
 		run.interrupted = 1;
@@ -228,9 +287,14 @@ int cmd_run(int argc, char **argv)
 	}
 	run.duration_ms = now_ms() - t0;
 	kerr_clear(&e);
-	if (run_write(&run, &e) < 0)
+	if (run_write(&run, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
+		if (!run.error)
+			run.error = xstrdup(e.msg);
+	}
 	run_print_table(&run, stdout, isatty(1) && !getenv("NO_COLOR"));
+	if (run.error)
+		fprintf(stderr, "klpq: %s: results are incomplete\n", run.error);
 	ret = run_exit_code(&run);
 out:
 	run_release(&run);

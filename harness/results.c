@@ -3,6 +3,7 @@
 #include "results.h"
 
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -197,6 +198,80 @@ static int write_json(const char *dir, json_object *o, struct kerr *e)
 	return ret;
 }
 
+static enum verdict verdict_parse(const char *s)
+{
+	if (!strcmp(s, "PASS"))
+		return V_PASS;
+	if (!strcmp(s, "SKIP"))
+		return V_SKIP;
+	if (!strcmp(s, "FAIL"))
+		return V_FAIL;
+	return V_ERROR;
+}
+
+static const char *jget_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return "";
+}
+
+static int64_t jget_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
+		return json_object_get_int64(v);
+	return 0;
+}
+
+int cell_read(struct cell_result *c, const char *id, const char *dir, struct kerr *e)
+{
+	char *path = path_join(dir, "results.json");
+	json_object *o = json_object_from_file(path), *checks, *v;
+
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    strcmp(jget_str(o, "format"), "klpq-cell-1")) {
+		kerr_set(e, "%s: not a klpq cell result", path);
+		json_object_put(o);
+		free(path);
+		return -1;
+	}
+	free(path);
+	cell_init(c, id, dir, jget_str(o, "kernel"), jget_str(o, "patchset"));
+	free(c->release);
+	c->release = xstrdup(jget_str(o, "release"));
+	free(c->accel);
+	c->accel = xstrdup(jget_str(o, "accel"));
+	free(c->qemu_version);
+	c->qemu_version = xstrdup(jget_str(o, "qemu"));
+	c->duration_ms = (uint64_t)jget_int(o, "duration_ms");
+	c->finished = json_object_object_get_ex(o, "finished", &v) && json_object_get_boolean(v);
+	if (json_object_object_get_ex(o, "metrics", &v) && json_object_is_type(v, json_type_object)) {
+		json_object_put(c->metrics);
+		c->metrics = json_object_get(v);
+	}
+	if (json_object_object_get_ex(o, "checks", &checks) &&
+	    json_object_is_type(checks, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(checks); i++) {
+			json_object *k = json_object_array_get_idx(checks, i), *ev;
+			struct check_result *r = cell_add(c, jget_str(k, "step"), jget_str(k, "check"),
+							  verdict_parse(jget_str(k, "status")),
+							  (uint64_t)jget_int(k, "duration_ms"), "%s",
+							  jget_str(k, "title"));
+			if (json_object_object_get_ex(k, "evidence", &ev) &&
+			    json_object_is_type(ev, json_type_array))
+				for (size_t j = 0; j < json_object_array_length(ev); j++)
+					check_evidence(r, "%s", json_object_get_string(
+						       json_object_array_get_idx(ev, j)));
+		}
+	}
+	json_object_put(o);
+	return 0;
+}
+
 int cell_write(const struct cell_result *c, struct kerr *e)
 {
 	json_object *o = cell_to_json(c);
@@ -279,6 +354,18 @@ int run_write(const struct run_result *r, struct kerr *e)
 		json_object_object_add(o, "totals", t);
 	}
 	json_object_object_add(o, "exit_code", json_object_new_int(run_exit_code(r)));
+	{
+		/* klpq's own cost, QEMU excluded: what the harness adds to a run */
+		struct rusage ru;
+		json_object *h = json_object_new_object();
+		getrusage(RUSAGE_SELF, &ru);
+		json_object_object_add(h, "cpu_user_ms", json_object_new_int64(
+			(int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000));
+		json_object_object_add(h, "cpu_sys_ms", json_object_new_int64(
+			(int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000));
+		json_object_object_add(h, "peak_rss_kb", json_object_new_int64(ru.ru_maxrss));
+		json_object_object_add(o, "harness", h);
+	}
 	ret = write_json(r->dir, o, e);
 	json_object_put(o);
 	return ret;

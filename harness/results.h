@@ -57,6 +57,8 @@ void check_evidence_text(struct check_result *r, const char *prefix, const char 
 
 json_object *cell_to_json(const struct cell_result *c);
 int cell_write(const struct cell_result *c, struct kerr *e);
+/* Reads DIR/results.json back (for --resume): 0, or -1 when it is missing or not a cell. */
+int cell_read(struct cell_result *c, const char *id, const char *dir, struct kerr *e);
 
 struct run_result {
 	char *id;

@@ -130,6 +130,14 @@ static void console_crashes(struct cellrun *cr, const char *step)
 	cr->console_seen = cscan_nr_reports(cr->console);
 }
 
+static int console_saw(struct cellrun *cr, enum crash_kind kind)
+{
+	for (size_t i = 0; i < cscan_nr_reports(cr->console); i++)
+		if (cscan_report(cr->console, i)->kind == kind)
+			return 1;
+	return 0;
+}
+
 /* The guest failed to answer: decide whose fault it is, record it, and stop using the guest. */
 static void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 			  enum vm_wait_result w, const struct kerr *e)
@@ -154,8 +162,16 @@ static void guest_trouble(struct cellrun *cr, const char *step, const char *name
 		w = VM_GONE; /* the channel broke because QEMU was on its way out */
 	if (w == VM_BROKEN) {
 		r = add(cr, step, name, V_ERROR, 0, "harness error: %s", e->msg);
+	} else if (w == VM_GONE && vm_host_ended(cr->vm)) {
+		/* killed from outside (OOM killer, an operator, a CI timeout): not the kernel's doing */
+		r = add(cr, step, name, V_ERROR, 0, "QEMU ended from outside the guest: %s", why);
 	} else if (cr->patched) {
-		if (w == VM_GONE)
+		if (w == VM_GONE && vm_guest_reset(cr->vm) && console_saw(cr, CRASH_PANIC))
+			r = add(cr, step, name, V_FAIL, 0, "guest died: kernel panic (%s)", why);
+		else if (w == VM_GONE && vm_guest_reset(cr->vm))
+			r = add(cr, step, name, V_FAIL, 0, "guest died: reset without a panic: reboot "
+				"or triple fault (%s)", why);
+		else if (w == VM_GONE)
 			r = add(cr, step, name, V_FAIL, 0, "guest died: %s", why ? why : e->msg);
 		else
 			r = add(cr, step, name, V_FAIL, 0, "guest stopped answering: %s", e->msg);
@@ -1030,6 +1046,19 @@ static void poweroff(struct cellrun *cr)
 		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
 }
 
+/* $TMPDIR/klpq-cell-XXXXXX, or NULL with errno. */
+static char *make_tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *dir = xasprintf("%s/klpq-cell-XXXXXX", t && *t ? t : "/tmp");
+
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
 static void save_progress(struct cellrun *cr)
 {
 	struct kerr e = KERR_INIT;
@@ -1057,10 +1086,11 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	struct cellrun cr;
 	const struct patchset *ps = &rn->sc->patchset;
 	uint64_t t0 = now_ms();
-	char *initrd = path_join(cell->dir, "initramfs.cpio");
+	char *tmpdir = make_tmpdir();
+	char *initrd = tmpdir ? path_join(tmpdir, "initramfs.cpio") : NULL;
 	struct kerr e = KERR_INIT;
 	size_t applied = 0;
-	int last_ok = 0;
+	int last_ok = 0, write_failed = 0;
 
 	memset(&cr, 0, sizeof(cr));
 	cr.rn = rn;
@@ -1074,6 +1104,11 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	save_progress(&cr);
 	if (prepare(&cr, ks) < 0) {
 		stopped(&cr, "prepare"); /* a download or build cut short by a stop */
+		goto end;
+	}
+	if (!initrd) {
+		add(&cr, "prepare", "initramfs", V_ERROR, 0, "cannot create a temporary folder: %s",
+		    strerror(errno));
 		goto end;
 	}
 	if (stopped(&cr, "prepare") || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
@@ -1098,14 +1133,28 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		    ps->steps[applied].name);
 end:
 	poweroff(&cr);
+	if (cr.vm) {
+		uint64_t over, bad;
+		vm_channel_stats(cr.vm, &over, &bad);
+		if (vm_log_errno(cr.vm))
+			add(&cr, "end", "logs", V_ERROR, 0, "the logs of this cell are incomplete: %s",
+			    strerror(vm_log_errno(cr.vm)));
+		if (over || bad)
+			add(&cr, "end", "agent-channel", V_FAIL, 0,
+			    "the guest wrote %llu oversized and %llu malformed line(s) into the agent "
+			    "channel (dropped; see agent.log)", (unsigned long long)over,
+			    (unsigned long long)bad);
+	}
 	cscan_finish(cr.console);
 	console_crashes(&cr, "end");
 	cell->finished = !cr.interrupted;
 	cell->duration_ms = now_ms() - t0;
 	progress(&cr, "cell done: %s in %.1f s", verdict_name(cell_verdict(cell)),
 		 cell->duration_ms / 1000.0);
-	if (cell_write(cell, &e) < 0 && rn->progress)
-		fprintf(rn->progress, "klpq: %s\n", e.msg);
+	if (cell_write(cell, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		write_failed = 1;
+	}
 
 	vm_destroy(cr.vm);
 	cscan_free(cr.console);
@@ -1122,5 +1171,8 @@ end:
 	free(cr.titles);
 	free(cr.console_path);
 	free(initrd);
-	return cr.interrupted ? -1 : 0;
+	if (tmpdir)
+		rm_rf(tmpdir); /* the guest image is rebuilt each run: not a result */
+	free(tmpdir);
+	return cr.interrupted ? -1 : write_failed ? -2 : 0;
 }

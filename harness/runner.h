@@ -26,7 +26,8 @@ struct runner {
 };
 
 /* Runs the cell and fills cell (already cell_init'ed; its dir exists). Writes the cell's
- * results.json before returning, whatever happened. Returns -1 only when interrupted. */
+ * results.json before returning, whatever happened. Returns 0; -1 when interrupted; -2 when
+ * its results.json could not be written (the message went to stderr). */
 int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell_result *cell);
 
 #endif

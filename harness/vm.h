@@ -66,6 +66,13 @@ int vm_running(struct vm *vm);
 const char *vm_exit_reason(const struct vm *vm);
 int vm_guest_reset(const struct vm *vm);    /* QEMU saw a reset/reboot request */
 uint64_t vm_last_agent_ms(const struct vm *vm); /* monotonic time of the last agent line */
+/* 1 when QEMU ended for a reason outside the guest (killed by a signal, told to quit by its
+ * host) rather than by a guest power-off, reset or panic: an infrastructure failure. */
+int vm_host_ended(const struct vm *vm);
+/* The first errno met writing console.log or agent.log (a full disk), or 0. */
+int vm_log_errno(const struct vm *vm);
+/* Agent-channel lines dropped so far: longer than the protocol bound, or not parsable. */
+void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
 /* Orderly stop: agent poweroff, then QMP quit, then SIGKILL; always reaps QEMU. */
 void vm_stop(struct vm *vm, unsigned grace_ms);
 void vm_destroy(struct vm *vm); /* stops if needed, frees, removes its socket folder */

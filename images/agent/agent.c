@@ -1067,6 +1067,40 @@ static void probe_wait(struct agent *a, struct probe *pr, uint64_t timeout_ms)
 	}
 }
 
+#ifdef KLPQ_AGENT_FAULTS
+/*
+ * Test builds only (build/klpq-agent-faults; the images klpq builds use the plain agent): a
+ * probe whose text contains "klpq-agent-fault" makes the agent itself abuse the channel before
+ * it runs the probe, as a corrupted or hostile guest could. A guest process cannot do this on
+ * its own: the port admits one opener, and the agent holds it.
+ */
+static void inject_faults(struct agent *a)
+{
+	static char chunk[65536];
+	static const char stray_reply[] = "{\"v\":1,\"id\":99999,\"ok\":true,\"result\":{}}\n";
+	static const char other_version[] = "{\"v\":2,\"event\":\"ready\"}\n";
+	unsigned seed = 12345;
+
+	memset(chunk, 'x', sizeof(chunk));
+	for (int i = 0; i < 48; i++) /* one 3 MiB line: over the 64 KiB bound */
+		port_send(a, chunk, sizeof(chunk));
+	port_send(a, "\n", 1);
+	for (int line = 0; line < 200; line++) { /* binary garbage, one short line each */
+		char g[128];
+		for (size_t i = 0; i < sizeof(g) - 1; i++) {
+			seed = seed * 1103515245u + 12345u;
+			g[i] = (char)((seed >> 16) & 0xff);
+			if (g[i] == '\n')
+				g[i] = '?';
+		}
+		g[sizeof(g) - 1] = '\n';
+		port_send(a, g, sizeof(g));
+	}
+	port_send(a, stray_reply, sizeof(stray_reply) - 1);
+	port_send(a, other_version, sizeof(other_version) - 1);
+}
+#endif
+
 static int do_exec(struct req *rq)
 {
 	struct agent *a = rq->a;
@@ -1093,6 +1127,13 @@ static int do_exec(struct req *rq)
 	argv[argc] = NULL;
 	if (arg_int(rq, "timeout_ms", 1, EXEC_MAX_TIMEOUT_MS, 0, 0, &timeout_ms) < 0)
 		return -1;
+#ifdef KLPQ_AGENT_FAULTS
+	for (size_t i = 0; i < argc; i++)
+		if (strstr(argv[i], "klpq-agent-fault")) {
+			inject_faults(a);
+			break;
+		}
+#endif
 
 	pr = calloc(1, sizeof(*pr)); /* holds the 16 KiB of output */
 	if (!pr)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
 # asserts the exit code and the verdicts and titles in results.json.
-#   tests/vm/run.sh [CASE...]   cases: bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall interrupt
+#   tests/vm/run.sh [CASE...]   cases: see the list below; docs/reliability.md says what each proves
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall interrupt)
+[ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
+	hostile-channel hostile-flood qemu-kill interrupt resume full-fs)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -172,8 +173,8 @@ assert find("end", "poweroff", "PASS")
 	interrupt)
 		# SIGINT mid-cell: exit 2, results written with the cell marked unfinished, QEMU gone.
 		# SIGKILL mid-cell: QEMU dies with klpq (PR_SET_PDEATHSIG).
-		for sig in INT KILL; do
-			d="$OUT/interrupt-$sig"; mkdir -p "$d"
+		for sig in INT TERM KILL; do
+			d="$OUT/interrupt-$sig"; mkdir -p "$d"; touch "$d/mark"
 			"$KLPQ" run -o "$d" scenarios/smoke.yaml > "$d/stdout.txt" 2>&1 &
 			pid=$!
 			for _ in $(seq 1 600); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
@@ -184,7 +185,7 @@ assert find("end", "poweroff", "PASS")
 			# dead, or a zombie left for init to reap once klpq (its parent) is gone
 			st=$(ps -o stat= -p "$qpid" 2>/dev/null | tr -d ' ')
 			if [ -n "$st" ] && [ "${st#Z}" = "$st" ]; then note "not ok - interrupt-$sig: QEMU $qpid survived"; failed=1; kill -9 "$qpid"; continue; fi
-			if [ $sig = INT ]; then
+			if [ $sig != KILL ]; then
 				if [ $rc -eq 2 ] && python3 - "$d" <<'PY'
 import glob, json, sys
 run = json.load(open(glob.glob(sys.argv[1] + "/*/results.json")[0]))
@@ -194,12 +195,151 @@ assert not cell["finished"]
 assert any(c["title"].startswith("interrupted") for c in cell["checks"])
 assert any(c["step"] == "step1" and c["status"] == "PASS" for c in cell["checks"])
 PY
-				then note "ok - interrupt-INT: exit 2, results kept, QEMU stopped"
-				else note "not ok - interrupt-INT: exit $rc or results wrong"; failed=1; fi
+				then note "ok - interrupt-$sig: exit 2, results kept, QEMU stopped"
+				else note "not ok - interrupt-$sig: exit $rc or results wrong"; failed=1; fi
+				left=$(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$d/mark")
+				if [ -n "$left" ]; then
+					note "not ok - interrupt-$sig: temporary folders left: $left"; failed=1
+				fi
 			else
 				note "ok - interrupt-KILL: QEMU died with klpq"
 			fi
 		done
+		;;
+	panic)
+		run_case panic 1 tests/vm/scenarios/faulty-panic.yaml '
+assert cell["verdict"] == "FAIL"
+assert find("step1", "crash", "FAIL")[0]["title"] == "Kernel panic: klpq test: panic in the patched cmdline_proc_show"
+d = find("step1", "probe:cmdline-fix1", "FAIL")
+assert d and d[0]["title"].startswith("guest died: kernel panic"), d
+'
+		;;
+	hang)
+		# every CPU frozen: the agent falls silent; the cell ends after probe_s + agent_s (20 s)
+		run_case hang 1 tests/vm/scenarios/faulty-hang.yaml '
+d = find("step1", "probe:cmdline-fix1", "FAIL")
+assert d and d[0]["title"].startswith("guest stopped answering: agent request \x27exec\x27: no answer within 20.0 s"), d
+assert cell["duration_ms"] < 120000, cell["duration_ms"]
+'
+		;;
+	reboot)
+		run_case reboot 1 tests/vm/scenarios/faulty-reboot.yaml '
+d = find("step1", "probe:cmdline-fix1", "FAIL")
+assert d and d[0]["title"].startswith("guest died: reset without a panic"), d
+assert not find(None, "crash")
+'
+		;;
+	hostile-channel)
+		KLPQ_AGENT=$(cd "$(dirname "$KLPQ")" && pwd)/klpq-agent-faults \
+		run_case hostile-channel 1 tests/vm/scenarios/hostile-channel.yaml '
+assert find("step1", "probe:garbage-then-fix1", "PASS"), checks
+a = find("end", "agent-channel", "FAIL")
+assert a and "1 oversized and 201 malformed" in a[0]["title"], a
+assert find("end", "poweroff", "PASS")
+assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+'
+		;;
+	hostile-flood)
+		run_case hostile-flood 0 tests/vm/scenarios/hostile-flood.yaml '
+assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
+import os
+assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 4 << 20
+assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+'
+		;;
+	qemu-kill)
+		# QEMU killed from outside mid-cell: that cell is ERROR with the reason; the run goes on
+		# to the next cell (the same kernel again, as local:).
+		cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
+		root=$cache/kernels/debian/6.1.0-56-amd64/root
+		d="$OUT/qemu-kill"; mkdir -p "$d"
+		printf '%s\n' "name: qemukill" "kernels:" "  - debian:6.1.0-56-amd64" "  - local:" \
+			"      vmlinuz: $root/boot/vmlinuz-6.1.0-56-amd64" \
+			"      modules: $root/lib/modules/6.1.0-56-amd64" \
+			"      build: $root/usr/src/linux-headers-6.1.0-56-amd64" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$d/s.yaml"
+		"$KLPQ" run -o "$d/r" "$d/s.yaml" > "$d/stdout.txt" 2>&1 &
+		pid=$!
+		for _ in $(seq 1 600); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
+		pkill -KILL -f "qemu-system-x86_64 -name 6.1.0-56-amd64_demo-cumulative -machine"
+		wait $pid; rc=$?
+		if [ $rc -eq 2 ] && python3 - "$d/r" <<'PY'
+import glob, json, sys
+run = json.load(open(glob.glob(sys.argv[1] + "/*/results.json")[0]))
+v = {c["cell"]: c["verdict"] for c in run["cells"]}
+assert v == {"6.1.0-56-amd64_demo-cumulative": "ERROR", "6.1.0-56-amd64_demo-cumulative-2": "PASS"}, v
+c = json.load(open(glob.glob(sys.argv[1] + "/*/6.1.0-56-amd64_demo-cumulative/results.json")[0]))
+e = [k for k in c["checks"] if k["status"] == "ERROR"]
+assert e and "QEMU ended from outside the guest" in e[0]["title"] and "signal 9" in e[0]["title"], e
+assert not [k for k in c["checks"] if k["status"] == "FAIL"]
+PY
+		then note "ok - qemu-kill: ERROR with the reason, next cell PASS"
+		else note "not ok - qemu-kill: exit $rc"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	resume)
+		# klpq SIGKILLed during the second of two cells; --resume keeps the finished cell and
+		# reruns the cut one from its start: nothing lost, nothing run twice.
+		cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
+		root=$cache/kernels/debian/6.1.0-56-amd64/root
+		d="$OUT/resume"; mkdir -p "$d"
+		local_k=("  - local:" "      vmlinuz: $root/boot/vmlinuz-6.1.0-56-amd64" \
+			"      modules: $root/lib/modules/6.1.0-56-amd64" \
+			"      build: $root/usr/src/linux-headers-6.1.0-56-amd64")
+		printf '%s\n' "name: resume" "kernels:" "  - debian:6.1.0-56-amd64" "${local_k[@]}" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$d/s.yaml"
+		"$KLPQ" run -o "$d/r" "$d/s.yaml" > "$d/stdout1.txt" 2>&1 &
+		pid=$!
+		for _ in $(seq 1 900); do
+			grep -q "demo-cumulative-2\] step1 .*load .*PASS" "$d/stdout1.txt" && break; sleep 0.1
+		done
+		kill -KILL $pid; wait $pid 2>/dev/null
+		first=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative/results.json')[0]))['started'])")
+		rundir=$(ls -d "$d"/r/*/)
+		"$KLPQ" run --resume "$rundir" > "$d/stdout2.txt" 2>&1; rc=$?
+		if [ $rc -eq 0 ] && grep -q "demo-cumulative\] already finished: PASS (kept)" "$d/stdout2.txt" && \
+		   ! grep -q "demo-cumulative\] cell start" "$d/stdout2.txt" && python3 - "$rundir" "$first" <<'PY'
+import glob, json, sys
+run = json.load(open(sys.argv[1] + "/results.json"))
+assert [c["verdict"] for c in run["cells"]] == ["PASS"] * 2, run["cells"]
+assert run["exit_code"] == 0 and not run["interrupted"]
+c1 = json.load(open(sys.argv[1] + "/6.1.0-56-amd64_demo-cumulative/results.json"))
+assert c1["started"] == sys.argv[2]   # kept, not rerun
+for c in ("6.1.0-56-amd64_demo-cumulative-2",):
+    r = json.load(open(sys.argv[1] + "/" + c + "/results.json"))
+    assert r["finished"] and r["verdict"] == "PASS"
+    assert len([k for k in r["checks"] if k["step"] == "step1" and k["check"] == "load"]) == 1
+PY
+		then note "ok - resume: finished cell kept, cut cell rerun once, run PASS"
+		else note "not ok - resume: exit $rc"; tail -5 "$d/stdout2.txt"; failed=1; fi
+		;;
+	full-fs)
+		# Results on a full or a read-only filesystem: a clear error, exit 2, no corrupt file.
+		d="$OUT/full-fs"; mkdir -p "$d/full" "$d/ro"
+		if mount -t tmpfs -o size=40k tmpfs "$d/full" 2>/dev/null && \
+		   mount -t tmpfs -o ro,size=1m tmpfs "$d/ro" 2>/dev/null; then
+			"$KLPQ" run -o "$d/full" scenarios/smoke.yaml > "$d/full.txt" 2>&1; rc1=$?
+			"$KLPQ" run -o "$d/ro" scenarios/smoke.yaml > "$d/ro.txt" 2>&1; rc2=$?
+			bad=$(find "$d/full" -name '*.json' -exec python3 -c 'import json,sys; json.load(open(sys.argv[1]))' {} \; -o -name '*.tmp.*' -print 2>&1)
+			if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ -z "$bad" ] && grep -q "No space left on device" "$d/full.txt" \
+			   && grep -q "Read-only file system" "$d/ro.txt"; then
+				note "ok - full-fs: exit 2 with a clear error on a full and a read-only results folder"
+			else
+				note "not ok - full-fs: exit $rc1/$rc2, leftovers: $bad"; tail -3 "$d/full.txt" "$d/ro.txt"; failed=1
+			fi
+			umount "$d/full" "$d/ro"
+		else
+			note "ok - full-fs # SKIP cannot mount tmpfs here"
+		fi
+		;;
+	hostile-flood-big)
+		# make check-flood: 256 MiB through the serial console (about 25 minutes under TCG)
+		run_case hostile-flood-big 0 tests/vm/scenarios/hostile-flood-big.yaml '
+assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
+import os
+assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 256 << 20
+assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+print("flood: klpq", run["harness"], "cell", cell["duration_ms"], "ms")
+'
 		;;
 	*) note "unknown case $c"; failed=1 ;;
 	esac
