@@ -330,6 +330,15 @@ static int merge(json_object *dst, json_object *src)
 	json_object_object_foreach(src, key, val) {
 		if (is_reserved(key))
 			continue;
+		/* JSON null is a NULL json_object in json-c: a value, not an allocation failure
+		 * (found by tests/fuzz/fuzz_proto.c) */
+		if (!val) {
+			if (json_object_object_add(dst, key, NULL) < 0) {
+				ret = -1;
+				break;
+			}
+			continue;
+		}
 		if (add(dst, key, json_object_get(val)) < 0) {
 			ret = -1;
 			break;

@@ -6,6 +6,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Regression (found by tests/fuzz/fuzz_proto.c): a member whose value is JSON null made every
+ * builder return NULL, as if the line were too long, so such a message could never be sent. */
+START_TEST(test_build_null_member)
+{
+	const char line[] = "{\"v\":1,\"id\":1,\"op\":\"x\",\"eventue,vent\":null}";
+	struct proto_msg m;
+	char err[128];
+	size_t len = 0;
+	char *built;
+	json_object *res = json_object_new_object();
+
+	ck_assert_int_eq(proto_parse(line, strlen(line), &m, err, sizeof(err)), 0);
+	built = proto_request(m.id, m.op, json_object_get(m.obj), &len);
+	ck_assert_ptr_nonnull(built);
+	ck_assert_ptr_nonnull(strstr(built, "\"eventue,vent\":null"));
+	free(built);
+	proto_msg_release(&m);
+
+	json_object_object_add(res, "stack_order", NULL);
+	built = proto_reply_ok(7, res, &len);
+	ck_assert_ptr_nonnull(built);
+	ck_assert_ptr_nonnull(strstr(built, "\"stack_order\":null"));
+	free(built);
+}
+END_TEST
+
 Suite *proto_suite(void);
 
 #define MAX KLPQ_PROTO_MAX_LINE
@@ -657,6 +683,7 @@ Suite *proto_suite(void)
 	tcase_add_test(building, test_build_replies);
 	tcase_add_test(building, test_build_event);
 	tcase_add_test(building, test_build_bound);
+	tcase_add_test(building, test_build_null_member);
 	suite_add_tcase(s, building);
 	return s;
 }

@@ -25,7 +25,7 @@ run_case() {
 		failed=1; return
 	fi
 	if ! python3 - "$dir" "$check" <<'PY'
-import glob, json, sys
+import glob, json, os, sys
 d, check = sys.argv[1], sys.argv[2]
 runs = glob.glob(d + "/*/results.json")
 assert len(runs) == 1, "expected one run summary, found %r" % runs
@@ -236,7 +236,7 @@ assert find("step1", "probe:garbage-then-fix1", "PASS"), checks
 a = find("end", "agent-channel", "FAIL")
 assert a and "1 oversized and 201 malformed" in a[0]["title"], a
 assert find("end", "poweroff", "PASS")
-assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB", 65536)), run["harness"]
 '
 		;;
 	hostile-flood)
@@ -244,7 +244,7 @@ assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
 assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
 import os
 assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 4 << 20
-assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB", 65536)), run["harness"]
 '
 		;;
 	qemu-kill)
@@ -337,7 +337,7 @@ PY
 assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
 import os
 assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 256 << 20
-assert run["harness"]["peak_rss_kb"] < 65536, run["harness"]
+assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB", 65536)), run["harness"]
 print("flood: klpq", run["harness"], "cell", cell["duration_ms"], "ms")
 '
 		;;
