@@ -107,7 +107,10 @@ static char *resume_scenario(const char *rundir, struct kerr *e)
 	json_object *o = json_object_from_file(path), *v;
 	char *ret = NULL;
 
-	if (o && json_object_object_get_ex(o, "scenario", &v) &&
+	if (o && json_object_object_get_ex(o, "format", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    !strcmp(json_object_get_string(v), "klpq-run-1") &&
+	    json_object_object_get_ex(o, "scenario", &v) &&
 	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v))
 		ret = xstrdup(json_object_get_string(v));
 	else
@@ -141,7 +144,7 @@ int cmd_run(int argc, char **argv)
 	struct run_result run;
 	struct runner rn;
 	struct kerr e = KERR_INIT;
-	int c, quiet = 0, ret;
+	int c, quiet = 0, ret, outdir_set = 0;
 	char id[96], when[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -150,7 +153,7 @@ int cmd_run(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:c:qh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': outdir = optarg; break;
+		case 'o': outdir = optarg; outdir_set = 1; break;
 		case 'c': cache = xstrdup(optarg); break;
 		case 'q': quiet = 1; break;
 		case 'r': resume = optarg; break;
@@ -158,7 +161,7 @@ int cmd_run(int argc, char **argv)
 		default: usage(); return EXIT_HARNESS;
 		}
 	}
-	if (resume ? optind != argc : optind != argc - 1) {
+	if (resume ? optind != argc || outdir_set : optind != argc - 1) {
 		usage();
 		free(cache);
 		return EXIT_HARNESS;
@@ -186,6 +189,12 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "klpq: static busybox %s not found (apt-get install busybox-static, "
 			"or set KLPQ_BUSYBOX)\n", busybox);
 		goto out;
+	}
+	/* what a klpq killed outright (SIGKILL, OOM) left: its image and socket folders */
+	{
+		const char *t = getenv("TMPDIR");
+		sweep_dead(t && *t ? t : "/tmp", "klpq-cell-");
+		sweep_dead("/tmp", "klpq-vm-");
 	}
 	if (install_signals() < 0) {
 		perror("klpq: pipe");
@@ -252,7 +261,11 @@ int cmd_run(int argc, char **argv)
 		memset(cell, 0, sizeof(*cell));
 		if (resume) {
 			struct kerr re = KERR_INIT;
-			if (cell_read(cell, cid, cdir, &re) == 0 && cell->finished) {
+			/* kept only when it is this kernel's and this patch set's cell: a scenario
+			 * edited between the runs must not pass old results off as new */
+			if (cell_read(cell, cid, cdir, &re) == 0 && cell->finished &&
+			    !strcmp(cell->kernel, sc.kernels[i].label) &&
+			    !strcmp(cell->patchset, sc.patchset.name)) {
 				if (!quiet)
 					printf("[%s] already finished: %s (kept)\n", cid,
 					       verdict_name(cell_verdict(cell)));

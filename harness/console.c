@@ -62,6 +62,7 @@ struct cscan {
 	size_t nr_reports;
 	uint64_t dropped;
 	unsigned nr_collecting;
+	uint32_t seen_kinds;		/* every kind opened, reports dropped or cleared included */
 };
 
 static const char *const kind_names[] = {
@@ -155,6 +156,11 @@ const struct crash_report *cscan_report(const struct cscan *c, size_t i)
 uint64_t cscan_dropped_reports(const struct cscan *c)
 {
 	return c->dropped;
+}
+
+int cscan_seen(const struct cscan *c, enum crash_kind kind)
+{
+	return (c->seen_kinds >> kind) & 1u;
 }
 
 uint64_t cscan_lines(const struct cscan *c)
@@ -431,6 +437,7 @@ static void open_incident(struct cscan *c, enum crash_kind kind, enum title_styl
 	c->inc.last_line = c->lines;
 	c->inc.style = style;
 	copy_n(c->inc.prefix, sizeof(c->inc.prefix), prefix, strlen(prefix));
+	c->seen_kinds |= 1u << kind;
 
 	if (c->nr_reports == CSCAN_MAX_REPORTS) {
 		c->dropped++;

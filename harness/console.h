@@ -64,6 +64,9 @@ void cscan_finish(struct cscan *c);
 size_t cscan_nr_reports(const struct cscan *c);
 const struct crash_report *cscan_report(const struct cscan *c, size_t i);
 uint64_t cscan_dropped_reports(const struct cscan *c); /* past CSCAN_MAX_REPORTS */
+/* 1 when an incident of that kind was seen, even if its report was dropped past the cap or
+ * cleared: "was there a panic" must not depend on how many warnings came first. */
+int cscan_seen(const struct cscan *c, enum crash_kind kind);
 uint64_t cscan_lines(const struct cscan *c);
 /* Forgets reports (keeps line count and the "Linux version" state): used per patch step. */
 void cscan_clear_reports(struct cscan *c);

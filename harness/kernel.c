@@ -65,6 +65,7 @@ static int apt_download(const char *dir, const char *const *pkgs, size_t n, int 
 	for (i = 0; i < n; i++)
 		argv[a++] = pkgs[i];
 	argv[a] = NULL;
+	sweep_dead(dir, ".download."); /* scratch folders of a klpq that was killed */
 	rm_rf(scratch);
 	if (mkdir_p(scratch, 0755, e) < 0)
 		goto out;

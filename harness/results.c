@@ -305,8 +305,8 @@ int run_exit_code(const struct run_result *r)
 		else if (v == V_ERROR)
 			error = 1;
 	}
-	if (r->interrupted)
-		return 2; /* incomplete, whatever it found so far */
+	if (r->interrupted || r->error)
+		return 2; /* incomplete (stopped, or results lost), whatever it found so far */
 	if (fail)
 		return 1;
 	return error ? 2 : 0;

@@ -76,7 +76,8 @@ struct run_result {
 void run_release(struct run_result *r);
 int run_write(const struct run_result *r, struct kerr *e);
 /* 0 every cell passed; 1 some check failed; 2 a harness error or nothing run (unless some
- * check failed), or an interrupted run (always: its findings are incomplete). */
+ * check failed), or a run that is incomplete: interrupted, or results that could not be
+ * written (always: its findings are incomplete). */
 int run_exit_code(const struct run_result *r);
 /* The table: kernel, step, check, verdict, time; then a line per cell and a total. */
 void run_print_table(const struct run_result *r, FILE *out, int color);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define POLL_MS 250
 #define CONSOLE_TAIL_LINES 40
@@ -130,14 +131,6 @@ static void console_crashes(struct cellrun *cr, const char *step)
 	cr->console_seen = cscan_nr_reports(cr->console);
 }
 
-static int console_saw(struct cellrun *cr, enum crash_kind kind)
-{
-	for (size_t i = 0; i < cscan_nr_reports(cr->console); i++)
-		if (cscan_report(cr->console, i)->kind == kind)
-			return 1;
-	return 0;
-}
-
 /* The guest failed to answer: decide whose fault it is, record it, and stop using the guest. */
 static void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 			  enum vm_wait_result w, const struct kerr *e)
@@ -166,7 +159,7 @@ static void guest_trouble(struct cellrun *cr, const char *step, const char *name
 		/* killed from outside (OOM killer, an operator, a CI timeout): not the kernel's doing */
 		r = add(cr, step, name, V_ERROR, 0, "QEMU ended from outside the guest: %s", why);
 	} else if (cr->patched) {
-		if (w == VM_GONE && vm_guest_reset(cr->vm) && console_saw(cr, CRASH_PANIC))
+		if (w == VM_GONE && vm_guest_reset(cr->vm) && cscan_seen(cr->console, CRASH_PANIC))
 			r = add(cr, step, name, V_FAIL, 0, "guest died: kernel panic (%s)", why);
 		else if (w == VM_GONE && vm_guest_reset(cr->vm))
 			r = add(cr, step, name, V_FAIL, 0, "guest died: reset without a panic: reboot "
@@ -1046,11 +1039,12 @@ static void poweroff(struct cellrun *cr)
 		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
 }
 
-/* $TMPDIR/klpq-cell-XXXXXX, or NULL with errno. */
+/* $TMPDIR/klpq-cell-PID-XXXXXX, or NULL with errno. The pid lets a later klpq remove what a
+ * killed one left (klpq_sweep_tmp). */
 static char *make_tmpdir(void)
 {
 	const char *t = getenv("TMPDIR");
-	char *dir = xasprintf("%s/klpq-cell-XXXXXX", t && *t ? t : "/tmp");
+	char *dir = xasprintf("%s/klpq-cell-%ld-XXXXXX", t && *t ? t : "/tmp", (long)getpid());
 
 	if (!mkdtemp(dir)) {
 		free(dir);
@@ -1064,7 +1058,7 @@ static void save_progress(struct cellrun *cr)
 	struct kerr e = KERR_INIT;
 
 	if (cell_write(cr->cell, &e) < 0)
-		progress(cr, "cannot save results: %s", e.msg);
+		fprintf(stderr, "klpq: cannot save results: %s\n", e.msg);
 }
 
 /* A stop (Ctrl-C, SIGTERM) outside a VM wait: record it once. The stop descriptor is never
@@ -1086,8 +1080,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	struct cellrun cr;
 	const struct patchset *ps = &rn->sc->patchset;
 	uint64_t t0 = now_ms();
-	char *tmpdir = make_tmpdir();
-	char *initrd = tmpdir ? path_join(tmpdir, "initramfs.cpio") : NULL;
+	char *tmpdir = NULL, *initrd = NULL;
 	struct kerr e = KERR_INIT;
 	size_t applied = 0;
 	int last_ok = 0, write_failed = 0;
@@ -1106,11 +1099,13 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		stopped(&cr, "prepare"); /* a download or build cut short by a stop */
 		goto end;
 	}
-	if (!initrd) {
+	tmpdir = make_tmpdir();
+	if (!tmpdir) {
 		add(&cr, "prepare", "initramfs", V_ERROR, 0, "cannot create a temporary folder: %s",
 		    strerror(errno));
 		goto end;
 	}
+	initrd = path_join(tmpdir, "initramfs.cpio");
 	if (stopped(&cr, "prepare") || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
 		goto end;
 	save_progress(&cr);
@@ -1139,8 +1134,9 @@ end:
 		if (vm_log_errno(cr.vm))
 			add(&cr, "end", "logs", V_ERROR, 0, "the logs of this cell are incomplete: %s",
 			    strerror(vm_log_errno(cr.vm)));
+		/* before any patch a garbled channel is not the patch's doing */
 		if (over || bad)
-			add(&cr, "end", "agent-channel", V_FAIL, 0,
+			add(&cr, "end", "agent-channel", cr.patched ? V_FAIL : V_ERROR, 0,
 			    "the guest wrote %llu oversized and %llu malformed line(s) into the agent "
 			    "channel (dropped; see agent.log)", (unsigned long long)over,
 			    (unsigned long long)bad);

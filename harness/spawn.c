@@ -247,7 +247,11 @@ int run_capture(const char *const *argv, struct run_opts *o, struct sb *out, str
 		int r = poll(p, o->stop_fd >= 0 ? 2 : 1, wait);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r < 0) {
+			o->end = RUN_LOST; /* cannot watch it any more: end it, do not spin */
+			break;
+		}
+		if (r == 0)
 			continue;
 		if (o->stop_fd >= 0 && (p[1].revents & POLLIN)) {
 			o->end = RUN_STOPPED;
@@ -290,6 +294,8 @@ int run_capture(const char *const *argv, struct run_opts *o, struct sb *out, str
 		sb_addf(&msg, " did not finish within %u s", o->timeout_ms / 1000);
 	} else if (o->end == RUN_STOPPED) {
 		sb_adds(&msg, " interrupted: klpq was asked to stop");
+	} else if (o->end == RUN_LOST) {
+		sb_adds(&msg, " killed: klpq could not watch its output (poll failed)");
 	} else {
 		o->end = WIFEXITED(status) ? RUN_FAILED : RUN_SIGNALED;
 		describe_status(status, how, sizeof(how));

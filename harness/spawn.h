@@ -36,7 +36,8 @@ void describe_status(int status, char *buf, size_t len);
 
 /* How a run_capture child ended: only RUN_FAILED (ran, exited nonzero) is the command's own
  * verdict; the others are the harness's or the operator's business. */
-enum run_end { RUN_OK, RUN_FAILED, RUN_SIGNALED, RUN_TIMED_OUT, RUN_NOT_STARTED, RUN_STOPPED };
+enum run_end { RUN_OK, RUN_FAILED, RUN_SIGNALED, RUN_TIMED_OUT, RUN_NOT_STARTED, RUN_STOPPED,
+	       RUN_LOST /* poll failed: klpq could not watch it, so it was killed */ };
 
 struct run_opts {
 	const char *cwd;          /* or NULL */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,6 +358,34 @@ int rm_rf(const char *path)
 		ret = -1;
 	}
 	return ret;
+}
+
+void sweep_dead(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t pl = strlen(prefix);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(de->d_name, prefix, pl))
+			continue;
+		errno = 0;
+		pid = strtol(de->d_name + pl, &end, 10);
+		if (errno || end == de->d_name + pl || (*end != '-' && *end != '.' && *end) ||
+		    pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* alive, or not ours to judge */
+		char *p = path_join(dir, de->d_name);
+		rm_rf(p);
+		free(p);
+	}
+	closedir(d);
 }
 
 int path_exists(const char *path)

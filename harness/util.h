@@ -67,6 +67,9 @@ int read_file(const char *path, struct sb *out, size_t max, struct kerr *e);
 int write_file_atomic(const char *path, const void *data, size_t len, struct kerr *e);
 int mkdir_p(const char *path, mode_t mode, struct kerr *e);
 int rm_rf(const char *path); /* best effort */
+/* Removes entries of dir named PREFIX<pid>[-.]... whose process no longer exists: what a killed
+ * klpq left behind. Best effort. */
+void sweep_dead(const char *dir, const char *prefix);
 int path_exists(const char *path);
 int is_dir(const char *path);
 char *path_join(const char *a, const char *b); /* malloc'd; b absolute -> copy of b */

@@ -357,7 +357,7 @@ static const char *qemu_binary(void)
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 {
 	struct vm *vm = xcalloc(1, sizeof(*vm));
-	char tmpl[] = "/tmp/klpq-vm-XXXXXX";
+	char tmpl[64];
 	static const char *const sock_names[NR_CH] = { "console.sock", "agent.sock", "qmp.sock" };
 	char *sock[NR_CH] = { NULL };
 	char *chardev[NR_CH] = { NULL };
@@ -380,7 +380,9 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 		kerr_set(e, "the scenario asks for KVM but /dev/kvm cannot be opened");
 		goto fail;
 	}
-	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder. */
+	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder, named
+	 * with our pid so a later klpq can remove it if this one is killed (klpq_sweep_tmp). */
+	snprintf(tmpl, sizeof(tmpl), "/tmp/klpq-vm-%ld-XXXXXX", (long)getpid());
 	if (!mkdtemp(tmpl)) {
 		kerr_errno(e, "cannot create a socket folder");
 		goto fail;

@@ -574,6 +574,30 @@ START_TEST(test_flood_constant_memory)
 }
 END_TEST
 
+/* A panic after more warnings than the report cap is still known to be a panic. */
+START_TEST(test_seen_past_the_cap)
+{
+	struct cscan *c = cscan_new();
+	char line[160];
+
+	for (int i = 0; i < CSCAN_MAX_REPORTS + 4; i++) {
+		snprintf(line, sizeof(line), "[   %d.000000] WARNING: CPU: 0 PID: 1 at kernel/x.c:%d "
+			 "f%d+0x1/0x2", i + 1, i + 1, i);
+		cscan_feed_line(c, line);
+		cscan_feed_line(c, "[   99.000000] ---[ end trace 0000000000000000 ]---");
+	}
+	ck_assert(!cscan_seen(c, CRASH_PANIC));
+	cscan_feed_line(c, "[  100.000000] Kernel panic - not syncing: Fatal exception");
+	cscan_finish(c);
+	ck_assert_uint_eq(cscan_nr_reports(c), CSCAN_MAX_REPORTS);
+	ck_assert_uint_gt(cscan_dropped_reports(c), 0);
+	ck_assert(cscan_seen(c, CRASH_PANIC));
+	ck_assert(cscan_seen(c, CRASH_WARNING));
+	ck_assert(!cscan_seen(c, CRASH_SOFT_LOCKUP));
+	cscan_free(c);
+}
+END_TEST
+
 Suite *console_suite(void)
 {
 	Suite *s = suite_create("console");
@@ -584,6 +608,7 @@ Suite *console_suite(void)
 	tcase_add_loop_test(tc, test_fixture_chunking, 0, nfix);
 	tcase_add_loop_test(tc, test_fixture_feed_line, 0, nfix);
 	tcase_add_test(tc, test_clean_boot_is_silent);
+	tcase_add_test(tc, test_seen_past_the_cap);
 	tcase_add_test(tc, test_repeats_are_one_incident);
 	tcase_add_test(tc, test_evidence_is_clean);
 	tcase_set_timeout(tc, 30);

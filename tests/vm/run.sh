@@ -294,10 +294,17 @@ PY
 		done
 		kill -KILL $pid; wait $pid 2>/dev/null
 		first=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative/results.json')[0]))['started'])")
+		cut=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative-2/results.json')[0]))['started'])")
+		killed_left=$(ls -d /tmp/klpq-cell-$pid-* /tmp/klpq-vm-$pid-* 2>/dev/null | wc -l)
 		rundir=$(ls -d "$d"/r/*/)
+		sleep 1 # the cut cell's results.json was written within this second: let "started" move on
 		"$KLPQ" run --resume "$rundir" > "$d/stdout2.txt" 2>&1; rc=$?
+		still_left=$(ls -d /tmp/klpq-cell-$pid-* /tmp/klpq-vm-$pid-* 2>/dev/null | wc -l)
+		if [ "$killed_left" -eq 0 ] || [ "$still_left" -ne 0 ]; then
+			note "not ok - resume: the killed klpq's temporary folders: $killed_left before, $still_left after"; failed=1
+		fi
 		if [ $rc -eq 0 ] && grep -q "demo-cumulative\] already finished: PASS (kept)" "$d/stdout2.txt" && \
-		   ! grep -q "demo-cumulative\] cell start" "$d/stdout2.txt" && python3 - "$rundir" "$first" <<'PY'
+		   ! grep -q "demo-cumulative\] cell start" "$d/stdout2.txt" && python3 - "$rundir" "$first" "$cut" <<'PY'
 import glob, json, sys
 run = json.load(open(sys.argv[1] + "/results.json"))
 assert [c["verdict"] for c in run["cells"]] == ["PASS"] * 2, run["cells"]
@@ -307,21 +314,24 @@ assert c1["started"] == sys.argv[2]   # kept, not rerun
 for c in ("6.1.0-56-amd64_demo-cumulative-2",):
     r = json.load(open(sys.argv[1] + "/" + c + "/results.json"))
     assert r["finished"] and r["verdict"] == "PASS"
+    assert r["started"] != sys.argv[3], "the cut cell was not run again"
     assert len([k for k in r["checks"] if k["step"] == "step1" and k["check"] == "load"]) == 1
 PY
-		then note "ok - resume: finished cell kept, cut cell rerun once, run PASS"
+		then note "ok - resume: finished cell kept, cut cell rerun, killed klpq's temporary folders swept, run PASS"
 		else note "not ok - resume: exit $rc"; tail -5 "$d/stdout2.txt"; failed=1; fi
 		;;
 	full-fs)
 		# Results on a full or a read-only filesystem: a clear error, exit 2, no corrupt file.
 		d="$OUT/full-fs"; mkdir -p "$d/full" "$d/ro"
 		if mount -t tmpfs -o size=40k tmpfs "$d/full" 2>/dev/null && \
-		   mount -t tmpfs -o ro,size=1m tmpfs "$d/ro" 2>/dev/null; then
+		   { mount -t tmpfs -o ro,size=1m tmpfs "$d/ro" 2>/dev/null || { umount "$d/full"; false; }; }; then
 			"$KLPQ" run -o "$d/full" scenarios/smoke.yaml > "$d/full.txt" 2>&1; rc1=$?
 			"$KLPQ" run -o "$d/ro" scenarios/smoke.yaml > "$d/ro.txt" 2>&1; rc2=$?
 			bad=$(find "$d/full" -name '*.json' -exec python3 -c 'import json,sys; json.load(open(sys.argv[1]))' {} \; -o -name '*.tmp.*' -print 2>&1)
-			if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ -z "$bad" ] && grep -q "No space left on device" "$d/full.txt" \
-			   && grep -q "Read-only file system" "$d/ro.txt"; then
+			if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ -z "$bad" ] && \
+			   grep -q "logs of this cell are incomplete: No space left on device" "$d/full.txt" && \
+			   grep -q "results.json.*No space left on device" "$d/full.txt" && \
+			   grep -q "results are incomplete" "$d/full.txt" && grep -q "Read-only file system" "$d/ro.txt"; then
 				note "ok - full-fs: exit 2 with a clear error on a full and a read-only results folder"
 			else
 				note "not ok - full-fs: exit $rc1/$rc2, leftovers: $bad"; tail -3 "$d/full.txt" "$d/ro.txt"; failed=1
