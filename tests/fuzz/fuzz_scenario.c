@@ -64,21 +64,15 @@ static void make_dir(const char *path)
 /* A patch-set folder with the step paths the fixtures use. */
 static void make_patchset_dir(const char *dir)
 {
+	static const char *const subdirs[] = { "step1", "step2", "step3", "prebuilt" };
 	char *p;
 
 	make_dir(dir);
-	p = path_join(dir, "step1");
-	make_dir(p);
-	free(p);
-	p = path_join(dir, "step2");
-	make_dir(p);
-	free(p);
-	p = path_join(dir, "step3");
-	make_dir(p);
-	free(p);
-	p = path_join(dir, "prebuilt");
-	make_dir(p);
-	free(p);
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		p = path_join(dir, subdirs[i]);
+		make_dir(p);
+		free(p);
+	}
 	p = path_join(dir, "prebuilt/step3.ko");
 	put_file(p, "", 0);
 	free(p);
