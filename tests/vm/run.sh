@@ -8,7 +8,7 @@ KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
-	hostile-channel hostile-flood qemu-kill interrupt resume full-fs)
+	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume full-fs)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -46,8 +46,17 @@ PY
 	note "ok - $name"
 }
 
+# A QEMU left behind is one no klpq owns any more (each case waits for its klpq, so a QEMU
+# whose parent is not a klpq is an orphan). QEMUs of another klpq running beside the tests are
+# not ours to judge; zombies waiting for init to reap them are dead already.
 leftover_qemu() {
-	pgrep -f 'qemu-system-x86_64 -name .*_(demo-cumulative|faulty-)' >/dev/null
+	local p pp
+	for p in $(pgrep -f '^qemu-system-x86_64 -name '); do
+		pp=$(ps -o ppid= -p "$p" | tr -d ' ')
+		[ -n "$pp" ] || continue
+		[ "$(ps -o comm= -p "$pp")" = klpq ] || return 0
+	done
+	return 1
 }
 
 for c in "${cases[@]}"; do
@@ -245,6 +254,19 @@ assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
 import os
 assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 4 << 20
 assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB", 65536)), run["harness"]
+'
+		;;
+	silent-agent)
+		# An init that never speaks the protocol (busybox's own init): ERROR within boot_s.
+		mkdir -p "$OUT/silent"
+		sed "s/  boot_s: 180/  boot_s: 15/; s#patchset: patchsets/#patchset: $PWD/scenarios/patchsets/#" \
+			scenarios/smoke.yaml > "$OUT/silent/silent.yaml"
+		KLPQ_AGENT=/bin/busybox run_case silent-agent 2 "$OUT/silent/silent.yaml" '
+a = find("boot", "agent", "ERROR")
+assert a and a[0]["title"] == "guest stopped answering before any patch: waiting for the agent: no answer within 15.0 s", a
+assert any("last console lines" in e for e in a[0]["evidence"])
+assert not find(None, None, "FAIL")
+assert cell["duration_ms"] < 60000, cell["duration_ms"]
 '
 		;;
 	qemu-kill)
