@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "kernel.h"
+#include "proto.h"
 #include "results.h"
 #include "runner.h"
 #include "scenario.h"
@@ -104,15 +105,12 @@ static void usage(void)
 static char *resume_scenario(const char *rundir, struct kerr *e)
 {
 	char *path = path_join(rundir, "results.json");
-	json_object *o = json_object_from_file(path), *v;
+	json_object *o = json_object_from_file(path);
+	const char *scen = proto_get_str(o, "scenario", "");
 	char *ret = NULL;
 
-	if (o && json_object_object_get_ex(o, "format", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    !strcmp(json_object_get_string(v), "klpq-run-1") &&
-	    json_object_object_get_ex(o, "scenario", &v) &&
-	    json_object_is_type(v, json_type_string) && json_object_get_string_len(v))
-		ret = xstrdup(json_object_get_string(v));
+	if (!strcmp(proto_get_str(o, "format", ""), "klpq-run-1") && *scen)
+		ret = xstrdup(scen);
 	else
 		kerr_set(e, "%s: not a klpq run summary (nothing to resume)", path);
 	json_object_put(o);

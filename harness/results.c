@@ -1,6 +1,7 @@
 /* results.c: see results.h. */
 #define _GNU_SOURCE
 #include "results.h"
+#include "proto.h"
 
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -209,45 +210,27 @@ static enum verdict verdict_parse(const char *s)
 	return V_ERROR;
 }
 
-static const char *jget_str(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return "";
-}
-
-static int64_t jget_int(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int))
-		return json_object_get_int64(v);
-	return 0;
-}
-
 int cell_read(struct cell_result *c, const char *id, const char *dir, struct kerr *e)
 {
 	char *path = path_join(dir, "results.json");
 	json_object *o = json_object_from_file(path), *checks, *v;
 
 	if (!o || !json_object_is_type(o, json_type_object) ||
-	    strcmp(jget_str(o, "format"), "klpq-cell-1")) {
+	    strcmp(proto_get_str(o, "format", ""), "klpq-cell-1")) {
 		kerr_set(e, "%s: not a klpq cell result", path);
 		json_object_put(o);
 		free(path);
 		return -1;
 	}
 	free(path);
-	cell_init(c, id, dir, jget_str(o, "kernel"), jget_str(o, "patchset"));
+	cell_init(c, id, dir, proto_get_str(o, "kernel", ""), proto_get_str(o, "patchset", ""));
 	free(c->release);
-	c->release = xstrdup(jget_str(o, "release"));
+	c->release = xstrdup(proto_get_str(o, "release", ""));
 	free(c->accel);
-	c->accel = xstrdup(jget_str(o, "accel"));
+	c->accel = xstrdup(proto_get_str(o, "accel", ""));
 	free(c->qemu_version);
-	c->qemu_version = xstrdup(jget_str(o, "qemu"));
-	c->duration_ms = (uint64_t)jget_int(o, "duration_ms");
+	c->qemu_version = xstrdup(proto_get_str(o, "qemu", ""));
+	c->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);
 	c->finished = json_object_object_get_ex(o, "finished", &v) && json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "metrics", &v) && json_object_is_type(v, json_type_object)) {
 		json_object_put(c->metrics);
@@ -257,10 +240,10 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 	    json_object_is_type(checks, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(checks); i++) {
 			json_object *k = json_object_array_get_idx(checks, i), *ev;
-			struct check_result *r = cell_add(c, jget_str(k, "step"), jget_str(k, "check"),
-							  verdict_parse(jget_str(k, "status")),
-							  (uint64_t)jget_int(k, "duration_ms"), "%s",
-							  jget_str(k, "title"));
+			struct check_result *r = cell_add(c, proto_get_str(k, "step", ""), proto_get_str(k, "check", ""),
+							  verdict_parse(proto_get_str(k, "status", "")),
+							  (uint64_t)proto_get_int(k, "duration_ms", 0), "%s",
+							  proto_get_str(k, "title", ""));
 			if (json_object_object_get_ex(k, "evidence", &ev) &&
 			    json_object_is_type(ev, json_type_array))
 				for (size_t j = 0; j < json_object_array_length(ev); j++)

@@ -18,7 +18,6 @@
 
 struct loaded {
 	char *name;     /* module name = livepatch name */
-	int live;       /* still in /sys/kernel/livepatch */
 	int inserted;   /* module loaded */
 };
 
@@ -563,7 +562,6 @@ static void note_loaded(struct cellrun *cr, const char *name)
 		l = &cr->loaded[cr->nr_loaded++];
 		l->name = xstrdup(name);
 	}
-	l->live = 1;
 	l->inserted = 1;
 }
 
@@ -730,7 +728,6 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 				    "%s is still listed after the atomic replace", l->name);
 			continue;
 		}
-		l->live = 0;
 		u = unload_module(cr, step, l->name, &uerr);
 		if (u == 0) {
 			l->inserted = 0;
@@ -834,7 +831,7 @@ static void rollback(struct cellrun *cr, size_t last)
 	if (u == 0) {
 		struct loaded *l = loaded_find(cr, mod);
 		if (l)
-			l->inserted = l->live = 0;
+			l->inserted = 0;
 		add(cr, S, "unload", V_PASS, 0, "%s removed", mod);
 	} else if (u == 1) {
 		add(cr, S, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,

@@ -149,18 +149,6 @@ int child_wait_timeout(struct child *c, unsigned ms, int *status)
 	}
 }
 
-int child_kill(struct child *c, unsigned grace_ms)
-{
-	int status = 0;
-
-	if (c->pid <= 0)
-		return 0;
-	kill(c->pid, SIGTERM);
-	if (child_wait_timeout(c, grace_ms, &status) == 1)
-		return status;
-	kill(c->pid, SIGKILL);
-	return child_wait(c);
-}
 
 void describe_status(int status, char *buf, size_t len)
 {

@@ -3,7 +3,7 @@
  * argv arrays only, never a shell. Every descriptor klpq opens is close-on-exec; the child gets
  * exactly stdin/stdout/stderr as configured. An exec failure is carried back through a
  * close-on-exec pipe, so child_start() fails with the real errno instead of a child exiting 127.
- * Children are always reaped by child_wait*() or child_kill().
+ * Children are always reaped by child_wait*().
  */
 #ifndef KLPQ_SPAWN_H
 #define KLPQ_SPAWN_H
@@ -29,8 +29,6 @@ int child_start(struct child *c, struct kerr *e);
 int child_wait(struct child *c);
 /* 1 and *status when it exited within ms, 0 when still running, -1 on error. */
 int child_wait_timeout(struct child *c, unsigned ms, int *status);
-/* SIGTERM, up to grace_ms for it to exit, then SIGKILL; always reaps. Returns the status. */
-int child_kill(struct child *c, unsigned grace_ms);
 /* Describes a wait status: "exited with 2", "killed by signal 9". */
 void describe_status(int status, char *buf, size_t len);
 

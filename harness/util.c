@@ -210,12 +210,6 @@ char *sb_detach(struct sb *s, size_t *len)
 	return p;
 }
 
-void sb_rtrim(struct sb *s)
-{
-	while (s->len && (s->buf[s->len - 1] == '\n' || s->buf[s->len - 1] == ' ' ||
-			  s->buf[s->len - 1] == '\t' || s->buf[s->len - 1] == '\r'))
-		s->buf[--s->len] = '\0';
-}
 
 ssize_t xread(int fd, void *buf, size_t len)
 {
@@ -529,14 +523,6 @@ void sleep_ms(unsigned ms)
 		;
 }
 
-int set_cloexec(int fd)
-{
-	int fl = fcntl(fd, F_GETFD);
-
-	if (fl < 0)
-		return -1;
-	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-}
 
 int set_nonblock(int fd)
 {

@@ -48,7 +48,6 @@ void sb_addch(struct sb *s, char c);
 void sb_addf(struct sb *s, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
 void sb_vaddf(struct sb *s, const char *fmt, va_list ap);
 char *sb_detach(struct sb *s, size_t *len); /* caller frees; s is SB_INIT again */
-void sb_rtrim(struct sb *s);
 
 void *xmalloc(size_t n);   /* abort with a message on out of memory */
 void *xcalloc(size_t n, size_t size);
@@ -97,7 +96,6 @@ uint64_t now_ms(void);        /* CLOCK_MONOTONIC */
 uint64_t wall_ms(void);       /* CLOCK_REALTIME */
 void sleep_ms(unsigned ms);
 
-int set_cloexec(int fd);
 int set_nonblock(int fd);
 
 #endif

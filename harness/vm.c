@@ -28,7 +28,6 @@ struct vm {
 	struct proto_reader agent_rd;
 	int console_log_fd, agent_log_fd, qemu_log_fd;
 	uint64_t t0;
-	uint64_t last_agent_ms;
 	int64_t next_id;
 	json_object *ready;        /* the ready event, once seen */
 	struct proto_msg reply;    /* reply to the request in flight */
@@ -168,7 +167,6 @@ static void handle_agent_line(struct vm *vm, const char *line, size_t len)
 	char err[128];
 
 	log_agent(vm, "<", line, len);
-	vm->last_agent_ms = now_ms();
 	if (proto_parse(line, len, &m, err, sizeof(err)) < 0) {
 		char note[256];
 		int n = snprintf(note, sizeof(note), "unparsable agent line dropped: %s", err);
@@ -592,11 +590,6 @@ enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)
 	return wait_until(vm, ms, NULL, e, "pump");
 }
 
-int vm_running(struct vm *vm)
-{
-	check_exit(vm);
-	return !vm->exited;
-}
 
 const char *vm_exit_reason(const struct vm *vm)
 {
@@ -626,10 +619,6 @@ void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malfor
 	*malformed = vm->malformed;
 }
 
-uint64_t vm_last_agent_ms(const struct vm *vm)
-{
-	return vm->last_agent_ms;
-}
 
 void vm_stop(struct vm *vm, unsigned grace_ms)
 {
@@ -642,15 +631,13 @@ void vm_stop(struct vm *vm, unsigned grace_ms)
 	if (vm->fd[CH_AGENT] >= 0 && vm->ready &&
 	    vm_agent_call(vm, "poweroff", NULL, grace_ms, &m, &ignore) == VM_OK) {
 		proto_msg_release(&m);
+		/* no predicate: returns when QEMU exits (console drained) or at the deadline */
 		wait_until(vm, grace_ms, NULL, &ignore, "poweroff");
-		for (uint64_t end = now_ms() + grace_ms; !vm->exited && now_ms() < end;)
-			pump_once(vm, 50);
 	}
 	if (!vm->exited && !vm->qmp.closed && vm->qmp.fd >= 0) {
 		kerr_clear(&ignore);
 		qmp_command(&vm->qmp, "quit", NULL, 2000, NULL, &ignore);
-		for (uint64_t end = now_ms() + 2000; !vm->exited && now_ms() < end;)
-			pump_once(vm, 50);
+		wait_until(vm, 2000, NULL, &ignore, "quit");
 	}
 reap:
 	if (vm->qemu.pid > 0 && !vm->exited) {

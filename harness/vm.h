@@ -60,12 +60,10 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e);
 /* Processes I/O for ms milliseconds (a sleep that keeps draining the console). */
 enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e);
-int vm_running(struct vm *vm);
 /* Why QEMU ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by
  * signal 9", ... or NULL while it runs. */
 const char *vm_exit_reason(const struct vm *vm);
 int vm_guest_reset(const struct vm *vm);    /* QEMU saw a reset/reboot request */
-uint64_t vm_last_agent_ms(const struct vm *vm); /* monotonic time of the last agent line */
 /* 1 when QEMU ended for a reason outside the guest (killed by a signal, told to quit by its
  * host) rather than by a guest power-off, reset or panic: an infrastructure failure. */
 int vm_host_ended(const struct vm *vm);
