@@ -13,6 +13,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "run", cmd_run, "run a scenario: klpq run [-o RESULTS] [--cache DIR] SCENARIO.yaml" },
+	{ "plan", cmd_plan, "print a scenario's matrix of cells: klpq plan [--shard I/N] [--json] "
+	  "SCENARIO.yaml" },
 	{ "validate", cmd_validate, "check a scenario and its patch set: klpq validate SCENARIO.yaml" },
 };
 

@@ -862,13 +862,25 @@ out:
 /* ---- scenarios --------------------------------------------------------------------- */
 
 static const char *const scenario_keys[] = {
-	"name", "description", "kernels", "vm", "patchset", "timeouts", "taint", "rollback", NULL
+	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
+	"include", "timeouts", "taint", "rollback", NULL
 };
 static const char *const local_keys[] = { "vmlinuz", "modules", "build", "release", NULL };
 static const char *const kernel_keys[] = { "local", NULL };
+static const char *const range_keys[] = { "debian", "flavors", NULL };
 static const char *const vm_keys[] = {
 	"memory_mb", "cpus", "accel", "cmdline", "network", NULL
 };
+static const char *const vms_keys[] = {
+	"name", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
+};
+static const char *const exclude_keys[] = {
+	"kernel", "abi", "flavor", "series", "patchset", "vm", NULL
+};
+static const char *const include_keys[] = { "kernel", "patchset", "vm", NULL };
+
+/* Bounds a matrix so that a typo (6.1.0-1..99999999) cannot exhaust memory. */
+#define MAX_KERNELS 100000
 static const char *const timeout_keys[] = {
 	"boot_s", "transition_s", "probe_s", "agent_s", NULL
 };
@@ -883,6 +895,16 @@ static void kernel_spec_release(struct kernel_spec *k)
 	free(k->release);
 }
 
+static void rule_release(struct matrix_rule *r)
+{
+	free(r->kernel);
+	free(r->abi);
+	free(r->flavor);
+	free(r->series);
+	free(r->patchset);
+	free(r->vm);
+}
+
 void scenario_release(struct scenario *s)
 {
 	size_t i;
@@ -893,8 +915,20 @@ void scenario_release(struct scenario *s)
 	for (i = 0; i < s->nr_kernels; i++)
 		kernel_spec_release(&s->kernels[i]);
 	free(s->kernels);
-	free(s->vm.extra_cmdline);
-	patchset_release(&s->patchset);
+	for (i = 0; i < s->nr_vms; i++) {
+		free(s->vms[i].name);
+		free(s->vms[i].extra_cmdline);
+	}
+	free(s->vms);
+	for (i = 0; i < s->nr_patchsets; i++)
+		patchset_release(&s->patchsets[i]);
+	free(s->patchsets);
+	for (i = 0; i < s->nr_exclude; i++)
+		rule_release(&s->exclude[i]);
+	free(s->exclude);
+	for (i = 0; i < s->nr_include; i++)
+		rule_release(&s->include[i]);
+	free(s->include);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -961,6 +995,7 @@ static int parse_kernel(struct yfile *f, const struct ynode *n, const char *wher
 	struct kerr ke = KERR_INIT;
 
 	k->line = n->line;
+	k->col = n->col;
 	if (n->kind == YN_SCALAR && !is_null(n)) {
 		k->kind = KERNEL_DEBIAN;
 		if (get_string(f, n, where, &k->label))
@@ -973,9 +1008,10 @@ static int parse_kernel(struct yfile *f, const struct ynode *n, const char *wher
 		const struct ynode *local;
 
 		if (n->nr >= 2 && n->kids[0]->kind == YN_SCALAR &&
-		    !strcmp(n->kids[0]->text, "debian"))
+		    !strcmp(n->kids[0]->text, "debian") && !map_get(n, "flavors"))
 			return node_err(f, n->kids[0], "%s: write a Debian kernel as one string, "
-					"'debian:<abi>-<flavor>' with no space after the colon", where);
+					"'debian:<abi>-<flavor>' with no space after the colon, or "
+					"give 'debian: <abi or range>' with 'flavors: [...]'", where);
 		if (check_map(f, n, where, kernel_keys) || need(f, n, where, "local", &local))
 			return -1;
 		{
@@ -990,52 +1026,199 @@ static int parse_kernel(struct yfile *f, const struct ynode *n, const char *wher
 			where, describe(n));
 }
 
+static int label_cmp(const void *a, const void *b)
+{
+	const struct kernel_spec *x = *(const struct kernel_spec *const *)a;
+	const struct kernel_spec *y = *(const struct kernel_spec *const *)b;
+	int c = strcmp(x->label, y->label);
+
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+static struct kernel_spec *add_kernel(struct scenario *s, size_t *alloc)
+{
+	if (s->nr_kernels == *alloc) {
+		*alloc = *alloc ? *alloc * 2 : 8;
+		s->kernels = xrealloc(s->kernels, *alloc * sizeof(*s->kernels));
+	}
+	memset(&s->kernels[s->nr_kernels], 0, sizeof(*s->kernels));
+	return &s->kernels[s->nr_kernels++];
+}
+
+/* Splits "6.1.0-50..56" (or a plain ABI) into prefix, first, last and suffix. */
+static int split_range(const char *text, struct sb *prefix, unsigned long *first,
+		       unsigned long *last, const char **suffix)
+{
+	const char *dots = strstr(text, ".."), *a, *b;
+	char *end;
+
+	if (!dots) {
+		sb_adds(prefix, text);
+		*first = *last = 0;
+		*suffix = NULL;
+		return 0;
+	}
+	for (a = dots; a > text && a[-1] >= '0' && a[-1] <= '9'; a--)
+		;
+	b = dots + 2;
+	if (a == dots || !(*b >= '0' && *b <= '9'))
+		return -1;
+	sb_add(prefix, text, (size_t)(a - text));
+	*first = strtoul(a, NULL, 10);
+	*last = strtoul(b, &end, 10);
+	if ((end - b) > 9 || (dots - a) > 9 || strstr(end, ".."))
+		return -1;
+	*suffix = end;
+	return 0;
+}
+
+/* kernels[i] as {debian: <abi, N..M range, or a list of them>, flavors: [...]}: one kernel
+ * per ABI and flavor. */
+static int parse_kernel_abis(struct yfile *f, const struct ynode *abi, const struct ynode *fl,
+			     const char *where, struct scenario *s, size_t *alloc)
+{
+	struct sb prefix = SB_INIT;
+	const char *suffix;
+	unsigned long first, last, v;
+	size_t j;
+	int ret = -1;
+
+	if (abi->kind != YN_SCALAR || is_null(abi))
+		return node_err(f, abi, "%s.debian must be an ABI (6.1.0-56), a range "
+				"(6.1.0-50..56) or a list of them, not %s", where, describe(abi));
+	if (split_range(abi->text, &prefix, &first, &last, &suffix) ||
+	    (suffix && last < first)) {
+		node_err(f, abi, "%s.debian: '%.64s' is not a range like 6.1.0-50..56 or "
+			 "6.12.100..111+deb12 (first..last, ascending)", where, abi->text);
+		goto out;
+	}
+	if (suffix && last - first >= MAX_KERNELS) {
+		node_err(f, abi, "%s.debian: the range '%.64s' holds more than %d ABIs", where,
+			 abi->text, MAX_KERNELS);
+		goto out;
+	}
+	for (v = first; v <= last; v++) {
+		for (j = 0; j < fl->nr; j++) {
+			const struct ynode *fv = fl->kids[j];
+			struct kernel_spec *k;
+			struct kerr ke = KERR_INIT;
+
+			if (fv->kind != YN_SCALAR || is_null(fv)) {
+				node_err(f, fv, "%s.flavors[%zu] must be a flavor (amd64, cloud-amd64, "
+					 "rt-amd64, ...), not %s", where, j, describe(fv));
+				goto out;
+			}
+			if (s->nr_kernels >= MAX_KERNELS) {
+				node_err(f, abi, "%s: more than %d kernels in the scenario", where,
+					 MAX_KERNELS);
+				goto out;
+			}
+			k = add_kernel(s, alloc);
+			k->kind = KERNEL_DEBIAN;
+			k->line = abi->line;
+			k->col = abi->col;
+			k->label = suffix ? xasprintf("debian:%s%lu%s-%s", prefix.buf, v, suffix,
+						      fv->text)
+					  : xasprintf("debian:%s-%s", prefix.buf, fv->text);
+			if (kname_parse_debian(k->label, &k->deb, &ke)) {
+				node_err(f, strstr(ke.msg, "flavor") ? fv : abi, "%s: %s", where,
+					 ke.msg);
+				goto out;
+			}
+		}
+		if (!suffix)
+			break;
+	}
+	ret = 0;
+out:
+	sb_release(&prefix);
+	return ret;
+}
+
+static int parse_kernel_range(struct yfile *f, const struct ynode *n, const char *where,
+			      struct scenario *s, size_t *alloc)
+{
+	const struct ynode *abi, *fl;
+
+	if (check_map(f, n, where, range_keys) || need(f, n, where, "debian", &abi) ||
+	    need(f, n, where, "flavors", &fl))
+		return -1;
+	if (check_seq(f, fl, "flavors", 1))
+		return -1;
+	if (abi->kind != YN_SEQ)
+		return parse_kernel_abis(f, abi, fl, where, s, alloc);
+	if (check_seq(f, abi, "debian", 1))
+		return -1;
+	for (size_t i = 0; i < abi->nr; i++)
+		if (parse_kernel_abis(f, abi->kids[i], fl, where, s, alloc))
+			return -1;
+	return 0;
+}
+
 static int parse_kernels(struct yfile *f, const struct ynode *n, struct scenario *s)
 {
-	size_t i, j;
+	struct kernel_spec **sorted;
+	size_t i, alloc = 0;
+	int ret = 0;
 
 	if (check_seq(f, n, "kernels", 1))
 		return -1;
-	s->kernels = xcalloc(n->nr, sizeof(*s->kernels));
-	s->nr_kernels = n->nr;
 	for (i = 0; i < n->nr; i++) {
+		const struct ynode *k = n->kids[i];
 		char *where = xasprintf("kernels[%zu]", i);
-		int r = parse_kernel(f, n->kids[i], where, &s->kernels[i]);
+		int r;
 
-		if (!r) {
-			for (j = 0; j < i; j++) {
-				if (!strcmp(s->kernels[j].label, s->kernels[i].label)) {
-					r = node_err(f, n->kids[i], "%s: '%s' is listed twice (first "
-						     "at line %d)", where, s->kernels[i].label,
-						     s->kernels[j].line);
-					break;
-				}
-			}
-		}
+		if (k->kind == YN_MAP && map_get(k, "debian") && map_get(k, "flavors"))
+			r = parse_kernel_range(f, k, where, s, &alloc);
+		else if (s->nr_kernels >= MAX_KERNELS)
+			r = node_err(f, k, "%s: more than %d kernels in the scenario", where,
+				     MAX_KERNELS);
+		else
+			r = parse_kernel(f, k, where, add_kernel(s, &alloc));
 		free(where);
 		if (r)
 			return -1;
 	}
-	return 0;
+	/* No kernel twice; sorted so that a 10,000-kernel matrix checks in milliseconds. */
+	sorted = xcalloc(s->nr_kernels, sizeof(*sorted));
+	for (i = 0; i < s->nr_kernels; i++)
+		sorted[i] = &s->kernels[i];
+	qsort(sorted, s->nr_kernels, sizeof(*sorted), label_cmp);
+	for (i = 1; i < s->nr_kernels; i++) {
+		if (!strcmp(sorted[i]->label, sorted[i - 1]->label)) {
+			kerr_set(f->e, "%s:%d:%d: kernels: '%s' is listed twice (first at line %d)",
+				 f->name, sorted[i]->line, sorted[i]->col, sorted[i]->label,
+				 sorted[i - 1]->line);
+			ret = -1;
+			break;
+		}
+	}
+	free(sorted);
+	return ret;
 }
 
-static int parse_vm(struct yfile *f, const struct ynode *n, struct vm_spec *vm)
+static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struct vm_spec *vm)
 {
 	const struct ynode *v;
+	char field[96];
 
-	if (check_map(f, n, "vm", vm_keys))
+#define FIELD(k) (snprintf(field, sizeof(field), "%s.%s", w, k), field)
+	if (check_map(f, n, w, strcmp(w, "vm") ? vms_keys : vm_keys))
+		return -1;
+	v = map_get(n, "name");
+	if (v && get_name(f, v, FIELD("name"), &vm->name))
 		return -1;
 	v = map_get(n, "memory_mb");
-	if (v && get_uint(f, v, "vm.memory_mb", 128, 65536, &vm->memory_mb))
+	if (v && get_uint(f, v, FIELD("memory_mb"), 128, 65536, &vm->memory_mb))
 		return -1;
 	v = map_get(n, "cpus");
-	if (v && get_uint(f, v, "vm.cpus", 1, 64, &vm->cpus))
+	if (v && get_uint(f, v, FIELD("cpus"), 1, 64, &vm->cpus))
 		return -1;
 	v = map_get(n, "accel");
 	if (v) {
 		if (v->kind != YN_SCALAR || is_null(v))
-			return node_err(f, v, "vm.accel must be auto, kvm or tcg, not %s",
-					describe(v));
+			return node_err(f, v, "%s.accel must be auto, kvm or tcg, not %s",
+					w, describe(v));
 		if (!strcmp(v->text, "auto"))
 			vm->accel = ACCEL_AUTO;
 		else if (!strcmp(v->text, "kvm"))
@@ -1043,30 +1226,32 @@ static int parse_vm(struct yfile *f, const struct ynode *n, struct vm_spec *vm)
 		else if (!strcmp(v->text, "tcg"))
 			vm->accel = ACCEL_TCG;
 		else
-			return node_err(f, v, "vm.accel must be auto, kvm or tcg, not '%.64s'",
-					v->text);
+			return node_err(f, v, "%s.accel must be auto, kvm or tcg, not '%.64s'",
+					w, v->text);
 	}
 	v = map_get(n, "cmdline");
 	if (v) {
 		const char *p;
 
-		if (get_string(f, v, "vm.cmdline", &vm->extra_cmdline))
+		if (get_string(f, v, FIELD("cmdline"), &vm->extra_cmdline))
 			return -1;
 		for (p = vm->extra_cmdline; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return node_err(f, v, "vm.cmdline must be one line without control "
-						"characters");
+				return node_err(f, v, "%s.cmdline must be one line without control "
+						"characters", w);
 		if (strlen(vm->extra_cmdline) > CMDLINE_MAX)
-			return node_err(f, v, "vm.cmdline is longer than %d bytes", CMDLINE_MAX);
+			return node_err(f, v, "%s.cmdline is longer than %d bytes", w,
+					CMDLINE_MAX);
 		if (!*vm->extra_cmdline) {
 			free(vm->extra_cmdline);
 			vm->extra_cmdline = NULL;
 		}
 	}
 	v = map_get(n, "network");
-	if (v && get_bool(f, v, "vm.network", &vm->network))
+	if (v && get_bool(f, v, FIELD("network"), &vm->network))
 		return -1;
 	return 0;
+#undef FIELD
 }
 
 static int parse_timeouts(struct yfile *f, const struct ynode *n, struct timeouts *t)
@@ -1129,12 +1314,155 @@ static char *default_name(const char *path)
 	return base;
 }
 
+/* A patch-set folder named at node ps (relative to the scenario as given, so that messages
+ * keep the caller's spelling), loaded into out. */
+static int load_patchset_at(struct yfile *f, const char *path, const struct ynode *ps,
+			    const char *field, struct patchset *out)
+{
+	char *ps_dir = NULL, *ps_file = NULL, *given_dir = NULL;
+	int ret = -1;
+
+	if (get_path(f, ps, field, &ps_dir))
+		return -1;
+	given_dir = path_dirname(path);
+	free(ps_dir);
+	ps_dir = path_join(given_dir, ps->text);
+	if (!is_dir(ps_dir)) {
+		node_err(f, ps, "%s '%.200s' is not a folder (looked for %s)", field, ps->text,
+			 ps_dir);
+		goto out;
+	}
+	ps_file = path_join(ps_dir, "patchset.yaml");
+	if (!path_exists(ps_file)) {
+		node_err(f, ps, "%s '%.200s' holds no patchset.yaml", field, ps->text);
+		goto out;
+	}
+	ret = patchset_load(ps_dir, out, f->e);
+out:
+	free(given_dir);
+	free(ps_dir);
+	free(ps_file);
+	return ret;
+}
+
+static int parse_vms(struct yfile *f, const struct ynode *root, struct scenario *s)
+{
+	const struct ynode *one = map_get(root, "vm"), *many = map_get(root, "vms");
+	size_t i, j;
+
+	if (one && many)
+		return node_err(f, many, "give either 'vm' (one VM) or 'vms' (a matrix axis), "
+				"not both");
+	if (many && check_seq(f, many, "vms", 1))
+		return -1;
+	s->nr_vms = many ? many->nr : 1;
+	s->vms = xcalloc(s->nr_vms, sizeof(*s->vms));
+	for (i = 0; i < s->nr_vms; i++) {
+		struct vm_spec *vm = &s->vms[i];
+		char w[32];
+
+		vm->memory_mb = 1024;
+		vm->cpus = 2;
+		vm->accel = ACCEL_AUTO;
+		if (!many) {
+			if (one && parse_vm(f, one, "vm", vm))
+				return -1;
+			continue;
+		}
+		snprintf(w, sizeof(w), "vms[%zu]", i);
+		if (parse_vm(f, many->kids[i], w, vm))
+			return -1;
+		if (!vm->name)
+			return node_err(f, many->kids[i], "missing required key 'name' in %s", w);
+		for (j = 0; j < i; j++)
+			if (!strcmp(s->vms[j].name, vm->name))
+				return node_err(f, many->kids[i], "%s: the name '%s' is used twice", w,
+						vm->name);
+	}
+	return 0;
+}
+
+static int parse_patchsets(struct yfile *f, const char *path, const struct ynode *root,
+			   struct scenario *s)
+{
+	const struct ynode *one = map_get(root, "patchset"), *many = map_get(root, "patchsets");
+	size_t i, j;
+
+	if (one && many)
+		return node_err(f, many, "give either 'patchset' or 'patchsets', not both");
+	if (!one && !many)
+		return node_err(f, root, "missing required key 'patchset' (or 'patchsets') in "
+				"the scenario");
+	if (many && check_seq(f, many, "patchsets", 1))
+		return -1;
+	s->nr_patchsets = many ? many->nr : 1;
+	s->patchsets = xcalloc(s->nr_patchsets, sizeof(*s->patchsets));
+	for (i = 0; i < s->nr_patchsets; i++) {
+		char w[32];
+
+		snprintf(w, sizeof(w), "patchsets[%zu]", i);
+		if (load_patchset_at(f, path, many ? many->kids[i] : one, many ? w : "patchset",
+				     &s->patchsets[i]))
+			return -1;
+		for (j = 0; j < i; j++)
+			if (!strcmp(s->patchsets[j].name, s->patchsets[i].name))
+				return node_err(f, many->kids[i], "%s: patch set name '%s' is used "
+						"twice (cell names would clash)", w,
+						s->patchsets[i].name);
+	}
+	return 0;
+}
+
+/* exclude: / include: entries. */
+static int parse_rules(struct yfile *f, const struct ynode *n, const char *what, int include,
+		       struct matrix_rule **out, size_t *nr)
+{
+	size_t i;
+
+	if (check_seq(f, n, what, 0))
+		return -1;
+	*out = xcalloc(n->nr ? n->nr : 1, sizeof(**out));
+	for (i = 0; i < n->nr; i++) {
+		const struct ynode *r = n->kids[i];
+		struct matrix_rule *m = &(*out)[i];
+		char w[32];
+		const struct ynode *v;
+		struct { const char *key; char **dst; } fields[] = {
+			{ "kernel", &m->kernel }, { "abi", &m->abi }, { "flavor", &m->flavor },
+			{ "series", &m->series }, { "patchset", &m->patchset }, { "vm", &m->vm },
+		};
+
+		*nr = i + 1;
+		snprintf(w, sizeof(w), "%s[%zu]", what, i);
+		if (check_map(f, r, w, include ? include_keys : exclude_keys))
+			return -1;
+		if (!r->nr)
+			return node_err(f, r, "%s must name at least one of its keys", w);
+		m->line = r->line;
+		m->col = r->col;
+		for (size_t k = 0; k < ARRAY_SIZE(fields); k++) {
+			char *field;
+			int bad;
+
+			if (!(v = map_get(r, fields[k].key)))
+				continue;
+			field = field_name(w, fields[k].key);
+			bad = get_string(f, v, field, fields[k].dst) ||
+			      (!**fields[k].dst && node_err(f, v, "%s must not be empty", field));
+			free(field);
+			if (bad)
+				return -1;
+		}
+		if (include && !m->kernel)
+			return node_err(f, r, "missing required key 'kernel' in %s", w);
+	}
+	return 0;
+}
+
 static int parse_scenario(struct yfile *f, const char *path, const struct ynode *root,
 			  struct scenario *s)
 {
-	const struct ynode *v, *ps;
-	char *ps_dir = NULL, *ps_file = NULL, *given_dir = NULL;
-	int ret = -1;
+	const struct ynode *v;
 
 	if (check_map(f, root, "the scenario", scenario_keys))
 		return -1;
@@ -1153,38 +1481,27 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 		return -1;
 	if (need(f, root, "the scenario", "kernels", &v) || parse_kernels(f, v, s))
 		return -1;
-	if ((v = map_get(root, "vm")) && parse_vm(f, v, &s->vm))
+	if (parse_vms(f, root, s))
 		return -1;
+	s->vm = s->vms[0];
 	if ((v = map_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
 		return -1;
 	if ((v = map_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))
 		return -1;
 	if ((v = map_get(root, "rollback")) && get_bool(f, v, "rollback", &s->rollback))
 		return -1;
-
-	/* The patch set last, so that the scenario's own mistakes are reported first. */
-	if (need(f, root, "the scenario", "patchset", &ps) || get_path(f, ps, "patchset", &ps_dir))
+	if ((v = map_get(root, "exclude")) &&
+	    parse_rules(f, v, "exclude", 0, &s->exclude, &s->nr_exclude))
 		return -1;
-	/* Relative to the scenario as given, so that messages keep the caller's spelling. */
-	given_dir = path_dirname(path);
-	free(ps_dir);
-	ps_dir = path_join(given_dir, ps->text);
-	if (!is_dir(ps_dir)) {
-		node_err(f, ps, "patchset '%.200s' is not a folder (looked for %s)", ps->text,
-			 ps_dir);
-		goto out;
-	}
-	ps_file = path_join(ps_dir, "patchset.yaml");
-	if (!path_exists(ps_file)) {
-		node_err(f, ps, "patchset '%.200s' holds no patchset.yaml", ps->text);
-		goto out;
-	}
-	ret = patchset_load(ps_dir, &s->patchset, f->e);
-out:
-	free(given_dir);
-	free(ps_dir);
-	free(ps_file);
-	return ret;
+	if ((v = map_get(root, "include")) &&
+	    parse_rules(f, v, "include", 1, &s->include, &s->nr_include))
+		return -1;
+
+	/* The patch sets last, so that the scenario's own mistakes are reported first. */
+	if (parse_patchsets(f, path, root, s))
+		return -1;
+	s->patchset = s->patchsets[0];
+	return 0;
 }
 
 int scenario_load(const char *path, struct scenario *out, struct kerr *e)
@@ -1195,9 +1512,6 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 	int ret = -1;
 
 	memset(out, 0, sizeof(*out));
-	out->vm.memory_mb = 1024;
-	out->vm.cpus = 2;
-	out->vm.accel = ACCEL_AUTO;
 	out->timeouts.boot_ms = 180 * 1000;
 	out->timeouts.transition_ms = 60 * 1000;
 	out->timeouts.probe_ms = 10 * 1000;

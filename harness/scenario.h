@@ -22,7 +22,7 @@ struct kernel_spec {
 	char *modules;        /* the lib/modules/<release> folder */
 	char *build;          /* headers/build folder (may be NULL when every step is prebuilt) */
 	char *release;        /* KERNEL_LOCAL: optional "release:"; else basename of modules */
-	int line;             /* where it was written, for later messages */
+	int line, col;        /* where it was written, for later messages */
 };
 
 enum probe_expect { PROBE_EXPECT_PASS = 0, PROBE_EXPECT_FAIL = 1 };
@@ -55,6 +55,7 @@ struct patchset {
 enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
 
 struct vm_spec {
+	char *name;           /* an entry of `vms:` (a safe name); NULL for the single `vm:` */
 	unsigned memory_mb;   /* default 1024, 128..65536 */
 	unsigned cpus;        /* default 2, 1..64 */
 	enum accel_kind accel;/* default auto */
@@ -69,14 +70,28 @@ struct timeouts {
 	unsigned agent_ms;      /* one agent request; default 30 s */
 };
 
+/* One `exclude:` or `include:` entry of a matrix. For exclude, each non-NULL field is an
+ * fnmatch(3) glob that must match the cell's value; for include, kernel is a kernel name
+ * (debian:... or a label from kernels) and patchset / vm name entries of patchsets / vms. */
+struct matrix_rule {
+	char *kernel, *abi, *flavor, *series, *patchset, *vm;
+	int line, col;        /* where the entry was written */
+};
+
 struct scenario {
 	char *file;           /* absolute path */
 	char *name;           /* name_is_safe(); default: file name without .yaml */
 	char *description;
 	struct kernel_spec *kernels;
 	size_t nr_kernels;
-	struct vm_spec vm;
-	struct patchset patchset;
+	struct vm_spec vm;    /* the cell's VM: vms[0] after loading; not owned (see vms) */
+	struct patchset patchset; /* the cell's patch set: patchsets[0] after loading; not owned */
+	struct patchset *patchsets; /* `patchset:` (one) or `patchsets:` (a matrix axis); owned */
+	size_t nr_patchsets;
+	struct vm_spec *vms;  /* `vm:` (one, name NULL) or `vms:` (a matrix axis); owned */
+	size_t nr_vms;
+	struct matrix_rule *exclude, *include;
+	size_t nr_exclude, nr_include;
 	struct timeouts timeouts;
 	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
 	int rollback;         /* default 1: disable the last step, check, re-enable */
