@@ -1,7 +1,8 @@
-/* cmd-run.c: klpq run [-o RESULTS] [--cache DIR] SCENARIO
+/* cmd-run.c: klpq run [-o RESULTS] [-j N] [--shard I/N] [--retries N] [--cache DIR] SCENARIO
  *
  * Owns the run: the results folder, the signal handling (SIGINT/SIGTERM stop every VM and
- * still write what was gathered), one cell per kernel, the summary and the table. */
+ * still write what was gathered), the plan of cells (plan.c) handed to the scheduler
+ * (sched.c), the summary and the table. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,12 @@
 
 #include "cli.h"
 #include "kernel.h"
+#include "plan.h"
 #include "proto.h"
 #include "results.h"
 #include "runner.h"
 #include "scenario.h"
+#include "sched.h"
 
 /* The only process-wide state: a signal handler can reach nothing else. */
 static int stop_pipe[2] = { -1, -1 };
@@ -54,6 +57,18 @@ static int install_signals(void)
 	return 0;
 }
 
+/* In a cell's process (sched.c forks one per cell): its own stop pipe, so that a stop reaches
+ * every cell and no cell drains another's. */
+static int child_signals(void)
+{
+	close(stop_pipe[0]);
+	close(stop_pipe[1]);
+	stop_signal = 0;
+	if (install_signals() < 0)
+		return -1;
+	return stop_pipe[0];
+}
+
 /* <exe dir>/NAME, else <exe dir>/../lib/klpq/NAME. */
 static char *beside_exe(const char *name)
 {
@@ -85,20 +100,11 @@ static char *env_or(const char *var, char *fallback)
 	return fallback;
 }
 
-static void cell_id(const struct kernel_spec *ks, const char *patchset, char *out, size_t len)
-{
-	const char *rel = ks->kind == KERNEL_DEBIAN ? ks->deb.release : ks->release;
-
-	snprintf(out, len, "%s_%s", rel ? rel : "kernel", patchset);
-	for (char *p = out; *p; p++)
-		if (!name_char_ok(*p))
-			*p = '-';
-}
-
 static void usage(void)
 {
-	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [--cache DIR] [--quiet] SCENARIO.yaml\n"
-			"       klpq run --resume RESULTS_DIR/RUN_ID [--cache DIR] [--quiet]\n");
+	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [-j N] [--shard I/N] [--retries N] "
+			"[--cache DIR] [--quiet] SCENARIO.yaml\n"
+			"       klpq run --resume RESULTS_DIR/RUN_ID [-j N] [--cache DIR] [--quiet]\n");
 }
 
 /* The scenario file a run was started with, from its results.json. malloc'd or NULL. */
@@ -118,11 +124,46 @@ static char *resume_scenario(const char *rundir, struct kerr *e)
 	return ret;
 }
 
-static int id_used(const struct run_result *run, const char *id)
+/* --resume: the finished cells of an earlier run of this plan are kept, when they are still
+ * this kernel's and this patch set's cell (a scenario edited between the runs must not pass
+ * old results off as new); the rest run again. */
+static void keep_finished(struct run_result *run, const struct plan *p, int quiet)
 {
-	for (size_t i = 0; i < run->nr_cells; i++)
-		if (!strcmp(run->cells[i].id, id))
-			return 1;
+	for (size_t i = 0; i < p->nr; i++) {
+		const struct plan_cell *pc = &p->cells[i];
+		char *dir = path_join(run->dir, pc->id);
+		struct cell_result c;
+		struct kerr e = KERR_INIT;
+
+		if (cell_read(&c, pc->id, dir, &e) == 0) {
+			if (c.finished && !strcmp(c.kernel, pc->kernel->label) &&
+			    !strcmp(c.patchset, pc->patchset->name)) {
+				run->cells = xrealloc(run->cells, (run->nr_cells + 1) *
+						      sizeof(*run->cells));
+				run->cells[run->nr_cells++] = c;
+				if (!quiet)
+					printf("[%s] already finished: %s (kept)\n", pc->id,
+					       verdict_name(cell_verdict(&c)));
+			} else {
+				cell_release(&c);
+			}
+		}
+		free(dir);
+	}
+}
+
+static int parse_count(const char *opt, const char *text, unsigned lo, unsigned hi,
+		       unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(text, &end, 10);
+
+	if (end == text || *end || text[0] == '-' || v < lo || v > hi) {
+		fprintf(stderr, "klpq: %s wants a number from %u to %u, not '%s'\n", opt, lo, hi,
+			text);
+		return -1;
+	}
+	*out = (unsigned)v;
 	return 0;
 }
 
@@ -133,36 +174,54 @@ int cmd_run(int argc, char **argv)
 		{ "cache", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "resume", required_argument, NULL, 'r' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "shard", required_argument, NULL, 's' },
+		{ "retries", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *outdir = "results", *resume = NULL;
+	const char *outdir = "results", *resume = NULL, *shard = NULL;
 	char *cache = NULL, *agent = NULL, *busybox = NULL, *scen = NULL;
 	struct scenario sc;
+	struct plan plan;
 	struct run_result run;
 	struct runner rn;
+	struct sched_opts so;
 	struct kerr e = KERR_INIT;
 	int c, quiet = 0, ret, outdir_set = 0;
+	unsigned jobs = 0, retries = 1, si = 1, sn = 1;
 	char id[96], when[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	uint64_t t0 = now_ms();
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:c:qh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:c:qj:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': outdir = optarg; outdir_set = 1; break;
-		case 'c': cache = xstrdup(optarg); break;
+		case 'c': free(cache); cache = xstrdup(optarg); break;
 		case 'q': quiet = 1; break;
 		case 'r': resume = optarg; break;
-		case 'h': usage(); return EXIT_PASS;
-		default: usage(); return EXIT_HARNESS;
+		case 's': shard = optarg; break;
+		case 'j':
+			if (parse_count("-j", optarg, 1, 256, &jobs) < 0)
+				goto bad_usage;
+			break;
+		case 'R':
+			if (parse_count("--retries", optarg, 0, 10, &retries) < 0)
+				goto bad_usage;
+			break;
+		case 'h': usage(); free(cache); return EXIT_PASS;
+		default: goto bad_usage;
 		}
 	}
-	if (resume ? optind != argc || outdir_set : optind != argc - 1) {
+	if (resume ? optind != argc || outdir_set || shard : optind != argc - 1) {
 		usage();
-		free(cache);
-		return EXIT_HARNESS;
+		goto bad_usage;
+	}
+	if (shard && plan_parse_shard(shard, &si, &sn, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		goto bad_usage;
 	}
 	scen = resume ? resume_scenario(resume, &e) : xstrdup(argv[optind]);
 	if (!scen || scenario_load(scen, &sc, &e) < 0) {
@@ -172,12 +231,31 @@ int cmd_run(int argc, char **argv)
 		return EXIT_HARNESS;
 	}
 	free(scen);
+	memset(&run, 0, sizeof(run));
+	memset(&plan, 0, sizeof(plan));
+	ret = EXIT_HARNESS;
+	if (resume) {
+		/* the shard the run was started with */
+		char *path = path_join(resume, "results.json");
+		json_object *o = json_object_from_file(path);
+		const char *sh = proto_get_str(o, "shard", "");
+
+		if (*sh && plan_parse_shard(sh, &si, &sn, &e) == 0)
+			run.shard = xstrdup(sh);
+		json_object_put(o);
+		free(path);
+	} else if (shard) {
+		run.shard = xasprintf("%u/%u", si, sn);
+	}
+	if (plan_build(&sc, &plan, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		goto out;
+	}
+	plan_shard(&plan, si, sn);
 	if (!cache)
 		cache = klpq_cache_dir();
 	agent = env_or("KLPQ_AGENT", beside_exe("klpq-agent"));
 	busybox = env_or("KLPQ_BUSYBOX", xstrdup("/bin/busybox"));
-	memset(&run, 0, sizeof(run));
-	ret = EXIT_HARNESS;
 	if (!path_exists(agent)) {
 		fprintf(stderr, "klpq: guest agent %s not found (build it with make, or set "
 			"KLPQ_AGENT)\n", agent);
@@ -221,80 +299,72 @@ int cmd_run(int argc, char **argv)
 	run.scenario = xstrdup(sc.file);
 	run.scenario_name = xstrdup(sc.name);
 	run.started_wall_ms = wall_ms();
+	run.planned = plan.nr;
 	if (mkdir_p(run.dir, 0755, &e) < 0 || mkdir_p(cache, 0755, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		goto out;
 	}
+	if (resume)
+		keep_finished(&run, &plan, quiet);
+	if (!jobs) {
+		unsigned most = 0;
+		for (size_t i = 0; i < sc.nr_vms; i++)
+			if (sc.vms[i].memory_mb > most)
+				most = sc.vms[i].memory_mb;
+		jobs = sched_default_jobs(most);
+	}
+	if (jobs > plan.nr)
+		jobs = plan.nr ? (unsigned)plan.nr : 1;
 	memset(&rn, 0, sizeof(rn));
 	rn.sc = &sc;
 	rn.cache = cache;
 	rn.agent = agent;
 	rn.busybox = busybox;
 	rn.stop_fd = stop_pipe[0];
-	rn.progress = quiet ? NULL : stdout;
-	if (!quiet)
-		printf("klpq: run %s: scenario %s, %zu cell(s), results in %s\n", run.id, sc.file,
-		       sc.nr_kernels, run.dir);
+	if (!quiet) {
+		printf("klpq: run %s: scenario %s, %zu cell(s)", run.id, sc.file, plan.nr);
+		if (sn > 1)
+			printf(" (shard %u/%u of %zu)", si, sn, plan.total);
+		printf(", %u at once, results in %s\n", jobs, run.dir);
+		fflush(stdout);
+	}
 	/* Written before the first cell, so even a run killed early leaves a summary. */
 	if (run_write(&run, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		goto out;
 	}
-	for (size_t i = 0; i < sc.nr_kernels && !stop_signal; i++) {
-		char cid[256];
-		char *cdir;
-		struct cell_result *cell;
-
-		cell_id(&sc.kernels[i], sc.patchset.name, cid, sizeof(cid));
-		/* debian: and local: kernels of one release would share a folder: number them.
-		 * Ids depend only on the scenario, so --resume finds the same folders. */
-		for (int n = 2; id_used(&run, cid); n++) {
-			char base[256];
-			snprintf(base, sizeof(base), "%s", cid);
-			snprintf(cid, sizeof(cid), "%.200s-%d", base, n);
-		}
-		cdir = path_join(run.dir, cid);
-		run.cells = xrealloc(run.cells, (run.nr_cells + 1) * sizeof(*run.cells));
-		cell = &run.cells[run.nr_cells++];
-		memset(cell, 0, sizeof(*cell));
-		if (resume) {
-			struct kerr re = KERR_INIT;
-			/* kept only when it is this kernel's and this patch set's cell: a scenario
-			 * edited between the runs must not pass old results off as new */
-			if (cell_read(cell, cid, cdir, &re) == 0 && cell->finished &&
-			    !strcmp(cell->kernel, sc.kernels[i].label) &&
-			    !strcmp(cell->patchset, sc.patchset.name)) {
-				if (!quiet)
-					printf("[%s] already finished: %s (kept)\n", cid,
-					       verdict_name(cell_verdict(cell)));
-				free(cdir);
-				continue;
-			}
-			if (cell->id)
-				cell_release(cell);
-			rm_rf(cdir); /* unfinished: run it again from the start */
-		}
-		cell_init(cell, cid, cdir, sc.kernels[i].label, sc.patchset.name);
-		free(cdir);
-		if (mkdir_p(cell->dir, 0755, &e) < 0) {
-			cell_add(cell, "prepare", "results", V_ERROR, 0, "%s", e.msg);
-			run.error = xstrdup(e.msg);
-			break;
-		}
-		if (runner_run_cell(&rn, &sc.kernels[i], cell) == -2 && !run.error)
-			run.error = xasprintf("the results of cell %s could not be written", cid);
-		run.duration_ms = now_ms() - t0;
-		kerr_clear(&e);
-		if (run_write(&run, &e) < 0) {
-			fprintf(stderr, "klpq: %s\n", e.msg);
-			if (!run.error)
-				run.error = xstrdup(e.msg);
-		}
-	}
+	memset(&so, 0, sizeof(so));
+	so.jobs = jobs;
+	so.retries = retries;
+	so.quiet = quiet;
+	so.live = isatty(1) && !getenv("KLPQ_PLAIN");
+	so.color = isatty(1) && !getenv("NO_COLOR");
+	so.out = stdout;
+	so.child_setup = child_signals;
+	so.stop_signal = &stop_signal;
+	sched_run(&rn, &plan, &run, &so);
 	if (stop_signal) {
 		run.interrupted = 1;
-		fprintf(stderr, "klpq: stopped by signal %d; results so far are in %s\n",
-			(int)stop_signal, run.dir);
+		fprintf(stderr, "klpq: stopped by signal %d; results so far are in %s (continue "
+			"with: klpq run --resume %s)\n", (int)stop_signal, run.dir, run.dir);
+	}
+	/* the summary in plan order, whatever order the cells ended in */
+	{
+		struct cell_result *sorted = xcalloc(run.nr_cells + 1, sizeof(*sorted));
+		size_t n = 0;
+		for (size_t i = 0; i < plan.nr; i++)
+			for (size_t j = 0; j < run.nr_cells; j++)
+				if (run.cells[j].id && !strcmp(run.cells[j].id, plan.cells[i].id)) {
+					sorted[n++] = run.cells[j];
+					run.cells[j].id = NULL;
+					break;
+				}
+		for (size_t j = 0; j < run.nr_cells; j++)
+			if (run.cells[j].id)
+				sorted[n++] = run.cells[j];
+		free(run.cells);
+		run.cells = sorted;
+		run.nr_cells = n;
 	}
 	run.duration_ms = now_ms() - t0;
 	kerr_clear(&e);
@@ -303,15 +373,19 @@ int cmd_run(int argc, char **argv)
 		if (!run.error)
 			run.error = xstrdup(e.msg);
 	}
-	run_print_table(&run, stdout, isatty(1) && !getenv("NO_COLOR"));
+	run_print_table(&run, stdout, so.color);
 	if (run.error)
 		fprintf(stderr, "klpq: %s: results are incomplete\n", run.error);
 	ret = run_exit_code(&run);
 out:
 	run_release(&run);
+	plan_release(&plan);
 	scenario_release(&sc);
 	free(cache);
 	free(agent);
 	free(busybox);
 	return ret;
+bad_usage:
+	free(cache);
+	return EXIT_HARNESS;
 }

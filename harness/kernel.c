@@ -258,7 +258,7 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 	char *hdr = xasprintf("linux-headers-%s", rel);
 	char **want = NULL, **deps = NULL;
 	size_t nr_want = 0, nr_deps = 0, i;
-	int ret = -1;
+	int ret = -1, lock_fd = -1;
 
 	if (path_exists(done)) {
 		k->from_cache = 1;
@@ -267,6 +267,20 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 	}
 	if (mkdir_p(debs, 0755, e) < 0)
 		goto out;
+	/* Parallel cells (and other klpq processes) share the cache: one fetches and unpacks,
+	 * the others wait and then find it complete. */
+	{
+		char *lock = path_join(top, ".lock");
+		lock_fd = lock_path(lock, stop_fd, e);
+		free(lock);
+	}
+	if (lock_fd < 0)
+		goto out;
+	if (path_exists(done)) {
+		k->from_cache = 1;
+		ret = fill_paths(k, root, rel, e);
+		goto out;
+	}
 	say(log, ctx, "fetching %s from Debian's archive", spec->label);
 	/* The image: the signed package, else the unsigned one (same kernel, no signature). */
 	want = xcalloc(2, sizeof(*want));
@@ -340,6 +354,8 @@ out:
 	free(img);
 	free(img_unsigned);
 	free(hdr);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return ret;
 }
 

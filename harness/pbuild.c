@@ -166,7 +166,7 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 {
 	char **files = NULL, *dest = NULL, *tmp = NULL;
 	size_t nr = 0;
-	int ret = -1;
+	int ret = -1, lock_fd = -1;
 
 	memset(out, 0, sizeof(*out));
 	*patch_fault = 0;
@@ -186,6 +186,25 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 	if (compute_key(st->source, files, nr, k, out->key, e) < 0)
 		goto out;
 	dest = xasprintf("%s/modules/%s", cache, out->key);
+	out->path = find_ko(dest);
+	if (out->path) {
+		out->from_cache = 1;
+		set_name(out);
+		ret = 0;
+		goto out;
+	}
+	/* parallel cells build a module once: the others wait here and then find it */
+	{
+		char *lock = xasprintf("%s/modules/%s.lock", cache, out->key);
+		char *mdir = xasprintf("%s/modules", cache);
+		int r = mkdir_p(mdir, 0755, e);
+
+		free(mdir);
+		lock_fd = r < 0 ? -1 : lock_path(lock, stop_fd, e);
+		free(lock);
+		if (lock_fd < 0)
+			goto out;
+	}
 	out->path = find_ko(dest);
 	if (out->path) {
 		out->from_cache = 1;
@@ -247,6 +266,8 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 out:
 	if (tmp)
 		rm_rf(tmp);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	free(tmp);
 	free(dest);
 	free_names(files, nr);

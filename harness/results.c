@@ -161,8 +161,10 @@ json_object *cell_to_json(const struct cell_result *c)
 	json_object_object_add(o, "accel", jstr(c->accel));
 	json_object_object_add(o, "qemu", jstr(c->qemu_version));
 	json_object_object_add(o, "started", jstr(when));
+	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)c->started_wall_ms));
 	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
 	json_object_object_add(o, "finished", json_object_new_boolean(c->finished));
+	json_object_object_add(o, "attempts", json_object_new_int(c->attempts ? c->attempts : 1));
 	json_object_object_add(o, "verdict", jstr(verdict_name(cell_verdict(c))));
 	json_object_object_add(o, "metrics", json_object_get(c->metrics));
 	for (size_t i = 0; i < c->nr_checks; i++) {
@@ -231,6 +233,8 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 	free(c->qemu_version);
 	c->qemu_version = xstrdup(proto_get_str(o, "qemu", ""));
 	c->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);
+	c->started_wall_ms = (uint64_t)proto_get_int(o, "started_ms", (int64_t)c->started_wall_ms);
+	c->attempts = (int)proto_get_int(o, "attempts", 1);
 	c->finished = json_object_object_get_ex(o, "finished", &v) && json_object_get_boolean(v);
 	if (json_object_object_get_ex(o, "metrics", &v) && json_object_is_type(v, json_type_object)) {
 		json_object_put(c->metrics);
@@ -274,6 +278,7 @@ void run_release(struct run_result *r)
 	free(r->scenario);
 	free(r->scenario_name);
 	free(r->error);
+	free(r->shard);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -310,6 +315,9 @@ int run_write(const struct run_result *r, struct kerr *e)
 	json_object_object_add(o, "started", jstr(when));
 	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)r->duration_ms));
 	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
+	if (r->shard)
+		json_object_object_add(o, "shard", jstr(r->shard));
+	json_object_object_add(o, "planned_cells", json_object_new_int64((int64_t)r->planned));
 	if (r->error)
 		json_object_object_add(o, "error", jstr(r->error));
 	for (size_t i = 0; i < r->nr_cells; i++) {

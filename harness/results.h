@@ -38,6 +38,7 @@ struct cell_result {
 	uint64_t started_wall_ms;
 	uint64_t duration_ms;
 	int finished;
+	int attempts;        /* runs of this cell in this run (an ERROR is retried); 0 = 1 */
 };
 
 const char *verdict_name(enum verdict v);
@@ -71,6 +72,8 @@ struct run_result {
 	size_t nr_cells;
 	int interrupted;
 	char *error;         /* a run-level harness error, or NULL */
+	char *shard;         /* "I/N" when the run is one shard of a matrix, or NULL */
+	size_t planned;      /* cells this run was to run (its shard of the plan) */
 };
 
 void run_release(struct run_result *r);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -531,4 +532,31 @@ int set_nonblock(int fd)
 	if (fl < 0)
 		return -1;
 	return fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+int lock_path(const char *path, int stop_fd, struct kerr *e)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		kerr_errno(e, "cannot open the lock file %s", path);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		struct pollfd p = { .fd = stop_fd, .events = POLLIN };
+
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			kerr_errno(e, "cannot lock %s", path);
+			close(fd);
+			return -1;
+		}
+		if (stop_fd >= 0 && poll(&p, 1, 200) > 0) {
+			kerr_set(e, "interrupted while waiting for %s", path);
+			close(fd);
+			return -1;
+		}
+		if (stop_fd < 0)
+			poll(NULL, 0, 200);
+	}
+	return fd;
 }

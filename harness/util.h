@@ -87,6 +87,10 @@ char *module_name(const char *path, size_t len);
 
 /* 1 when fd polls readable now (a level-triggered stop flag); 0 otherwise or for fd < 0. */
 int fd_readable(int fd);
+/* Takes an exclusive flock(2) on PATH (created if missing), waiting while another process
+ * (a parallel cell, another klpq) holds it, until stop_fd is readable. The descriptor, or -1
+ * with a message; close() it to release the lock. */
+int lock_path(const char *path, int stop_fd, struct kerr *e);
 
 /* Writes all of buf to a (possibly non-blocking) socket, waiting for room up to timeout_ms;
  * MSG_NOSIGNAL, so a closed peer is EPIPE, not SIGPIPE. 0, or -1 with errno (ETIMEDOUT). */

@@ -1,0 +1,538 @@
+/* sched.c: runs a plan's cells in parallel processes (see sched.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#define VM_OVERHEAD_MB 256  /* QEMU's own memory beside the guest's, measured ~150 MB (TCG) */
+#define HOST_RESERVE_MB 512 /* left to the host and to klpq itself */
+
+struct slot {
+	pid_t pid;
+	int fd;                 /* read end of the cell's progress pipe, or -1 */
+	size_t pc;              /* index into the plan's cells */
+	size_t rc;              /* index into run->cells */
+	int attempt;
+	uint64_t started;
+	struct sb partial;      /* a progress line not yet ended */
+	char last[160];         /* the cell's latest event, for the live display */
+};
+
+struct sched {
+	const struct runner *rn;
+	const struct plan *p;
+	struct run_result *run;
+	const struct sched_opts *o;
+	struct slot *slots;
+	size_t running;
+	size_t *queue, q_head, q_len; /* plan indices; a retried cell goes to the back */
+	int *attempts;          /* per plan cell: attempts started */
+	size_t done, todo;      /* cells ended in this run / to run in this run */
+	size_t pass, fail, error;
+	uint64_t t0, busy_ms;   /* sum of finished cells' durations, for the estimate */
+	unsigned live_lines;    /* lines of the live display now on the terminal */
+	uint64_t last_draw;
+	int stopping;
+	int write_failed;
+};
+
+long sched_mem_available_mb(void);
+
+long sched_mem_available_mb(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[256];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb / 1024;
+}
+
+unsigned sched_default_jobs(unsigned vm_mb)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), mem = sched_mem_available_mb();
+	long by_mem = mem < 0 ? cpus : (mem - HOST_RESERVE_MB) / (long)(vm_mb + VM_OVERHEAD_MB);
+	long j = cpus < by_mem ? cpus : by_mem;
+
+	return j < 1 ? 1 : (unsigned)j;
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void erase_live(struct sched *s)
+{
+	if (s->o->live && s->live_lines) {
+		fprintf(s->o->out, "\033[%uF\033[J", s->live_lines);
+		s->live_lines = 0;
+	}
+}
+
+static void fmt_duration(uint64_t ms, char *out, size_t len)
+{
+	uint64_t sec = ms / 1000;
+
+	if (sec >= 3600)
+		snprintf(out, len, "%lluh%02llum", (unsigned long long)(sec / 3600),
+			 (unsigned long long)(sec / 60 % 60));
+	else
+		snprintf(out, len, "%llum%02llus", (unsigned long long)(sec / 60),
+			 (unsigned long long)(sec % 60));
+}
+
+static void draw_live(struct sched *s, int force)
+{
+	uint64_t now = now_ms();
+	char el[32], eta[64] = "";
+	size_t queued = s->q_len - s->q_head;
+
+	if (!s->o->live || s->o->quiet || (!force && now - s->last_draw < 250))
+		return;
+	s->last_draw = now;
+	erase_live(s);
+	fmt_duration(now - s->t0, el, sizeof(el));
+	if (s->done) {
+		uint64_t per = s->busy_ms / s->done;
+		uint64_t left = per * (queued + s->running) / (s->o->jobs ? s->o->jobs : 1);
+		char l[32];
+
+		fmt_duration(left, l, sizeof(l));
+		snprintf(eta, sizeof(eta), ", about %s left", l);
+	}
+	fprintf(s->o->out, "klpq: %zu/%zu done (%zu PASS, %zu FAIL, %zu ERROR), %zu running, "
+		"%zu queued, %s elapsed%s\n", s->done, s->todo, s->pass, s->fail, s->error,
+		s->running, queued, el, eta);
+	s->live_lines = 1;
+	for (unsigned i = 0; i < s->o->jobs; i++) {
+		struct slot *sl = &s->slots[i];
+		char t[32];
+
+		if (!sl->pid)
+			continue;
+		fmt_duration(now - sl->started, t, sizeof(t));
+		fprintf(s->o->out, "  %-44.44s %7s  %.90s\n", s->p->cells[sl->pc].id, t, sl->last);
+		s->live_lines++;
+	}
+	fflush(s->o->out);
+}
+
+/* A progress line from a cell: printed as is, or kept for the live display. */
+static void cell_line(struct sched *s, struct slot *sl, const char *line)
+{
+	const char *ev = line;
+
+	if (line[0] == '[' && (ev = strchr(line, ']')) && ev[1] == ' ')
+		ev += 2;
+	else
+		ev = line;
+	snprintf(sl->last, sizeof(sl->last), "%s", ev);
+	if (s->o->quiet || s->o->live)
+		return;
+	fprintf(s->o->out, "%s\n", line);
+	fflush(s->o->out);
+}
+
+static void drain(struct sched *s, struct slot *sl)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (sl->fd >= 0) {
+		n = read(sl->fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(sl->fd);
+			sl->fd = -1;
+			break;
+		}
+		sb_add(&sl->partial, buf, (size_t)n);
+		for (;;) {
+			char *nl = memchr(sl->partial.buf, '\n', sl->partial.len);
+			size_t len;
+
+			if (!nl)
+				break;
+			*nl = '\0';
+			cell_line(s, sl, sl->partial.buf);
+			len = (size_t)(nl + 1 - sl->partial.buf);
+			memmove(sl->partial.buf, nl + 1, sl->partial.len - len);
+			sl->partial.len -= len;
+			sl->partial.buf[sl->partial.len] = '\0';
+		}
+		if (sl->partial.len > 8192) /* a runaway line: cut it */
+			sb_reset(&sl->partial);
+	}
+	if (sl->partial.len) {
+		cell_line(s, sl, sl->partial.buf);
+		sb_reset(&sl->partial);
+	}
+}
+
+/* ---- cells ------------------------------------------------------------------------- */
+
+static size_t run_cell_index(struct run_result *run, const char *id)
+{
+	for (size_t i = 0; i < run->nr_cells; i++)
+		if (!strcmp(run->cells[i].id, id))
+			return i;
+	return (size_t)-1;
+}
+
+static void save_run(struct sched *s)
+{
+	struct kerr e = KERR_INIT;
+
+	s->run->duration_ms = now_ms() - s->t0;
+	if (run_write(s->run, &e) < 0) {
+		erase_live(s);
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		if (!s->run->error)
+			s->run->error = xstrdup(e.msg);
+	}
+}
+
+/* In the child: run the cell, exit 0 / 3 interrupted / 4 results not written. */
+static void child_main(struct sched *s, size_t pc, int wfd)
+{
+	const struct plan_cell *c = &s->p->cells[pc];
+	struct scenario sc = *s->rn->sc;
+	struct runner rn = *s->rn;
+	struct cell_result cell;
+	FILE *progress;
+	char *dir = path_join(s->run->dir, c->id);
+	int r;
+
+	for (unsigned i = 0; i < s->o->jobs; i++)
+		if (s->slots[i].fd >= 0)
+			close(s->slots[i].fd);
+	rn.stop_fd = s->o->child_setup();
+	if (rn.stop_fd < 0)
+		_exit(4);
+	progress = fdopen(wfd, "w");
+	if (!progress)
+		_exit(4);
+	setvbuf(progress, NULL, _IOLBF, 0);
+	sc.patchset = *c->patchset;
+	sc.vm = *c->vm;
+	rn.sc = &sc;
+	rn.progress = progress;
+	cell_init(&cell, c->id, dir, c->kernel->label, c->patchset->name);
+	cell.attempts = s->attempts[pc];
+	r = runner_run_cell(&rn, c->kernel, &cell);
+	fflush(progress);
+	fflush(stderr);
+	_exit(r == 0 ? 0 : r == -1 ? 3 : 4);
+}
+
+static int start_cell(struct sched *s, struct slot *sl, size_t pc)
+{
+	const struct plan_cell *c = &s->p->cells[pc];
+	struct cell_result *cell;
+	char *dir = path_join(s->run->dir, c->id);
+	struct kerr e = KERR_INIT;
+	int pfd[2];
+	size_t rc = run_cell_index(s->run, c->id);
+	pid_t pid;
+
+	if (rc == (size_t)-1) {
+		s->run->cells = xrealloc(s->run->cells, (s->run->nr_cells + 1) *
+					 sizeof(*s->run->cells));
+		rc = s->run->nr_cells++;
+	} else {
+		cell_release(&s->run->cells[rc]);
+	}
+	cell = &s->run->cells[rc];
+	cell_init(cell, c->id, dir, c->kernel->label, c->patchset->name);
+	s->attempts[pc]++;
+	cell->attempts = s->attempts[pc];
+	rm_rf(dir); /* what an unfinished earlier run of this cell left */
+	if (mkdir_p(dir, 0755, &e) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+		if (!e.msg[0])
+			kerr_errno(&e, "pipe");
+		cell_add(cell, "prepare", "results", V_ERROR, 0, "%s", e.msg);
+		cell->finished = 1;
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		cell_add(cell, "prepare", "process", V_ERROR, 0, "cannot start the cell's process: %s",
+			 strerror(errno));
+		cell->finished = 1;
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		pid_t parent = getppid();
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(3);
+		close(pfd[0]);
+		child_main(s, pc, pfd[1]);
+	}
+	close(pfd[1]);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	sl->pid = pid;
+	sl->fd = pfd[0];
+	sl->pc = pc;
+	sl->rc = rc;
+	sl->attempt = s->attempts[pc];
+	sl->started = now_ms();
+	snprintf(sl->last, sizeof(sl->last), "starting");
+	s->running++;
+	return 0;
+}
+
+static void count(struct sched *s, const struct cell_result *c)
+{
+	switch (cell_verdict(c)) {
+	case V_FAIL: s->fail++; break;
+	case V_ERROR: s->error++; break;
+	default: s->pass++; break;
+	}
+}
+
+/* The cell ended (its process, or it never started): take its results, retry an ERROR. */
+static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64_t started)
+{
+	const struct plan_cell *c = &s->p->cells[pc];
+	struct cell_result got, *cell = &s->run->cells[rc];
+	struct kerr e = KERR_INIT;
+	int attempts = s->attempts[pc];
+	int interrupted = WIFEXITED(status) && WEXITSTATUS(status) == 3;
+	const char *col = "", *end = "";
+
+	if (status != -1 && cell_read(&got, c->id, cell->dir, &e) == 0) {
+		cell_release(cell);
+		*cell = got;
+	}
+	cell->attempts = attempts;
+	if (status != -1 && !cell->finished && !interrupted && !s->stopping) {
+		/* the cell's process died without finishing: OOM killer, a crash of klpq */
+		if (WIFSIGNALED(status))
+			cell_add(cell, "end", "process", V_ERROR, 0, "the cell's klpq process was "
+				 "killed by signal %d (%s)", WTERMSIG(status),
+				 strsignal(WTERMSIG(status)));
+		else
+			cell_add(cell, "end", "process", V_ERROR, 0, "the cell's klpq process exited "
+				 "with status %d before finishing", WEXITSTATUS(status));
+		cell->finished = 1;
+	}
+	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 4 && !s->run->error)
+		s->run->error = xasprintf("the results of cell %s could not be written", c->id);
+	if (!cell->duration_ms)
+		cell->duration_ms = now_ms() - started;
+	kerr_clear(&e);
+	if (cell_write(cell, &e) < 0 && !s->run->error)
+		s->run->error = xstrdup(e.msg);
+
+	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
+	    attempts <= (int)s->o->retries) {
+		/* infrastructure trouble: keep this attempt aside and queue the cell again */
+		char *aside_dir = path_join(s->run->dir, ".attempts");
+		char *aside = xasprintf("%s/%s.%d", aside_dir, c->id, attempts);
+
+		if (mkdir_p(aside_dir, 0755, &e) == 0) {
+			rm_rf(aside);
+			if (rename(cell->dir, aside) < 0)
+				rm_rf(cell->dir);
+		}
+		free(aside);
+		free(aside_dir);
+		s->queue[s->q_len++] = pc;
+		if (!s->o->quiet) {
+			erase_live(s);
+			fprintf(s->o->out, "klpq: %s: ERROR (%s); retrying (attempt %d of %u)\n",
+				c->id, cell->nr_checks ? cell->checks[cell->nr_checks - 1].title : "",
+				attempts + 1, s->o->retries + 1);
+		}
+		return;
+	}
+	if (cell->finished) {
+		s->done++;
+		s->busy_ms += cell->duration_ms;
+		count(s, cell);
+	}
+	if (!s->o->quiet) {
+		enum verdict v = cell_verdict(cell);
+		char att[48] = "";
+
+		if (attempts > 1)
+			snprintf(att, sizeof(att), " (attempt %d)", attempts);
+		if (s->o->color) {
+			col = v == V_PASS ? "\033[32m" : v == V_FAIL ? "\033[31m" :
+			      v == V_ERROR ? "\033[33m" : "";
+			end = *col ? "\033[0m" : "";
+		}
+		erase_live(s);
+		fprintf(s->o->out, "klpq: [%zu/%zu] %s: %s%s%s in %.1f s%s\n", s->done, s->todo,
+			c->id, col, cell->finished ? verdict_name(v) : "INTERRUPTED", end,
+			cell->duration_ms / 1000.0, att);
+		fflush(s->o->out);
+	}
+	save_run(s);
+}
+
+static void reap(struct sched *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (unsigned i = 0; i < s->o->jobs; i++) {
+			struct slot *sl = &s->slots[i];
+
+			if (sl->pid != pid)
+				continue;
+			drain(s, sl);
+			if (sl->fd >= 0)
+				close(sl->fd);
+			sl->fd = -1;
+			sl->pid = 0;
+			s->running--;
+			cell_ended(s, sl->pc, sl->rc, status, sl->started);
+			break;
+		}
+	}
+}
+
+/* Room for one more VM of vm_mb in MemAvailable (what the kernel says it can give without
+ * swapping), keeping a reserve for the host. */
+static int memory_ok(const struct vm_spec *vm, long *avail)
+{
+	*avail = sched_mem_available_mb();
+	return *avail < 0 || *avail >= (long)(vm->memory_mb + VM_OVERHEAD_MB + HOST_RESERVE_MB / 2);
+}
+
+int sched_run(const struct runner *rn, const struct plan *p, struct run_result *run,
+	      const struct sched_opts *o)
+{
+	struct sched s;
+	size_t i;
+
+	memset(&s, 0, sizeof(s));
+	s.rn = rn;
+	s.p = p;
+	s.run = run;
+	s.o = o;
+	s.t0 = now_ms();
+	s.slots = xcalloc(o->jobs, sizeof(*s.slots));
+	for (i = 0; i < o->jobs; i++) {
+		s.slots[i].fd = -1;
+		sb_init(&s.slots[i].partial);
+	}
+	/* each cell at most 1 + retries times */
+	s.queue = xcalloc(p->nr * (o->retries + 1) + 1, sizeof(*s.queue));
+	s.attempts = xcalloc(p->nr + 1, sizeof(*s.attempts));
+	for (i = 0; i < p->nr; i++) {
+		size_t rc = run_cell_index(run, p->cells[i].id);
+
+		if (rc != (size_t)-1 && run->cells[rc].finished)
+			continue; /* --resume: kept */
+		s.queue[s.q_len++] = i;
+	}
+	s.todo = s.q_len;
+
+	for (;;) {
+		struct pollfd *pf = xcalloc(o->jobs, sizeof(*pf));
+		unsigned n = 0;
+
+		if (!s.stopping && *o->stop_signal) {
+			s.stopping = 1;
+			for (i = 0; i < o->jobs; i++)
+				if (s.slots[i].pid)
+					kill(s.slots[i].pid, SIGTERM);
+		}
+		while (!s.stopping && s.running < o->jobs && s.q_head < s.q_len) {
+			size_t pc = s.queue[s.q_head];
+			struct slot *sl = NULL;
+			long avail;
+
+			if (!memory_ok(p->cells[pc].vm, &avail)) {
+				if (s.running)
+					break; /* wait for a running cell to end */
+				s.q_head++;
+				{
+					size_t rc;
+					struct cell_result *cell;
+					char *dir = path_join(run->dir, p->cells[pc].id);
+					struct kerr e = KERR_INIT;
+
+					rc = run_cell_index(run, p->cells[pc].id);
+					if (rc == (size_t)-1) {
+						run->cells = xrealloc(run->cells, (run->nr_cells + 1) *
+								      sizeof(*run->cells));
+						rc = run->nr_cells++;
+					} else {
+						cell_release(&run->cells[rc]);
+					}
+					cell = &run->cells[rc];
+					cell_init(cell, p->cells[pc].id, dir, p->cells[pc].kernel->label,
+						  p->cells[pc].patchset->name);
+					free(dir);
+					s.attempts[pc]++;
+					rm_rf(cell->dir);
+					mkdir_p(cell->dir, 0755, &e);
+					cell_add(cell, "prepare", "host-memory", V_ERROR, 0,
+						 "host out of memory: MemAvailable is %ld MB, a VM of %u MB "
+						 "needs about %u MB", avail, p->cells[pc].vm->memory_mb,
+						 p->cells[pc].vm->memory_mb + VM_OVERHEAD_MB +
+						 HOST_RESERVE_MB / 2);
+					cell->finished = 1;
+					cell_ended(&s, pc, rc, -1, now_ms());
+				}
+				continue;
+			}
+			for (i = 0; i < o->jobs && !sl; i++)
+				if (!s.slots[i].pid)
+					sl = &s.slots[i];
+			s.q_head++;
+			if (start_cell(&s, sl, pc) < 0)
+				cell_ended(&s, pc, run_cell_index(run, p->cells[pc].id), -1, now_ms());
+		}
+		if (!s.running && (s.stopping || s.q_head == s.q_len)) {
+			free(pf);
+			break;
+		}
+		for (i = 0; i < o->jobs; i++)
+			if (s.slots[i].fd >= 0) {
+				pf[n].fd = s.slots[i].fd;
+				pf[n].events = POLLIN;
+				n++;
+			}
+		draw_live(&s, 0);
+		if (poll(pf, n, 250) > 0)
+			for (i = 0; i < o->jobs; i++)
+				if (s.slots[i].fd >= 0)
+					drain(&s, &s.slots[i]);
+		free(pf);
+		reap(&s);
+	}
+	erase_live(&s);
+	for (i = 0; i < o->jobs; i++)
+		sb_release(&s.slots[i].partial);
+	free(s.slots);
+	free(s.queue);
+	free(s.attempts);
+	return run->error ? -1 : 0;
+}
