@@ -196,7 +196,9 @@ int plan_build(const struct scenario *sc, struct plan *p, struct kerr *e)
 	if (add_includes(sc, p, &alloc, e))
 		goto out;
 	if (!p->nr) {
-		kerr_set(e, "%s: the matrix has no cells left (every cell is excluded)", sc->file);
+		const struct matrix_rule *first = sc->nr_exclude ? &sc->exclude[0] : NULL;
+		kerr_set(e, "%s:%d:%d: exclude: the matrix has no cells left (every cell is "
+			 "excluded)", sc->file, first ? first->line : 1, first ? first->col : 1);
 		goto out;
 	}
 	make_ids(sc, p);

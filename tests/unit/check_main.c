@@ -7,6 +7,7 @@ Suite *scenario_suite(void);
 Suite *kname_suite(void);
 Suite *console_suite(void);
 Suite *initramfs_suite(void);
+Suite *plan_suite(void);
 
 int main(void)
 {
@@ -17,6 +18,7 @@ int main(void)
 	srunner_add_suite(sr, kname_suite());
 	srunner_add_suite(sr, console_suite());
 	srunner_add_suite(sr, initramfs_suite());
+	srunner_add_suite(sr, plan_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -8,7 +8,7 @@ KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
-	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume full-fs)
+	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 full-fs)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -76,7 +76,8 @@ for c in "${cases[@]}"; do
 		rm -rf "$tmp"
 		;;
 	no-such-kernel)
-		# A kernel the archive does not have: the download fails, which is ERROR (exit 2).
+		# A kernel the archive does not have: the download fails, which is ERROR (exit 2),
+		# retried once (--retries 1 is the default), the first attempt kept aside.
 		mkdir -p "$OUT/nsk"
 		printf '%s\n' "name: nsk" "kernels:" "  - debian:6.1.0-9999-amd64" \
 			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$OUT/nsk/nsk.yaml"
@@ -87,6 +88,9 @@ assert k and "apt-get -q download linux-image-6.1.0-9999-amd64" in k[0]["title"]
 assert "\n" not in k[0]["title"]
 assert any("Unable to locate package" in e for e in k[0]["evidence"]), k
 assert not find(None, None, "FAIL")
+assert cell["attempts"] == 2, cell["attempts"]
+aside = glob.glob(os.path.dirname(runs[0]) + "/.attempts/6.1.0-9999-amd64_demo-cumulative.1/results.json")
+assert aside and json.load(open(aside[0]))["verdict"] == "ERROR", aside
 '
 		;;
 	smoke)
@@ -299,48 +303,70 @@ PY
 		else note "not ok - qemu-kill: exit $rc"; tail -5 "$d/stdout.txt"; failed=1; fi
 		;;
 	resume)
-		# klpq SIGKILLed during the second of two cells; --resume keeps the finished cell and
-		# reruns the cut one from its start: nothing lost, nothing run twice.
+		# klpq SIGKILLed mid-matrix (-j1, the second of three cells running): the cell's own
+		# process stops its VM (PR_SET_PDEATHSIG) and leaves nothing behind; --resume keeps
+		# the finished cell, reruns the cut one from its start and runs the third: nothing
+		# lost, nothing run twice.
 		cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
 		root=$cache/kernels/debian/6.1.0-56-amd64/root
-		d="$OUT/resume"; mkdir -p "$d"
+		d="$OUT/resume"; mkdir -p "$d"; touch "$d/mark"
 		local_k=("  - local:" "      vmlinuz: $root/boot/vmlinuz-6.1.0-56-amd64" \
 			"      modules: $root/lib/modules/6.1.0-56-amd64" \
 			"      build: $root/usr/src/linux-headers-6.1.0-56-amd64")
 		printf '%s\n' "name: resume" "kernels:" "  - debian:6.1.0-56-amd64" "${local_k[@]}" \
+			"  - debian:6.1.0-56-rt-amd64" \
 			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$d/s.yaml"
-		"$KLPQ" run -o "$d/r" "$d/s.yaml" > "$d/stdout1.txt" 2>&1 &
+		KLPQ_PLAIN=1 "$KLPQ" run -j1 -o "$d/r" "$d/s.yaml" > "$d/stdout1.txt" 2>&1 &
 		pid=$!
 		for _ in $(seq 1 900); do
 			grep -q "demo-cumulative-2\] step1 .*load .*PASS" "$d/stdout1.txt" && break; sleep 0.1
 		done
 		kill -KILL $pid; wait $pid 2>/dev/null
-		first=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative/results.json')[0]))['started'])")
-		cut=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative-2/results.json')[0]))['started'])")
-		killed_left=$(ls -d /tmp/klpq-cell-$pid-* /tmp/klpq-vm-$pid-* 2>/dev/null | wc -l)
+		sleep 2 # the cut cell's process stops its VM and writes its results
+		first=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative/results.json')[0]))['started_ms'])")
+		cut=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative-2/results.json')[0]))['started_ms'])")
 		rundir=$(ls -d "$d"/r/*/)
-		sleep 1 # the cut cell's results.json was written within this second: let "started" move on
-		"$KLPQ" run --resume "$rundir" > "$d/stdout2.txt" 2>&1; rc=$?
-		still_left=$(ls -d /tmp/klpq-cell-$pid-* /tmp/klpq-vm-$pid-* 2>/dev/null | wc -l)
-		if [ "$killed_left" -eq 0 ] || [ "$still_left" -ne 0 ]; then
-			note "not ok - resume: the killed klpq's temporary folders: $killed_left before, $still_left after"; failed=1
+		"$KLPQ" run -j2 --resume "$rundir" > "$d/stdout2.txt" 2>&1; rc=$?
+		left=$(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$d/mark")
+		if [ -n "$left" ]; then
+			note "not ok - resume: temporary folders left: $left"; failed=1
 		fi
 		if [ $rc -eq 0 ] && grep -q "demo-cumulative\] already finished: PASS (kept)" "$d/stdout2.txt" && \
-		   ! grep -q "demo-cumulative\] cell start" "$d/stdout2.txt" && python3 - "$rundir" "$first" "$cut" <<'PY'
+		   ! grep -q "\[6.1.0-56-amd64_demo-cumulative\] cell start" "$d/stdout2.txt" && \
+		   ! grep -q "rt-amd64_demo-cumulative\] cell start" "$d/stdout1.txt" && \
+		   python3 - "$rundir" "$first" "$cut" <<'PY'
 import glob, json, sys
 run = json.load(open(sys.argv[1] + "/results.json"))
-assert [c["verdict"] for c in run["cells"]] == ["PASS"] * 2, run["cells"]
+assert [c["verdict"] for c in run["cells"]] == ["PASS"] * 3, run["cells"]
+assert [c["cell"] for c in run["cells"]] == ["6.1.0-56-amd64_demo-cumulative",
+    "6.1.0-56-amd64_demo-cumulative-2", "6.1.0-56-rt-amd64_demo-cumulative"], run["cells"]
 assert run["exit_code"] == 0 and not run["interrupted"]
 c1 = json.load(open(sys.argv[1] + "/6.1.0-56-amd64_demo-cumulative/results.json"))
-assert c1["started"] == sys.argv[2]   # kept, not rerun
-for c in ("6.1.0-56-amd64_demo-cumulative-2",):
+assert str(c1["started_ms"]) == sys.argv[2]   # kept, not rerun
+for c in ("6.1.0-56-amd64_demo-cumulative-2", "6.1.0-56-rt-amd64_demo-cumulative"):
     r = json.load(open(sys.argv[1] + "/" + c + "/results.json"))
-    assert r["finished"] and r["verdict"] == "PASS"
-    assert r["started"] != sys.argv[3], "the cut cell was not run again"
+    assert r["finished"] and r["verdict"] == "PASS" and r["attempts"] == 1
     assert len([k for k in r["checks"] if k["step"] == "step1" and k["check"] == "load"]) == 1
+r = json.load(open(sys.argv[1] + "/6.1.0-56-amd64_demo-cumulative-2/results.json"))
+assert str(r["started_ms"]) != sys.argv[3], "the cut cell was not run again"
 PY
-		then note "ok - resume: finished cell kept, cut cell rerun, killed klpq's temporary folders swept, run PASS"
+		then note "ok - resume: killed mid-matrix; finished cell kept, cut cell rerun, third run once, nothing left behind, run PASS"
 		else note "not ok - resume: exit $rc"; tail -5 "$d/stdout2.txt"; failed=1; fi
+		;;
+	matrix-j2)
+		# Two cells at once (-j2): both PASS, their VMs ran at the same time, and the kernel
+		# cache and module builds were shared (one cell waited on the other's flock).
+		run_dir="$OUT/matrix-j2"; mkdir -p "$run_dir"
+		KLPQ_PLAIN=1 "$KLPQ" run -j2 -o "$run_dir" tests/vm/scenarios/matrix2.yaml > "$run_dir/stdout.txt" 2>&1; rc=$?
+		if [ $rc -eq 0 ] && python3 - "$run_dir" <<'PY'
+import glob, json, sys
+cells = [json.load(open(p)) for p in glob.glob(sys.argv[1] + "/*/*/results.json")]
+assert len(cells) == 2 and all(c["verdict"] == "PASS" and c["finished"] for c in cells), cells
+a, b = sorted(cells, key=lambda c: c["started_ms"])
+assert b["started_ms"] < a["started_ms"] + a["duration_ms"], "the cells did not overlap"
+PY
+		then note "ok - matrix-j2: two cells at once, both PASS"
+		else note "not ok - matrix-j2: exit $rc"; tail -20 "$run_dir/stdout.txt"; failed=1; fi
 		;;
 	full-fs)
 		# Results on a full or a read-only filesystem: a clear error, exit 2, no corrupt file.
