@@ -1477,6 +1477,59 @@ static int do_tasks(struct req *rq)
 	return 0;
 }
 
+/* Part of a file (workload samples in the guest's tmpfs): `path`, `offset`, `max` (at most
+ * READ_MAX bytes). Replies `data`, `size` (the file's size now) and `eof`. A reader that
+ * tails a growing file passes offset = what it has so far. */
+#define READ_MAX (48 * 1024)
+static int do_read(struct req *rq)
+{
+	const char *path = arg_str(rq, "path");
+	int64_t off, max;
+	struct stat st;
+	char *buf;
+	ssize_t n;
+	int fd;
+
+	if (!path || arg_int(rq, "offset", 0, INT64_MAX, 1, 0, &off) < 0 ||
+	    arg_int(rq, "max", 1, READ_MAX, 1, READ_MAX, &max) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno(rq, "read: open %s", path);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return fail_errno(rq, "read: stat %s", path);
+	}
+	buf = malloc((size_t)max);
+	if (!buf) {
+		close(fd);
+		return fail(rq, ENOMEM, "read: out of memory");
+	}
+	do
+		n = pread(fd, buf, (size_t)max, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return fail_errno(rq, "read: %s", path);
+	}
+	put(rq->result, "data", json_object_new_string_len(buf, (int)n));
+	put_int(rq->result, "size", (int64_t)st.st_size);
+	put_bool(rq->result, "eof", off + n >= st.st_size);
+	free(buf);
+	return 0;
+}
+
+/* The guest's CLOCK_MONOTONIC, the clock workload samples are stamped with. */
+static int do_now(struct req *rq)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	put_int(rq->result, "mono_ns", (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+	return 0;
+}
+
 static int do_poweroff(struct req *rq)
 {
 	rq->a->poweroff = 1;
@@ -1497,6 +1550,8 @@ static const struct agent_op {
 	{ "kmsg", do_kmsg },
 	{ "taint", do_taint },
 	{ "tasks", do_tasks },
+	{ "read", do_read },
+	{ "now", do_now },
 	{ "poweroff", do_poweroff },
 };
 
