@@ -2,7 +2,7 @@
  *
  * Owns the run: the results folder, the signal handling (SIGINT/SIGTERM stop every VM and
  * still write what was gathered), the plan of cells (plan.c) handed to the scheduler
- * (sched.c), the summary and the table. */
+ * (scheduler.c), the summary and the table. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 #include "results.h"
 #include "runner.h"
 #include "scenario.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* The only process-wide state: a signal handler can reach nothing else. */
 static int stop_pipe[2] = { -1, -1 };
@@ -57,7 +57,7 @@ static int install_signals(void)
 	return 0;
 }
 
-/* In a cell's process (sched.c forks one per cell): its own stop pipe, so that a stop reaches
+/* In a cell's process (scheduler.c forks one per cell): its own stop pipe, so that a stop reaches
  * every cell and no cell drains another's. */
 static int child_signals(void)
 {

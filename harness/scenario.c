@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "perf.h"
 #include "scenario.h"
 
 #define YAML_MAX_BYTES (1024 * 1024)
@@ -863,7 +864,11 @@ out:
 
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
-	"include", "timeouts", "taint", "rollback", NULL
+	"include", "timeouts", "taint", "rollback", "workloads", "perf", NULL
+};
+static const char *const perf_keys[] = {
+	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
+	"confidence", "resamples", NULL
 };
 static const char *const local_keys[] = { "vmlinuz", "modules", "build", "release", NULL };
 static const char *const kernel_keys[] = { "local", NULL };
@@ -923,6 +928,16 @@ void scenario_release(struct scenario *s)
 	for (i = 0; i < s->nr_patchsets; i++)
 		patchset_release(&s->patchsets[i]);
 	free(s->patchsets);
+	for (i = 0; i < s->nr_workloads; i++) {
+		for (size_t j = 0; j < s->workloads[i].nr_args; j++)
+			free(s->workloads[i].args[j]);
+		free(s->workloads[i].args);
+		free(s->workloads[i].name);
+	}
+	free(s->workloads);
+	for (i = 0; i < s->perf.nr_thresholds; i++)
+		free(s->perf.thresholds[i].metric);
+	free(s->perf.thresholds);
 	for (i = 0; i < s->nr_exclude; i++)
 		rule_release(&s->exclude[i]);
 	free(s->exclude);
@@ -1314,6 +1329,204 @@ static char *default_name(const char *path)
 	return base;
 }
 
+/* A plain decimal number (12, 2.5) in [min, max]. */
+static int get_number(struct yfile *f, const struct ynode *n, const char *field, double min,
+		      double max, double *out)
+{
+	const char *p;
+	char *end;
+	double v;
+
+	if (n->kind != YN_SCALAR || !n->plain || is_null(n))
+		return node_err(f, n, "%s must be a number, not %s", field, describe(n));
+	p = n->text;
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9')
+		goto bad;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p)
+		goto bad;
+	v = strtod(n->text, &end);
+	if (v < min || v > max)
+		return node_err(f, n, "%s must be from %g to %g, not %.64s", field, min, max,
+				n->text);
+	*out = v;
+	return 0;
+bad:
+	return node_err(f, n, "%s must be a plain number like 5 or 2.5, not '%.64s'", field,
+			n->text);
+}
+
+/* workloads: [gaming, {name: streaming, bitrate_kbps: 4000}, ...] */
+static int parse_workloads(struct yfile *f, const struct ynode *n, struct scenario *s)
+{
+	if (check_seq(f, n, "workloads", 1))
+		return -1;
+	s->workloads = xcalloc(n->nr, sizeof(*s->workloads));
+	for (size_t i = 0; i < n->nr; i++) {
+		const struct ynode *w = n->kids[i], *name = w;
+		struct workload_spec *ws = &s->workloads[i];
+		char where[32];
+
+		s->nr_workloads = i + 1;
+		snprintf(where, sizeof(where), "workloads[%zu]", i);
+		ws->line = w->line;
+		ws->col = w->col;
+		if (w->kind == YN_MAP) {
+			if (need(f, w, where, "name", &name))
+				return -1;
+		} else if (w->kind != YN_SCALAR || is_null(w)) {
+			return node_err(f, w, "%s must be a workload name or a mapping with 'name', "
+					"not %s", where, describe(w));
+		}
+		if (name->kind != YN_SCALAR || is_null(name) || !perf_workload_known(name->text))
+			return node_err(f, name, "%s: unknown workload '%.64s' (known: %s)", where,
+					name->kind == YN_SCALAR ? name->text : "", perf_workload_names());
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(s->workloads[j].name, name->text))
+				return node_err(f, name, "%s: workload '%s' is listed twice", where,
+						name->text);
+		ws->name = xstrdup(name->text);
+		if (w->kind != YN_MAP)
+			continue;
+		ws->args = xcalloc(w->nr + 1, sizeof(*ws->args));
+		for (size_t k = 0; k < w->nr; k += 2) {
+			const struct ynode *key = w->kids[k], *val = w->kids[k + 1];
+			const struct perf_option *opt;
+			char *field, *flag;
+
+			if (key->kind != YN_SCALAR || !strcmp(key->text, "name"))
+				continue;
+			opt = perf_option_find(ws->name, key->text);
+			if (!opt) {
+				struct sb known = SB_INIT;
+				int r;
+
+				perf_option_names(ws->name, &known);
+				r = node_err(f, key, "unknown key '%.64s' in %s (a %s workload takes: "
+					     "name, %s)", key->text, where, ws->name, known.buf);
+				sb_release(&known);
+				return r;
+			}
+			for (size_t j = 0; j < k; j += 2)
+				if (!strcmp(w->kids[j]->text, key->text))
+					return node_err(f, key, "duplicate key '%s' in %s", key->text,
+							where);
+			field = field_name(where, key->text);
+			if (opt->min <= opt->max) {
+				unsigned v;
+				int r = get_uint(f, val, field, (unsigned)opt->min, (unsigned)opt->max,
+						 &v);
+				free(field);
+				if (r)
+					return -1;
+				ws->args[ws->nr_args + 1] = xasprintf("%u", v);
+			} else {
+				char *v = NULL;
+				int ok = 1;
+
+				if (get_string(f, val, field, &v)) {
+					free(field);
+					return -1;
+				}
+				if (opt->choices) {
+					ok = 0;
+					for (const char *const *c = opt->choices; *c; c++)
+						ok |= !strcmp(*c, v);
+				}
+				if (!ok || !*v || v[0] == '-') {
+					node_err(f, val, "%s: '%.64s' is not allowed here", field, v);
+					free(v);
+					free(field);
+					return -1;
+				}
+				free(field);
+				ws->args[ws->nr_args + 1] = v;
+			}
+			flag = xasprintf("--%s", key->text);
+			for (char *c = flag; *c; c++)
+				if (*c == '_')
+					*c = '-';
+			ws->args[ws->nr_args] = flag;
+			ws->nr_args += 2;
+		}
+	}
+	return 0;
+}
+
+static int parse_perf(struct yfile *f, const struct ynode *n, struct perf_spec *pf)
+{
+	const struct ynode *v;
+	double d;
+
+	if (check_map(f, n, "perf", perf_keys))
+		return -1;
+	if ((v = map_get(n, "warmup_s")) && get_seconds(f, v, "perf.warmup_s", &pf->warmup_ms))
+		return -1;
+	if ((v = map_get(n, "phase_s")) && get_seconds(f, v, "perf.phase_s", &pf->phase_ms))
+		return -1;
+	if ((v = map_get(n, "pairs")) && get_uint(f, v, "perf.pairs", 1, 20, &pf->pairs))
+		return -1;
+	if ((v = map_get(n, "resamples")) &&
+	    get_uint(f, v, "perf.resamples", 100, 100000, &pf->resamples))
+		return -1;
+	if ((v = map_get(n, "threshold_pct")) &&
+	    get_number(f, v, "perf.threshold_pct", 0.01, 1000, &pf->threshold_pct))
+		return -1;
+	if ((v = map_get(n, "transition_pct")) &&
+	    get_number(f, v, "perf.transition_pct", 0.01, 100000, &pf->transition_pct))
+		return -1;
+	if ((v = map_get(n, "confidence")) && get_number(f, v, "perf.confidence", 0.5, 0.999, &d))
+		return -1;
+	if (v)
+		pf->confidence = d;
+	if ((v = map_get(n, "thresholds"))) {
+		if (v->kind != YN_MAP)
+			return node_err(f, v, "perf.thresholds must be a mapping of metric: percent, "
+					"not %s", describe(v));
+		pf->thresholds = xcalloc(v->nr / 2 + 1, sizeof(*pf->thresholds));
+		for (size_t i = 0; i < v->nr; i += 2) {
+			const struct ynode *key = v->kids[i];
+			char *field;
+			int r;
+
+			if (key->kind != YN_SCALAR || !perf_metric_find(key->text)) {
+				struct sb known = SB_INIT;
+				size_t nm;
+				const struct perf_metric *m = perf_metrics(&nm);
+
+				for (size_t k = 0; k < nm; k++)
+					sb_addf(&known, "%s%s", k ? ", " : "", m[k].name);
+				r = node_err(f, key, "perf.thresholds: unknown metric '%.64s' (known: %s)",
+					     key->kind == YN_SCALAR ? key->text : "", known.buf);
+				sb_release(&known);
+				return r;
+			}
+			for (size_t j = 0; j < i; j += 2)
+				if (!strcmp(v->kids[j]->text, key->text))
+					return node_err(f, key, "duplicate key '%s' in perf.thresholds",
+							key->text);
+			field = field_name("perf.thresholds", key->text);
+			r = get_number(f, v->kids[i + 1], field, 0.01, 1000, &d);
+			free(field);
+			if (r)
+				return -1;
+			pf->thresholds[pf->nr_thresholds].metric = xstrdup(key->text);
+			pf->thresholds[pf->nr_thresholds++].pct = d;
+		}
+	}
+	return 0;
+}
+
 /* A patch-set folder named at node ps (relative to the scenario as given, so that messages
  * keep the caller's spelling), loaded into out. */
 static int load_patchset_at(struct yfile *f, const char *path, const struct ynode *ps,
@@ -1490,6 +1703,12 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 		return -1;
 	if ((v = map_get(root, "rollback")) && get_bool(f, v, "rollback", &s->rollback))
 		return -1;
+	if ((v = map_get(root, "workloads")) && parse_workloads(f, v, s))
+		return -1;
+	if ((v = map_get(root, "perf")) && parse_perf(f, v, &s->perf))
+		return -1;
+	if (map_get(root, "perf") && !s->nr_workloads)
+		return node_err(f, map_get(root, "perf"), "perf needs 'workloads' to measure");
 	if ((v = map_get(root, "exclude")) &&
 	    parse_rules(f, v, "exclude", 0, &s->exclude, &s->nr_exclude))
 		return -1;
@@ -1517,6 +1736,13 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 	out->timeouts.probe_ms = 10 * 1000;
 	out->timeouts.agent_ms = 30 * 1000;
 	out->taint_allow = TAINT_DEFAULT;
+	out->perf.warmup_ms = 2000;
+	out->perf.phase_ms = 10000;
+	out->perf.pairs = 3;
+	out->perf.threshold_pct = 5;
+	out->perf.transition_pct = 100;
+	out->perf.confidence = 0.95;
+	out->perf.resamples = 2000;
 	out->rollback = 1;
 
 	if (yaml_load_tree(path, &root, e))

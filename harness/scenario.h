@@ -70,6 +70,32 @@ struct timeouts {
 	unsigned agent_ms;      /* one agent request; default 30 s */
 };
 
+/* One workload run in the guest while the patch steps are applied (perf.h, docs/workloads.md). */
+struct workload_spec {
+	char *name;           /* gaming | streaming | mining | callbench */
+	char **args;          /* the option arguments: "--tick-hz", "120", ... */
+	size_t nr_args;
+	int line, col;
+};
+
+struct perf_threshold {
+	char *metric;         /* a name perf_metric_find() knows */
+	double pct;           /* a change in the bad direction beyond this is a FAIL */
+};
+
+/* The `perf:` mapping: how long each phase is and what counts as a regression. */
+struct perf_spec {
+	unsigned warmup_ms;   /* after the workloads start, before the first phase; default 2 s */
+	unsigned phase_ms;    /* each measured phase (A or B); default 10 s */
+	unsigned pairs;       /* unpatched/patched pairs for the last step; default 3, 1..20 */
+	double threshold_pct; /* default for every metric; default 5 */
+	double transition_pct;/* worst frame / stall in a transition vs baseline; default 100 */
+	double confidence;    /* of the intervals; default 0.95 */
+	unsigned resamples;   /* bootstrap resamples; default 2000 */
+	struct perf_threshold *thresholds;
+	size_t nr_thresholds;
+};
+
 /* One `exclude:` or `include:` entry of a matrix. For exclude, each non-NULL field is an
  * fnmatch(3) glob that must match the cell's value; for include, kernel is a kernel name
  * (debian:... or a label from kernels) and patchset / vm name entries of patchsets / vms. */
@@ -93,6 +119,9 @@ struct scenario {
 	struct matrix_rule *exclude, *include;
 	size_t nr_exclude, nr_include;
 	struct timeouts timeouts;
+	struct workload_spec *workloads; /* none: the cell runs without load, no perf checks */
+	size_t nr_workloads;
+	struct perf_spec perf;
 	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
 	int rollback;         /* default 1: disable the last step, check, re-enable */
 };

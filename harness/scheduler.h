@@ -1,4 +1,4 @@
-/* sched.h: runs a plan's cells, up to N at once, each in its own process.
+/* scheduler.h: runs a plan's cells, up to N at once, each in its own process.
  *
  * Each cell runs in a forked klpq process (its own stop pipe, PR_SET_PDEATHSIG so a killed
  * parent takes it down cleanly, its own VM and work folder) and writes its own results.json;
@@ -9,8 +9,8 @@
  * host's MemAvailable covers its VM; the progress display is live on a terminal and
  * line-oriented otherwise.
  */
-#ifndef KLPQ_SCHED_H
-#define KLPQ_SCHED_H
+#ifndef KLPQ_SCHEDULER_H
+#define KLPQ_SCHEDULER_H
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* sched.c: runs a plan's cells in parallel processes (see sched.h). */
+/* scheduler.c: runs a plan's cells in parallel processes (see scheduler.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 #define VM_OVERHEAD_MB 256  /* QEMU's own memory beside the guest's, measured ~150 MB (TCG) */
 #define HOST_RESERVE_MB 512 /* left to the host and to klpq itself */
