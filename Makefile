@@ -21,7 +21,7 @@ WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wshadow -Wstric
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness \
 	-DKLPQ_SRCDIR='"$(CURDIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 LIB_SRC := $(filter-out harness/klpq.c,$(wildcard harness/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -5,22 +5,22 @@
 #include "perf.h"
 
 static const struct perf_metric metrics[] = {
-	{ "gaming.frame_p50", "gaming", "frame_us", PERF_P50, 0, "us", 0 },
-	{ "gaming.frame_p99", "gaming", "frame_us", PERF_P99, 0, "us", 1 },
-	{ "gaming.frame_p999", "gaming", "frame_us", PERF_P999, 0, "us", 0 },
-	{ "gaming.frame_max", "gaming", "frame_us", PERF_MAX, 0, "us", 0 },
-	{ "gaming.late_p99", "gaming", "late_us", PERF_P99, 0, "us", 0 },
-	{ "gaming.missed", "gaming", "miss", PERF_MEAN, 0, "fraction of ticks", 0 },
-	{ "gaming.rtt_p50", "gaming", "rtt_us", PERF_P50, 0, "us", 0 },
-	{ "gaming.rtt_p99", "gaming", "rtt_us", PERF_P99, 0, "us", 0 },
-	{ "streaming.throughput", "streaming", "throughput_kbps", PERF_MEAN, 1, "kbit/s", 0 },
-	{ "streaming.latency_p50", "streaming", "seg_latency_us", PERF_P50, 0, "us", 0 },
-	{ "streaming.latency_p99", "streaming", "seg_latency_us", PERF_P99, 0, "us", 1 },
-	{ "streaming.stall_max", "streaming", "stall_us", PERF_MAX, 0, "us", 0 },
-	{ "mining.hps", "mining", "hps", PERF_MEAN, 1, "hashes/s", 1 },
-	{ "mining.share_p99", "mining", "share_us", PERF_P99, 0, "us", 0 },
-	{ "callbench.ns_per_call", "callbench", "ns_per_call", PERF_P50, 0, "ns", 1 },
-	{ "callbench.ns_per_call_p99", "callbench", "ns_per_call", PERF_P99, 0, "ns", 0 },
+	{ "gaming.frame_p50", "gaming", "frame_us", STATS_P50, 0, "us", 0 },
+	{ "gaming.frame_p99", "gaming", "frame_us", STATS_P99, 0, "us", 1 },
+	{ "gaming.frame_p999", "gaming", "frame_us", STATS_P999, 0, "us", 0 },
+	{ "gaming.frame_max", "gaming", "frame_us", STATS_MAX, 0, "us", 0 },
+	{ "gaming.late_p99", "gaming", "late_us", STATS_P99, 0, "us", 0 },
+	{ "gaming.missed", "gaming", "miss", STATS_MEAN, 0, "fraction of ticks", 0 },
+	{ "gaming.rtt_p50", "gaming", "rtt_us", STATS_P50, 0, "us", 0 },
+	{ "gaming.rtt_p99", "gaming", "rtt_us", STATS_P99, 0, "us", 0 },
+	{ "streaming.throughput", "streaming", "throughput_kbps", STATS_MEAN, 1, "kbit/s", 0 },
+	{ "streaming.latency_p50", "streaming", "seg_latency_us", STATS_P50, 0, "us", 0 },
+	{ "streaming.latency_p99", "streaming", "seg_latency_us", STATS_P99, 0, "us", 1 },
+	{ "streaming.stall_max", "streaming", "stall_us", STATS_MAX, 0, "us", 0 },
+	{ "mining.hps", "mining", "hps", STATS_MEAN, 1, "hashes/s", 1 },
+	{ "mining.share_p99", "mining", "share_us", STATS_P99, 0, "us", 0 },
+	{ "callbench.ns_per_call", "callbench", "ns_per_call", STATS_P50, 0, "ns", 1 },
+	{ "callbench.ns_per_call_p99", "callbench", "ns_per_call", STATS_P99, 0, "ns", 0 },
 };
 
 static const char *const callbench_ops[] = { "read", "getppid", "udp", NULL };
@@ -270,41 +270,4 @@ double *perf_values_in(const struct perf_series *s, uint64_t start_ns, uint64_t 
 		if (s->t[i] >= start_ns && s->t[i] < end_ns)
 			v[(*n)++] = s->v[i];
 	return v;
-}
-
-static int dcmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-double perf_stat_of(double *v, size_t n, enum perf_stat st)
-{
-	double q, pos, sum = 0;
-	size_t lo;
-
-	if (!n)
-		return 0;
-	switch (st) {
-	case PERF_MEAN:
-		for (size_t i = 0; i < n; i++)
-			sum += v[i];
-		return sum / (double)n;
-	case PERF_MAX:
-		q = v[0];
-		for (size_t i = 1; i < n; i++)
-			if (v[i] > q)
-				q = v[i];
-		return q;
-	case PERF_P50: q = 0.5; break;
-	case PERF_P99: q = 0.99; break;
-	default: q = 0.999; break;
-	}
-	qsort(v, n, sizeof(*v), dcmp);
-	pos = q * (double)(n - 1);
-	lo = (size_t)pos;
-	if (lo + 1 >= n)
-		return v[n - 1];
-	return v[lo] + (pos - (double)lo) * (v[lo + 1] - v[lo]);
 }

@@ -14,15 +14,14 @@
 #include <json-c/json.h>
 #include <stdint.h>
 
+#include "stats.h"
 #include "util.h"
-
-enum perf_stat { PERF_P50, PERF_P99, PERF_P999, PERF_MAX, PERF_MEAN };
 
 struct perf_metric {
 	const char *name;      /* "gaming.frame_p99": what thresholds name */
 	const char *workload;  /* "gaming" */
 	const char *sample;    /* the sample key: "frame_us" */
-	enum perf_stat stat;
+	enum stats_kind stat;
 	int higher_is_better;
 	const char *unit;
 	int headline;          /* the one shown in the terminal table for its workload */
@@ -98,7 +97,5 @@ void perf_phases_release(struct perf_phases *ph);
 /* The values of one sample key inside one phase (malloc'd, *n set; NULL when none). */
 double *perf_values_in(const struct perf_series *s, uint64_t start_ns, uint64_t end_ns,
 		       size_t *n);
-/* The statistic of values (reorders them). */
-double perf_stat_of(double *v, size_t n, enum perf_stat st);
 
 #endif

@@ -21,6 +21,7 @@ struct runner {
 	const char *cache;      /* kernel and module cache */
 	const char *agent;      /* static guest agent binary */
 	const char *busybox;    /* static busybox */
+	const char *workload;   /* static klpq-workload (only when the scenario has workloads) */
 	int stop_fd;            /* readable on Ctrl-C / SIGTERM */
 	FILE *progress;         /* one line per event, or NULL */
 };

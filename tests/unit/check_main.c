@@ -8,6 +8,8 @@ Suite *kname_suite(void);
 Suite *console_suite(void);
 Suite *initramfs_suite(void);
 Suite *plan_suite(void);
+Suite *perf_suite(void);
+Suite *stats_suite(void);
 
 int main(void)
 {
@@ -19,6 +21,8 @@ int main(void)
 	srunner_add_suite(sr, console_suite());
 	srunner_add_suite(sr, initramfs_suite());
 	srunner_add_suite(sr, plan_suite());
+	srunner_add_suite(sr, perf_suite());
+	srunner_add_suite(sr, stats_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
