@@ -19,7 +19,7 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wshadow -Wstrict-prototypes
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness \
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness -Iworkloads \
 	-DKLPQ_SRCDIR='"$(CURDIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
@@ -28,7 +28,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-all: $(BUILD)/klpq $(BUILD)/klpq-agent
+WL_SRC := $(wildcard workloads/*.c)
+
+all: $(BUILD)/klpq $(BUILD)/klpq-agent $(BUILD)/klpq-workload
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -50,6 +52,14 @@ $(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ images/agent/agent.c \
 		harness/proto.c -ljson-c
 
+# The guest's load generators (docs/workloads.md): static, libcrypto's SHA-256 included.
+$(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  STATIC  $@")
+	$(Q)rm -f $@; $(CC) -std=gnu11 $(WARN) -O2 -static -pthread -Iworkloads -o $@ $(WL_SRC) \
+		-lcrypto -lm > $@.log 2>&1; grep -v -e "statically linked applications" \
+		-e "libcrypto.a(.*): in function" $@.log || true; test -x $@
+
 # Test-only agent that can abuse its own channel on request (tests/vm: hostile-channel).
 $(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h
 	@mkdir -p $(dir $@)
@@ -57,7 +67,7 @@ $(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -DKLPQ_AGENT_FAULTS -Iharness -o $@ \
 		images/agent/agent.c harness/proto.c -ljson-c
 
-$(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/libklpq.a
+$(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/workloads/wlmath.o $(BUILD)/libklpq.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check) $(LDFLAGS)
 

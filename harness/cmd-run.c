@@ -181,7 +181,7 @@ int cmd_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *outdir = "results", *resume = NULL, *shard = NULL;
-	char *cache = NULL, *agent = NULL, *busybox = NULL, *scen = NULL;
+	char *cache = NULL, *agent = NULL, *busybox = NULL, *workload = NULL, *scen = NULL;
 	struct scenario sc;
 	struct plan plan;
 	struct run_result run;
@@ -261,6 +261,12 @@ int cmd_run(int argc, char **argv)
 			"KLPQ_AGENT)\n", agent);
 		goto out;
 	}
+	workload = env_or("KLPQ_WORKLOAD", beside_exe("klpq-workload"));
+	if (sc.nr_workloads && !path_exists(workload)) {
+		fprintf(stderr, "klpq: workload program %s not found (build it with make, or set "
+			"KLPQ_WORKLOAD)\n", workload);
+		goto out;
+	}
 	if (!path_exists(busybox)) {
 		fprintf(stderr, "klpq: static busybox %s not found (apt-get install busybox-static, "
 			"or set KLPQ_BUSYBOX)\n", busybox);
@@ -320,6 +326,7 @@ int cmd_run(int argc, char **argv)
 	rn.cache = cache;
 	rn.agent = agent;
 	rn.busybox = busybox;
+	rn.workload = workload;
 	rn.stop_fd = stop_pipe[0];
 	if (!quiet) {
 		printf("klpq: run %s: scenario %s, %zu cell(s)", run.id, sc.file, plan.nr);
@@ -384,6 +391,7 @@ out:
 	free(cache);
 	free(agent);
 	free(busybox);
+	free(workload);
 	return ret;
 bad_usage:
 	free(cache);
