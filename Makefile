@@ -3,6 +3,7 @@
 #   make demo     install what is missing, build, run scenarios/smoke.yaml on a real kernel
 #   make check    install what is missing, build, run every test (unit + real-boot)
 #   make check-unit / make check-vm   the two halves of make check
+#   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
 #   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
 #   make install PREFIX=/usr/local DESTDIR=
@@ -119,5 +120,19 @@ install: all
 clean:
 	rm -rf build build-asan
 
+# Performance claims (issue 3), about 10 minutes: the A/A run (no perf FAIL in 5 of 5) and the
+# slow patch (caught in 5 of 5). Figures: docs/statistics.md.
+check-perf: deps all
+	$(Q)bash tests/bench/perf-repeat.sh aa 5
+	$(Q)bash tests/bench/perf-repeat.sh slow 5
+
+# Benchmarks (figures in docs/): matrix throughput -j1 vs -j2, a 10,000-cell plan, harness
+# overhead against a bare boot.
+bench: all
+	$(Q)bash tests/bench/plan-10k.sh
+	$(Q)bash tests/bench/matrix-throughput.sh
+	$(Q)bash tests/bench/overhead.sh
+
+.PHONY: check-perf bench
 .PHONY: all deps deps-dev check check-unit check-vm demo install clean fuzz asan valgrind check-flood
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

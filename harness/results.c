@@ -1,5 +1,6 @@
 /* results.c: see results.h. */
 #define _GNU_SOURCE
+#include "perf.h"
 #include "results.h"
 #include "proto.h"
 
@@ -349,12 +350,26 @@ int run_write(const struct run_result *r, struct kerr *e)
 		/* klpq's own cost, QEMU excluded: what the harness adds to a run */
 		struct rusage ru;
 		json_object *h = json_object_new_object();
+		int64_t user, sys, peak;
+
+		/* this process, plus each cell's own process (its "harness" metrics) */
 		getrusage(RUSAGE_SELF, &ru);
-		json_object_object_add(h, "cpu_user_ms", json_object_new_int64(
-			(int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000));
-		json_object_object_add(h, "cpu_sys_ms", json_object_new_int64(
-			(int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000));
-		json_object_object_add(h, "peak_rss_kb", json_object_new_int64(ru.ru_maxrss));
+		user = (int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000;
+		sys = (int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000;
+		peak = ru.ru_maxrss;
+		for (size_t i = 0; i < r->nr_cells; i++) {
+			json_object *ch;
+
+			if (!json_object_object_get_ex(r->cells[i].metrics, "harness", &ch))
+				continue;
+			user += proto_get_int(ch, "cpu_user_ms", 0);
+			sys += proto_get_int(ch, "cpu_sys_ms", 0);
+			if (proto_get_int(ch, "peak_rss_kb", 0) > peak)
+				peak = proto_get_int(ch, "peak_rss_kb", 0);
+		}
+		json_object_object_add(h, "cpu_user_ms", json_object_new_int64(user));
+		json_object_object_add(h, "cpu_sys_ms", json_object_new_int64(sys));
+		json_object_object_add(h, "peak_rss_kb", json_object_new_int64(peak));
 		json_object_object_add(o, "harness", h);
 	}
 	ret = write_json(r->dir, o, e);
@@ -375,6 +390,34 @@ static const char *vcolor(enum verdict v, int color)
 	return "";
 }
 
+/* Under load: the headline metric of each workload, unpatched -> patched. */
+static void print_headlines(const struct cell_result *c, FILE *out)
+{
+	json_object *perf, *metrics, *m;
+	const struct perf_metric *pm;
+	size_t n;
+
+	if (!json_object_object_get_ex(c->metrics, "perf", &perf) ||
+	    !json_object_object_get_ex(perf, "metrics", &metrics))
+		return;
+	pm = perf_metrics(&n);
+	for (size_t i = 0; i < n; i++) {
+		if (!pm[i].headline || !json_object_object_get_ex(metrics, pm[i].name, &m))
+			continue;
+		if (!json_object_object_get_ex(m, "a", NULL)) {
+			fprintf(out, "perf %-26s %s\n", pm[i].name, proto_get_str(m, "verdict", "?"));
+			continue;
+		}
+		fprintf(out, "perf %-26s %.4g -> %.4g %s (%+.1f%%, noise +-%.1f%%, %d pair(s)): "
+			"%s\n", pm[i].name,
+			json_object_get_double(json_object_object_get(m, "a")),
+			json_object_get_double(json_object_object_get(m, "b")), pm[i].unit,
+			json_object_get_double(json_object_object_get(m, "change_pct")),
+			json_object_get_double(json_object_object_get(m, "noise_pct")),
+			(int)proto_get_int(m, "pairs", 0), proto_get_str(m, "verdict", "?"));
+	}
+}
+
 void run_print_table(const struct run_result *r, FILE *out, int color)
 {
 	const char *reset = color ? "\033[0m" : "";
@@ -390,6 +433,7 @@ void run_print_table(const struct run_result *r, FILE *out, int color)
 				ck->step, ck->name, vcolor(ck->status, color),
 				verdict_name(ck->status), reset, ck->duration_ms / 1000.0, ck->title);
 		}
+		print_headlines(c, out);
 		fprintf(out, "cell %s: %s%s%s in %.1f s (accel %s, results in %s)\n", c->id,
 			vcolor(cv, color), verdict_name(cv), reset, c->duration_ms / 1000.0,
 			c->accel[0] ? c->accel : "-", c->dir);

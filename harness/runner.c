@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1080,57 +1081,80 @@ static int perf_start(struct cellrun *cr)
 /* perf.pairs - 1 more unpatched/patched pairs with the last step: disable, settle, unload
  * (A), load, settle (T), (B). A livepatch that was disabled cannot be enabled again through
  * sysfs; loading the module again is how an operator re-applies it. */
+static int perf_unpatch(struct cellrun *cr, const char *step, const char *mod)
+{
+	json_object *args = json_object_new_object();
+	struct proto_msg m;
+	struct sb err = SB_INIT;
+	uint64_t took;
+	int r;
+
+	json_object_object_add(args, "name", json_object_new_string(mod));
+	json_object_object_add(args, "enabled", json_object_new_int(0));
+	if (call(cr, step, "disable", "lp_enable", args, agent_ms(cr), &m) != VM_OK)
+		return -1;
+	r = m.ok;
+	proto_msg_release(&m);
+	if (!r) {
+		add(cr, step, "disable", V_FAIL, 0, "cannot disable %s for an unpatched phase", mod);
+		return -1;
+	}
+	r = wait_transition(cr, step, mod, 0, &took);
+	if (r != 0) {
+		if (r == 1)
+			report_stall(cr, step, "unpatch-transition", "unpatching", mod, 0, took);
+		return -1;
+	}
+	r = unload_module(cr, step, mod, &err);
+	if (r == 1)
+		add(cr, step, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,
+		    err.buf);
+	sb_release(&err);
+	if (r != 0)
+		return -1;
+	{
+		struct loaded *l = loaded_find(cr, mod);
+		if (l)
+			l->inserted = 0;
+	}
+	return 0;
+}
+
+/* perf.pairs - 1 more unpatched/patched pairs with the last step. Pairs alternate their
+ * order (unpatched first, then patched first) so that a slow drift of the guest (caches,
+ * memory, time) does not land on one side: with the baseline first and the last step's
+ * phase second, the phases run A B | A B | B A | A B ... A disabled livepatch cannot be
+ * enabled again through sysfs: the module is removed and loaded again, as an operator
+ * re-applies it. */
 static void perf_pairs(struct cellrun *cr, size_t last)
 {
 	const char *mod = cr->mods[last].name;
+	int loaded = 1;
 
 	for (unsigned k = 2; k <= cr->sc->perf.pairs && cr->perf_on && !cr->down; k++) {
-		json_object *args = json_object_new_object();
-		struct proto_msg m;
-		struct sb err = SB_INIT;
-		uint64_t took;
+		char la[48], lb[48], step[48];
 		int64_t seq;
-		char label[48], step[48];
-		int r;
+		int b_first = k % 2 == 1;
 
 		snprintf(step, sizeof(step), "perf-pair%u", k);
-		json_object_object_add(args, "name", json_object_new_string(mod));
-		json_object_object_add(args, "enabled", json_object_new_int(0));
-		if (call(cr, step, "disable", "lp_enable", args, agent_ms(cr), &m) != VM_OK)
-			return;
-		r = m.ok;
-		proto_msg_release(&m);
-		if (!r) {
-			add(cr, step, "disable", V_FAIL, 0, "cannot disable %s for an unpatched phase",
-			    mod);
-			return;
+		snprintf(la, sizeof(la), "pair%u-unpatched", k);
+		snprintf(lb, sizeof(lb), "pair%u-patched", k);
+		for (int half = 0; half < 2; half++) {
+			int want_b = half == 0 ? b_first : !b_first;
+
+			if (want_b && !loaded) {
+				if (load_and_settle(cr, step, mod, 0, &seq) != SETTLED)
+					return;
+				loaded = 1;
+			}
+			if (!want_b && loaded) {
+				if (perf_unpatch(cr, step, mod) < 0)
+					return;
+				loaded = 0;
+			}
+			if (perf_phase(cr, want_b ? PHASE_B : PHASE_A, want_b ? lb : la) < 0)
+				return;
 		}
-		r = wait_transition(cr, step, mod, 0, &took);
-		if (r != 0) {
-			if (r == 1)
-				report_stall(cr, step, "unpatch-transition", "unpatching", mod, 0, took);
-			return;
-		}
-		r = unload_module(cr, step, mod, &err);
-		if (r == 1)
-			add(cr, step, "unload", V_FAIL, 0, "%s cannot be removed after disable: %s", mod,
-			    err.buf);
-		sb_release(&err);
-		if (r != 0)
-			return;
-		{
-			struct loaded *l = loaded_find(cr, mod);
-			if (l)
-				l->inserted = 0;
-		}
-		snprintf(label, sizeof(label), "pair%u-unpatched", k);
-		if (perf_phase(cr, PHASE_A, label) < 0)
-			return;
-		if (load_and_settle(cr, step, mod, 0, &seq) != SETTLED)
-			return;
-		snprintf(label, sizeof(label), "pair%u-patched", k);
-		if (perf_phase(cr, PHASE_B, label) < 0)
-			return;
 	}
 }
 
@@ -1240,7 +1264,13 @@ static void judge_metric(struct cellrun *cr, const struct perf_metric *m,
 	o.threshold = thr / 100;
 	o.confidence = cr->sc->perf.confidence;
 	o.resamples = cr->sc->perf.resamples;
-	if (stats_compare(&ga, &gb, &o, &r, &e) < 0) {
+	if (!a.nr || !b.nr) {
+		/* a key some phases never carry: no stall, no share found in that phase */
+		add(cr, "perf", name, V_SKIP, 0, "%s: not compared: no %s samples in the %s "
+		    "phases", m->name, m->sample, !a.nr && !b.nr ? "unpatched or patched" :
+		    !a.nr ? "unpatched" : "patched");
+		json_object_object_add(j, "verdict", json_object_new_string("NOT-COMPARED"));
+	} else if (stats_compare(&ga, &gb, &o, &r, &e) < 0) {
 		/* no samples (a workload that never reports this key), or a baseline of 0 (no
 		 * stall, no missed tick): nothing to compare, which is not a finding */
 		add(cr, "perf", name, V_SKIP, 0, "%s: not compared: %s", m->name, e.msg);
@@ -1725,6 +1755,19 @@ end:
 	console_crashes(&cr, "end");
 	cell->finished = !cr.interrupted;
 	cell->duration_ms = now_ms() - t0;
+	{
+		/* the cell's own process: klpq's cost for this cell, QEMU excluded */
+		struct rusage ru;
+		json_object *h = json_object_new_object();
+
+		getrusage(RUSAGE_SELF, &ru);
+		json_object_object_add(h, "cpu_user_ms", json_object_new_int64(
+			(int64_t)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000));
+		json_object_object_add(h, "cpu_sys_ms", json_object_new_int64(
+			(int64_t)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000));
+		json_object_object_add(h, "peak_rss_kb", json_object_new_int64(ru.ru_maxrss));
+		json_object_object_add(cell->metrics, "harness", h);
+	}
 	progress(&cr, "cell done: %s in %.1f s", verdict_name(cell_verdict(cell)),
 		 cell->duration_ms / 1000.0);
 	if (cell_write(cell, &e) < 0) {
