@@ -5,6 +5,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* Exit codes shared by every subcommand. */
 #define EXIT_PASS 0

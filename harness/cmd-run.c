@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "kernel.h"
 #include "plan.h"
+#include "report.h"
 #include "proto.h"
 #include "results.h"
 #include "runner.h"
@@ -103,7 +104,7 @@ static char *env_or(const char *var, char *fallback)
 static void usage(void)
 {
 	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [-j N] [--shard I/N] [--retries N] "
-			"[--cache DIR] [--quiet] SCENARIO.yaml\n"
+			"[--tap] [--cache DIR] [--quiet] SCENARIO.yaml\n"
 			"       klpq run --resume RESULTS_DIR/RUN_ID [-j N] [--cache DIR] [--quiet]\n");
 }
 
@@ -177,6 +178,7 @@ int cmd_run(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "shard", required_argument, NULL, 's' },
 		{ "retries", required_argument, NULL, 'R' },
+		{ "tap", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -188,7 +190,7 @@ int cmd_run(int argc, char **argv)
 	struct runner rn;
 	struct sched_opts so;
 	struct kerr e = KERR_INIT;
-	int c, quiet = 0, ret, outdir_set = 0;
+	int c, quiet = 0, ret, outdir_set = 0, tap = 0;
 	unsigned jobs = 0, retries = 1, si = 1, sn = 1;
 	char id[96], when[32];
 	time_t now = time(NULL);
@@ -203,6 +205,7 @@ int cmd_run(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'r': resume = optarg; break;
 		case 's': shard = optarg; break;
+		case 'T': tap = 1; break;
 		case 'j':
 			if (parse_count("-j", optarg, 1, 256, &jobs) < 0)
 				goto bad_usage;
@@ -376,6 +379,12 @@ int cmd_run(int argc, char **argv)
 	run.duration_ms = now_ms() - t0;
 	kerr_clear(&e);
 	if (run_write(&run, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		if (!run.error)
+			run.error = xstrdup(e.msg);
+	}
+	kerr_clear(&e);
+	if (report_write_all(&run, tap, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		if (!run.error)
 			run.error = xstrdup(e.msg);

@@ -15,6 +15,9 @@ static const struct command commands[] = {
 	{ "run", cmd_run, "run a scenario: klpq run [-o RESULTS] [--cache DIR] SCENARIO.yaml" },
 	{ "plan", cmd_plan, "print a scenario's matrix of cells: klpq plan [--shard I/N] [--json] "
 	  "SCENARIO.yaml" },
+	{ "report", cmd_report, "write junit.xml, kcidb.json, report.html, results.tap again: "
+	  "klpq report RUN_DIR" },
+	{ "merge", cmd_merge, "join shard runs into one: klpq merge -o OUT_RUN RUN..." },
 	{ "validate", cmd_validate, "check a scenario and its patch set: klpq validate SCENARIO.yaml" },
 };
 

@@ -139,7 +139,7 @@ static json_object *jstr(const char *s)
 	return json_object_new_string(s ? s : "");
 }
 
-static void iso_time(uint64_t ms, char *buf, size_t len)
+void iso_time(uint64_t ms, char *buf, size_t len)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -280,6 +280,9 @@ void run_release(struct run_result *r)
 	free(r->scenario_name);
 	free(r->error);
 	free(r->shard);
+	for (size_t i = 0; i < r->nr_merged_from; i++)
+		free(r->merged_from[i]);
+	free(r->merged_from);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -314,11 +317,18 @@ int run_write(const struct run_result *r, struct kerr *e)
 	json_object_object_add(o, "scenario", jstr(r->scenario));
 	json_object_object_add(o, "scenario_name", jstr(r->scenario_name));
 	json_object_object_add(o, "started", jstr(when));
+	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)r->started_wall_ms));
 	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)r->duration_ms));
 	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
 	if (r->shard)
 		json_object_object_add(o, "shard", jstr(r->shard));
 	json_object_object_add(o, "planned_cells", json_object_new_int64((int64_t)r->planned));
+	if (r->merged_from) {
+		json_object *m = json_object_new_array();
+		for (size_t i = 0; i < r->nr_merged_from; i++)
+			json_object_array_add(m, jstr(r->merged_from[i]));
+		json_object_object_add(o, "merged_from", m);
+	}
 	if (r->error)
 		json_object_object_add(o, "error", jstr(r->error));
 	for (size_t i = 0; i < r->nr_cells; i++) {
@@ -440,4 +450,63 @@ void run_print_table(const struct run_result *r, FILE *out, int color)
 	}
 	fprintf(out, "run %s: exit code %d, results in %s/results.json\n", r->id,
 		run_exit_code(r), r->dir);
+}
+
+int run_read(struct run_result *r, const char *dir, struct kerr *e)
+{
+	char *path = path_join(dir, "results.json");
+	json_object *o = json_object_from_file(path), *cells, *v;
+	const char *slash;
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	if (!o || strcmp(proto_get_str(o, "format", ""), "klpq-run-1")) {
+		kerr_set(e, "%s: not a klpq run summary", path);
+		goto out;
+	}
+	r->dir = xstrdup(dir);
+	while (strlen(r->dir) > 1 && r->dir[strlen(r->dir) - 1] == '/')
+		r->dir[strlen(r->dir) - 1] = '\0';
+	slash = strrchr(r->dir, '/');
+	r->id = xstrdup(proto_get_str(o, "run", slash ? slash + 1 : r->dir));
+	r->scenario = xstrdup(proto_get_str(o, "scenario", ""));
+	r->scenario_name = xstrdup(proto_get_str(o, "scenario_name", ""));
+	r->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);
+	r->started_wall_ms = (uint64_t)proto_get_int(o, "started_ms", 0);
+	r->interrupted = proto_get_bool(o, "interrupted", 0);
+	r->planned = (size_t)proto_get_int(o, "planned_cells", 0);
+	if (*proto_get_str(o, "shard", ""))
+		r->shard = xstrdup(proto_get_str(o, "shard", ""));
+	if (*proto_get_str(o, "error", ""))
+		r->error = xstrdup(proto_get_str(o, "error", ""));
+	if (json_object_object_get_ex(o, "cells", &cells) &&
+	    json_object_is_type(cells, json_type_array)) {
+		size_t n = json_object_array_length(cells);
+
+		r->cells = xcalloc(n + 1, sizeof(*r->cells));
+		for (size_t i = 0; i < n; i++) {
+			const char *id = proto_get_str(json_object_array_get_idx(cells, i), "cell", "");
+			char *cdir;
+
+			if (!*id || !name_is_safe(id)) {
+				kerr_set(e, "%s: cell %zu has no usable name", path, i + 1);
+				goto out;
+			}
+			cdir = path_join(r->dir, id);
+			if (cell_read(&r->cells[r->nr_cells], id, cdir, e) < 0) {
+				free(cdir);
+				goto out;
+			}
+			free(cdir);
+			r->nr_cells++;
+		}
+	}
+	(void)v;
+	ret = 0;
+out:
+	json_object_put(o);
+	free(path);
+	if (ret)
+		run_release(r);
+	return ret;
 }

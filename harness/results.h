@@ -42,6 +42,8 @@ struct cell_result {
 };
 
 const char *verdict_name(enum verdict v);
+/* "2026-11-22T09:30:00Z" from wall-clock milliseconds. */
+void iso_time(uint64_t ms, char *buf, size_t len);
 /* Worst of the checks: FAIL over ERROR over PASS; SKIP alone counts as PASS. */
 enum verdict cell_verdict(const struct cell_result *c);
 
@@ -74,9 +76,13 @@ struct run_result {
 	char *error;         /* a run-level harness error, or NULL */
 	char *shard;         /* "I/N" when the run is one shard of a matrix, or NULL */
 	size_t planned;      /* cells this run was to run (its shard of the plan) */
+	char **merged_from;  /* klpq merge: the run folders this one was made from */
+	size_t nr_merged_from;
 };
 
 void run_release(struct run_result *r);
+/* Reads DIR/results.json and every cell it lists (klpq report, klpq merge). 0 or -1. */
+int run_read(struct run_result *r, const char *dir, struct kerr *e);
 int run_write(const struct run_result *r, struct kerr *e);
 /* 0 every cell passed; 1 some check failed; 2 a harness error or nothing run (unless some
  * check failed), or a run that is incomplete: interrupted, or results that could not be

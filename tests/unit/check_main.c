@@ -11,6 +11,7 @@ Suite *plan_suite(void);
 Suite *perf_suite(void);
 Suite *stats_suite(void);
 Suite *workloads_suite(void);
+Suite *report_suite(void);
 
 int main(void)
 {
@@ -25,6 +26,7 @@ int main(void)
 	srunner_add_suite(sr, perf_suite());
 	srunner_add_suite(sr, stats_suite());
 	srunner_add_suite(sr, workloads_suite());
+	srunner_add_suite(sr, report_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

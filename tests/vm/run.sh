@@ -8,7 +8,7 @@ KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
-	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 full-fs)
+	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -352,6 +352,42 @@ assert str(r["started_ms"]) != sys.argv[3], "the cut cell was not run again"
 PY
 		then note "ok - resume: killed mid-matrix; finished cell kept, cut cell rerun, third run once, nothing left behind, run PASS"
 		else note "not ok - resume: exit $rc"; tail -5 "$d/stdout2.txt"; failed=1; fi
+		;;
+	shard-merge)
+		# The nightly flow in small: two shards of a matrix run apart (--shard 1/2, 2/2, --tap),
+		# then klpq merge joins them: both cells, PASS, valid JUnit/KCIDB/TAP; merging a run
+		# with a different result for the same cell is refused, naming both.
+		d="$OUT/shard-merge"; mkdir -p "$d"
+		KLPQ_PLAIN=1 "$KLPQ" run --tap --shard 1/2 -o "$d/a" tests/vm/scenarios/matrix2.yaml > "$d/a.txt" 2>&1; ra=$?
+		KLPQ_PLAIN=1 "$KLPQ" run --shard 2/2 -o "$d/b" tests/vm/scenarios/matrix2.yaml > "$d/b.txt" 2>&1; rb=$?
+		"$KLPQ" merge -o "$d/m" "$d"/a/*/ "$d"/b/*/ > "$d/merge.txt" 2>&1; rm=$?
+		"$KLPQ" merge -o "$d/m2" "$d"/a/*/ "$d"/a/*/ > /dev/null 2>&1; rsame=$?
+		KLPQ_PLAIN=1 "$KLPQ" run --shard 1/2 -o "$d/c" tests/vm/scenarios/matrix2.yaml > /dev/null 2>&1
+		"$KLPQ" merge -o "$d/m3" "$d"/a/*/ "$d"/c/*/ > "$d/clash.txt" 2>&1; rclash=$?
+		if [ $ra -eq 0 ] && [ $rb -eq 0 ] && [ $rm -eq 0 ] && [ $rsame -eq 0 ] && [ $rclash -eq 2 ] &&
+		   grep -q "has two different results" "$d/clash.txt" && [ ! -e "$d/m3/results.json" ] &&
+		   python3 - "$d" <<'PY'
+import glob, json, sys, xml.dom.minidom
+d = sys.argv[1]
+a = json.load(open(glob.glob(d + "/a/*/results.json")[0]))
+b = json.load(open(glob.glob(d + "/b/*/results.json")[0]))
+assert a["shard"] == "1/2" and b["shard"] == "2/2" and len(a["cells"]) == 1 and len(b["cells"]) == 1
+assert a["cells"][0]["cell"] != b["cells"][0]["cell"]
+m = json.load(open(d + "/m/results.json"))
+assert sorted(c["cell"] for c in m["cells"]) == sorted([a["cells"][0]["cell"], b["cells"][0]["cell"]])
+assert all(c["verdict"] == "PASS" for c in m["cells"]) and m["exit_code"] == 0 and len(m["merged_from"]) == 2
+for c in m["cells"]:
+    assert json.load(open(d + "/m/" + c["results"]))["verdict"] == "PASS"
+x = xml.dom.minidom.parse(d + "/m/junit.xml")
+assert len(x.getElementsByTagName("testsuite")) == 2
+k = json.load(open(d + "/m/kcidb.json"))
+assert len(k["builds"]) == 2 and all(t["status"] in ("PASS", "SKIP") for t in k["tests"])
+tap = open(d + "/m/results.tap").read().splitlines()
+assert tap[0] == "TAP version 13" and tap[1] == "1..%d" % len(k["tests"])
+assert glob.glob(d + "/a/*/results.tap") and not glob.glob(d + "/b/*/results.tap")
+PY
+		then note "ok - shard-merge: two shards, merged: 2 cells PASS, JUnit/KCIDB/TAP valid, a clash refused"
+		else note "not ok - shard-merge: exits $ra $rb $rm $rsame $rclash"; cat "$d/merge.txt" "$d/clash.txt" | tail -5; failed=1; fi
 		;;
 	matrix-j2)
 		# Two cells at once (-j2): both PASS, their VMs ran at the same time, and the kernel
