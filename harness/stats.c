@@ -146,32 +146,38 @@ static size_t pooled_size(const struct stats_group *g)
 	return n;
 }
 
-static double pooled_stat(const struct stats_group *g, enum stats_kind k, double *buf)
+/* A group's value: the median over its phases of each phase's statistic. One disturbed phase
+ * (a burst of host load under TCG) moves it little, where it would dominate the p99 of the
+ * pooled samples; a change present in every phase moves it fully. */
+static double median_of(double *v, size_t n)
 {
-	size_t n = 0;
+	return stats_quantile(v, n, 0.5);
+}
 
+static double group_stat(const struct stats_group *g, enum stats_kind k, double *buf,
+			 double *per)
+{
 	for (size_t i = 0; i < g->nr; i++) {
-		memcpy(buf + n, g->phase[i], g->n[i] * sizeof(*buf));
-		n += g->n[i];
+		memcpy(buf, g->phase[i], g->n[i] * sizeof(*buf));
+		per[i] = stats_of(k, buf, g->n[i]);
 	}
-	return stats_of(k, buf, n);
+	return median_of(per, g->nr);
 }
 
 /* One hierarchical resample of g: phases with replacement, then up to cap draws with
- * replacement inside each. */
+ * replacement inside each drawn phase; the median of the drawn phases' statistics. */
 static double resample_stat(const struct stats_group *g, enum stats_kind k, size_t cap,
-			    struct rng *r, double *buf)
+			    struct rng *r, double *buf, double *per)
 {
-	size_t n = 0;
-
 	for (size_t i = 0; i < g->nr; i++) {
 		size_t p = g->nr > 1 ? rng_below(r, g->nr) : 0;
 		size_t m = g->n[p] < cap ? g->n[p] : cap;
 
 		for (size_t j = 0; j < m; j++)
-			buf[n++] = g->phase[p][rng_below(r, g->n[p])];
+			buf[j] = g->phase[p][rng_below(r, g->n[p])];
+		per[i] = stats_of(k, buf, m);
 	}
-	return stats_of(k, buf, n);
+	return median_of(per, g->nr);
 }
 
 static int dcmp(const void *a, const void *b)
@@ -196,7 +202,7 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 {
 	size_t cap = o->cap ? o->cap : 4000, biggest, ra = 0;
 	unsigned R = o->resamples ? o->resamples : 2000;
-	double alpha = 1 - (o->confidence > 0 ? o->confidence : 0.95), *buf, *changes;
+	double alpha = 1 - (o->confidence > 0 ? o->confidence : 0.95), *buf, *per, *changes;
 	double dlo, dhi;
 	struct rng rng;
 
@@ -205,14 +211,18 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 		return -1;
 	out->a_samples = pooled_size(a);
 	out->b_samples = pooled_size(b);
-	biggest = out->a_samples > out->b_samples ? out->a_samples : out->b_samples;
-	if (biggest < (a->nr > b->nr ? a->nr : b->nr) * cap)
-		biggest = (a->nr > b->nr ? a->nr : b->nr) * cap;
+	biggest = cap;
+	for (size_t i = 0; i < a->nr; i++)
+		biggest = a->n[i] > biggest ? a->n[i] : biggest;
+	for (size_t i = 0; i < b->nr; i++)
+		biggest = b->n[i] > biggest ? b->n[i] : biggest;
 	buf = xcalloc(biggest, sizeof(*buf));
-	out->a = pooled_stat(a, o->kind, buf);
-	out->b = pooled_stat(b, o->kind, buf);
+	per = xcalloc(a->nr > b->nr ? a->nr : b->nr, sizeof(*per));
+	out->a = group_stat(a, o->kind, buf, per);
+	out->b = group_stat(b, o->kind, buf, per);
 	if (out->a == 0 || !isfinite(out->a) || !isfinite(out->b)) {
 		free(buf);
+		free(per);
 		return kerr_set(e, "the unpatched %s is %g: a relative change is undefined",
 				stats_kind_name(o->kind), out->a);
 	}
@@ -220,13 +230,14 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 	rng_seed(&rng, o->seed ? o->seed : 0x6b6c7071ULL /* "klpq" */);
 	changes = xcalloc(R, sizeof(*changes));
 	for (unsigned i = 0; i < R; i++) {
-		double va = resample_stat(a, o->kind, cap, &rng, buf);
-		double vb = resample_stat(b, o->kind, cap, &rng, buf);
+		double va = resample_stat(a, o->kind, cap, &rng, buf, per);
+		double vb = resample_stat(b, o->kind, cap, &rng, buf, per);
 
 		if (va != 0 && isfinite(va) && isfinite(vb))
 			changes[ra++] = vb / va - 1;
 	}
 	free(buf);
+	free(per);
 	if (ra < R / 2) {
 		free(changes);
 		return kerr_set(e, "the unpatched %s is 0 in most resamples: a relative change is "

@@ -2,11 +2,12 @@
  *
  * A comparison takes two groups of phases, A (unpatched) and B (patched), each phase an array
  * of samples of one quantity (frame times, hashes per second...), and a statistic (p50, p99,
- * max, mean). It reports the statistic over each group's pooled samples, the relative change
- * B/A - 1, and a percentile confidence interval for that change from a hierarchical
- * bootstrap: each resample draws the group's phases with replacement, then samples with
- * replacement inside each drawn phase. Drawing phases captures the phase-to-phase noise that
- * dominates under TCG; drawing samples captures the noise within a phase.
+ * max, mean). A group's value is the median over its phases of each phase's statistic (one
+ * disturbed phase moves it little). It reports both values, the relative change B/A - 1, and
+ * a percentile confidence interval for that change from a hierarchical bootstrap: each
+ * resample draws the group's phases with replacement, then samples with replacement inside
+ * each drawn phase. Drawing phases captures the phase-to-phase noise that dominates under
+ * TCG; drawing samples captures the noise within a phase.
  *
  * The verdict is against a threshold on the change in the bad direction (a longer frame time
  * is bad; fewer hashes per second is bad):
@@ -53,7 +54,7 @@ struct stats_opts {
 };
 
 struct stats_result {
-	double a, b;                 /* the statistic over each group's pooled samples */
+	double a, b;                 /* each group's value: median of its phases' statistics */
 	double change;               /* b / a - 1 */
 	double lo, hi;               /* confidence interval of change */
 	double noise;                /* (hi - lo) / 2: the precision of this comparison */

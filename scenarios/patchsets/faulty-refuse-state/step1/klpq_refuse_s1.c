@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klpq_refuse_s1: a system state of version 2 (klpq example livepatch, faulty corpus).
+ *
+ * Step 1 of faulty-refuse-state: a correct patch that declares the system state 0x6b6c71 at
+ * version 2 (klp_state).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/jiffies.h>
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/preempt.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+
+/* the fix itself is simple on purpose: /proc/cmdline reads "klpq.fix1" (saved_command_line is
+ * not exported to modules; the demo patch set shows how to keep the real text) */
+static int klpq_cmdline_proc_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "klpq.fix1\n");
+	return 0;
+}
+
+static struct klp_func klpq_funcs[] = {
+	{
+		.old_name = "cmdline_proc_show",
+		.new_func = klpq_cmdline_proc_show,
+	},
+	{ }
+};
+
+static struct klp_object klpq_objs[] = {
+	{
+		.funcs = klpq_funcs,
+	},
+	{ }
+};
+
+#define KLPQ_STATE_ID 0x6b6c71UL
+
+static struct klp_state klpq_states[] = {
+	{ .id = KLPQ_STATE_ID, .version = 2 },
+	{ }
+};
+
+static struct klp_patch klpq_patch = {
+	.mod = THIS_MODULE,
+	.objs = klpq_objs,
+	.replace = true,
+	.states = klpq_states,
+};
+
+static int __init klpq_init(void)
+{
+	return klp_enable_patch(&klpq_patch);
+}
+
+static void __exit klpq_exit(void)
+{
+}
+
+module_init(klpq_init);
+module_exit(klpq_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+MODULE_DESCRIPTION("klpq faulty corpus: a system state of version 2");
