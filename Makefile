@@ -4,6 +4,7 @@
 #   make check    install what is missing, build, run every test (unit + real-boot)
 #   make check-unit / make check-vm   the two halves of make check
 #   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
+#   make check-faulty  the whole stability corpus (docs/corpus.md)
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
 #   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
 #   make install PREFIX=/usr/local DESTDIR=
@@ -104,10 +105,12 @@ check-unit: deps all $(BUILD)/check-unit
 
 check-vm: deps all $(BUILD)/klpq-agent-faults
 	$(Q)bash tests/vm/run.sh
+	$(Q)bash tests/vm/faulty.sh --check
 
 check: deps all $(BUILD)/check-unit $(BUILD)/klpq-agent-faults
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
 	$(Q)bash tests/vm/run.sh
+	$(Q)bash tests/vm/faulty.sh --check
 
 demo: deps all
 	$(BUILD)/klpq run scenarios/smoke.yaml
@@ -119,6 +122,10 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# The whole stability corpus on a real kernel (docs/corpus.md), about 8 minutes.
+check-faulty: deps all
+	$(Q)bash tests/vm/faulty.sh
 
 # Performance claims (issue 3), about 10 minutes: the A/A run (no perf FAIL in 5 of 5) and the
 # slow patch (caught in 5 of 5). Figures: docs/statistics.md.
@@ -133,6 +140,6 @@ bench: all
 	$(Q)bash tests/bench/matrix-throughput.sh
 	$(Q)bash tests/bench/overhead.sh
 
-.PHONY: check-perf bench
+.PHONY: check-perf check-faulty bench
 .PHONY: all deps deps-dev check check-unit check-vm demo install clean fuzz asan valgrind check-flood
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

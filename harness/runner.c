@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <stdlib.h>
@@ -138,6 +139,30 @@ static void console_crashes(struct cellrun *cr, const char *step)
 }
 
 /* The guest failed to answer: decide whose fault it is, record it, and stop using the guest. */
+/* A guest that stopped answering is still running: keep what can be had before it is
+ * killed (QMP status and registers into hang-dump.txt, SysRq dumps into console.log). */
+static void hang_dump(struct cellrun *cr, struct check_result *r)
+{
+	struct sb out = SB_INIT;
+	struct kerr e = KERR_INIT;
+	char *path = path_join(cr->cell->dir, "hang-dump.txt");
+
+	progress(cr, "guest hung: collecting QMP status, registers and SysRq dumps");
+	if (vm_dump(cr->vm, &out, &e) < 0)
+		sb_addf(&out, "(dump incomplete: %s)\n", e.msg);
+	kerr_clear(&e);
+	if (write_file_atomic(path, out.buf, out.len, &e) == 0)
+		check_evidence(r, "QMP status and registers of every CPU in hang-dump.txt; SysRq t/w/l "
+			       "output in console.log");
+	{
+		const char *st = strstr(out.buf, "\"status\": \"");
+		if (st)
+			check_evidence(r, "QMP: %.40s", st);
+	}
+	sb_release(&out);
+	free(path);
+}
+
 static void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 			  enum vm_wait_result w, const struct kerr *e)
 {
@@ -174,6 +199,8 @@ static void guest_trouble(struct cellrun *cr, const char *step, const char *name
 			r = add(cr, step, name, V_FAIL, 0, "guest died: %s", why ? why : e->msg);
 		else
 			r = add(cr, step, name, V_FAIL, 0, "guest stopped answering: %s", e->msg);
+		if (w == VM_TIMEOUT)
+			hang_dump(cr, r);
 	} else {
 		r = add(cr, step, name, V_ERROR, 0, "guest %s before any patch: %s",
 			w == VM_GONE ? "died" : "stopped answering", why ? why : e->msg);
@@ -348,6 +375,74 @@ static int wait_transition(struct cellrun *cr, const char *step, const char *nam
 			return -1;
 		}
 	}
+}
+
+static int guest_exec(struct cellrun *cr, const char *step, const char *name,
+		      const char *const *argv, unsigned timeout_ms, int *exit_code, struct sb *out);
+
+/* After a stall: what an operator would do. First the livepatch "signal" attribute (fake
+ * signals to the blocking user tasks, a wake-up for kthreads), then, when the scenario says
+ * stall_recovery: reverse, writing 0 to "enabled" mid-transition, which reverses it. The
+ * stall stays a FAIL; this check says whether the system came back. */
+static void stall_recover(struct cellrun *cr, const char *step, const char *mod)
+{
+	char *sig = xasprintf("echo 1 > /sys/kernel/livepatch/%s/signal", mod);
+	const char *argv[] = { "/bin/sh", "-c", sig, NULL };
+	uint64_t t0 = now_ms(), took;
+	struct check_result *c;
+	struct proto_msg m;
+	int code, r;
+
+	if (cr->sc->stall_recovery == RECOVER_NONE || cr->down) {
+		free(sig);
+		return;
+	}
+	r = guest_exec(cr, step, "recovery", argv, 10000, &code, NULL);
+	free(sig);
+	if (r < 0)
+		return;
+	r = wait_transition(cr, step, mod, 1, &took);
+	if (r < 0)
+		return;
+	if (r == 0) {
+		add(cr, step, "recovery", V_PASS, now_ms() - t0, "recovered: the transition settled "
+		    "after signalling the blocking tasks");
+		return;
+	}
+	if (cr->sc->stall_recovery != RECOVER_REVERSE) {
+		c = add(cr, step, "recovery", V_FAIL, now_ms() - t0, "did not recover: still in "
+			"transition after signalling the blocking tasks (stall_recovery: reverse "
+			"would also try reversing it)");
+		check_evidence(c, "signal written (exit %d); waited %.0f s more", code,
+			       took / 1000.0);
+		return;
+	}
+	{
+		json_object *args = json_object_new_object();
+
+		json_object_object_add(args, "name", json_object_new_string(mod));
+		json_object_object_add(args, "enabled", json_object_new_int(0));
+		if (call(cr, step, "recovery", "lp_enable", args, agent_ms(cr), &m) != VM_OK)
+			return;
+		r = m.ok;
+		proto_msg_release(&m);
+	}
+	if (!r) {
+		add(cr, step, "recovery", V_FAIL, now_ms() - t0, "did not recover: signalling did not "
+		    "help and the transition could not be reversed (writing 0 to enabled failed)");
+		return;
+	}
+	r = wait_transition(cr, step, mod, 0, &took);
+	if (r < 0)
+		return;
+	if (r == 0)
+		add(cr, step, "recovery", V_PASS, now_ms() - t0, "recovered by reversing the "
+		    "transition: %s unpatched in %.2f s (signalling alone did not help)", mod,
+		    took / 1000.0);
+	else
+		add(cr, step, "recovery", V_FAIL, now_ms() - t0, "did not recover: the reversed "
+		    "transition did not settle either within %.0f s",
+		    cr->sc->timeouts.transition_ms / 1000.0);
 }
 
 /* ---- kernel log ---- */
@@ -692,6 +787,7 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 	}
 	if (r == 1) {
 		report_stall(cr, step, "transition", "transition", mod, 1, took);
+		stall_recover(cr, step, mod);
 		check_klog(cr, step, *seq, NULL, 0);
 		goto out;
 	}
@@ -1158,6 +1254,166 @@ static void perf_pairs(struct cellrun *cr, size_t last)
 	}
 }
 
+/* ---- resource leaks across patch cycles -------------------------------------------------
+ * After the rollback: leak.cycles cycles of the last step (disable, unpatch, remove; load,
+ * settle; exercise the patched path), each followed by a measurement of the guest's memory
+ * after dropping caches. The first measurement is taken after one exercise in the state the
+ * cell was in, so every measurement follows the same sequence. A leak is the median growth
+ * per cycle beyond the threshold: unreclaimable slab, or MemAvailable (four times the
+ * threshold: page-level noise), or a module reference count that moves. */
+
+struct mem_sample {
+	long avail_kb, slab_kb, sunreclaim_kb, refcnt;
+};
+
+static long meminfo_kb(const char *text, const char *key)
+{
+	const char *p = strstr(text, key);
+
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static int leak_exercise(struct cellrun *cr, const char *step, size_t last)
+{
+	if (cr->sc->leak.exercise) {
+		const char *argv[] = { "/bin/sh", "-c", cr->sc->leak.exercise, NULL };
+		int code;
+
+		if (guest_exec(cr, step, "exercise", argv, cr->sc->timeouts.probe_ms * 6, &code,
+			       NULL) < 0)
+			return -1;
+		if (code != 0)
+			add(cr, step, "exercise", V_ERROR, 0, "leak.exercise exited with %d", code);
+		return code == 0 ? 0 : -1;
+	}
+	/* the probes call the patched functions; their verdicts were checked already */
+	for (size_t i = 0; i <= last; i++)
+		for (size_t k = 0; k < cr->sc->patchset.steps[i].nr_probes; k++) {
+			int code, to;
+			uint64_t took;
+			struct sb out = SB_INIT;
+			int r = run_probe(cr, step, &cr->sc->patchset.steps[i].probes[k], &code, &to,
+					  &out, &took);
+			sb_release(&out);
+			if (r < 0)
+				return -1;
+		}
+	return 0;
+}
+
+static int mem_measure(struct cellrun *cr, const char *step, const char *mod,
+		       struct mem_sample *m)
+{
+	char *script = xasprintf("sync; echo 3 > /proc/sys/vm/drop_caches; sleep 0.5; "
+				 "cat /proc/meminfo; echo refcnt: $(cat /sys/module/%s/refcnt "
+				 "2>/dev/null || echo -1)", mod);
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	struct sb out = SB_INIT;
+	int code, r;
+
+	r = guest_exec(cr, step, "memory", argv, 20000, &code, &out);
+	free(script);
+	if (r == 0) {
+		m->avail_kb = meminfo_kb(out.buf, "MemAvailable:");
+		m->slab_kb = meminfo_kb(out.buf, "Slab:");
+		m->sunreclaim_kb = meminfo_kb(out.buf, "SUnreclaim:");
+		m->refcnt = meminfo_kb(out.buf, "refcnt:");
+		if (m->avail_kb < 0 || m->sunreclaim_kb < 0) {
+			add(cr, step, "memory", V_ERROR, 0, "cannot read /proc/meminfo in the guest");
+			r = -1;
+		}
+	}
+	sb_release(&out);
+	return r;
+}
+
+static int long_cmp(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static long median_delta(const struct mem_sample *m, size_t n, size_t off)
+{
+	long d[64];
+
+	for (size_t i = 1; i < n; i++)
+		d[i - 1] = *(const long *)((const char *)&m[i] + off) -
+			   *(const long *)((const char *)&m[i - 1] + off);
+	qsort(d, n - 1, sizeof(*d), long_cmp);
+	return (n - 1) % 2 ? d[(n - 1) / 2] : (d[(n - 1) / 2 - 1] + d[(n - 1) / 2]) / 2;
+}
+
+static void leak_check(struct cellrun *cr, size_t last)
+{
+	const char *S = "leak", *mod = cr->mods[last].name;
+	const struct loaded *l = loaded_find(cr, mod);
+	unsigned cycles = cr->sc->leak.cycles, thr = cr->sc->leak.threshold_kb;
+	struct mem_sample m[51];
+	long d_sun, d_avail;
+	uint64_t t0 = now_ms();
+	int64_t seq;
+	struct check_result *c;
+	json_object *j, *arr;
+
+	if (!cycles || cr->down)
+		return;
+	progress(cr, "leak: %u apply/remove cycle(s) of %s", cycles, mod);
+	if (!(l && l->inserted) && load_and_settle(cr, S, mod, 0, &seq) != SETTLED)
+		return;
+	if (leak_exercise(cr, S, last) < 0 || mem_measure(cr, S, mod, &m[0]) < 0)
+		return;
+	for (unsigned i = 1; i <= cycles; i++) {
+		char step[32];
+
+		snprintf(step, sizeof(step), "leak-cycle%u", i);
+		if (perf_unpatch(cr, step, mod) < 0 || load_and_settle(cr, step, mod, 0, &seq) != SETTLED)
+			return;
+		if (leak_exercise(cr, step, last) < 0 || mem_measure(cr, step, mod, &m[i]) < 0)
+			return;
+	}
+	d_sun = median_delta(m, cycles + 1, offsetof(struct mem_sample, sunreclaim_kb));
+	d_avail = median_delta(m, cycles + 1, offsetof(struct mem_sample, avail_kb));
+	j = json_object_new_object();
+	arr = json_object_new_array();
+	for (unsigned i = 0; i <= cycles; i++) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "mem_available_kb", json_object_new_int64(m[i].avail_kb));
+		json_object_object_add(o, "slab_kb", json_object_new_int64(m[i].slab_kb));
+		json_object_object_add(o, "sunreclaim_kb", json_object_new_int64(m[i].sunreclaim_kb));
+		json_object_object_add(o, "refcnt", json_object_new_int64(m[i].refcnt));
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(j, "samples", arr);
+	json_object_object_add(j, "sunreclaim_kb_per_cycle", json_object_new_int64(d_sun));
+	json_object_object_add(j, "mem_available_kb_per_cycle", json_object_new_int64(d_avail));
+	json_object_object_add(cr->cell->metrics, "leak", j);
+	if (d_sun > (long)thr)
+		c = add(cr, S, "memory", V_FAIL, now_ms() - t0, "leak: SUnreclaim grew %ld kB per "
+			"cycle over %u cycles of %s (MemAvailable %+ld kB per cycle; threshold %u kB)",
+			d_sun, cycles, mod, d_avail, thr);
+	else if (-d_avail > 4L * thr)
+		c = add(cr, S, "memory", V_FAIL, now_ms() - t0, "leak: MemAvailable fell %ld kB per "
+			"cycle over %u cycles of %s (SUnreclaim %+ld kB per cycle; threshold %u kB)",
+			-d_avail, cycles, mod, d_sun, 4 * thr);
+	else
+		c = add(cr, S, "memory", V_PASS, now_ms() - t0, "no leak over %u cycles of %s: "
+			"SUnreclaim %+ld kB, MemAvailable %+ld kB per cycle (threshold %u kB)", cycles,
+			mod, d_sun, d_avail, thr);
+	for (unsigned i = 0; i <= cycles; i++)
+		check_evidence(c, "%s: MemAvailable %ld kB, Slab %ld kB, SUnreclaim %ld kB, refcnt %ld",
+			       i ? "after cycle" : "before", m[i].avail_kb, m[i].slab_kb,
+			       m[i].sunreclaim_kb, m[i].refcnt);
+	for (unsigned i = 1; i <= cycles; i++)
+		if (m[i].refcnt != m[0].refcnt) {
+			add(cr, S, "refcnt", V_FAIL, 0, "leak: the reference count of %s moved from %ld "
+			    "to %ld over %u cycles", mod, m[0].refcnt, m[cycles].refcnt, cycles);
+			return;
+		}
+	add(cr, S, "refcnt", V_PASS, 0, "reference count of %s steady at %ld", mod, m[0].refcnt);
+}
+
 /* The values of one sample key in the phases of one kind (for a label prefix, or all). */
 struct phase_values {
 	double *v[64];
@@ -1554,7 +1810,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 
 	/* printk.devkmsg=on: the agent's kernel-log marks must not be rate limited.
 	 * panic=-1 with QEMU's -no-reboot: a panic ends the VM at once instead of hanging. */
-	sb_adds(&cmdline, "console=ttyS0,115200 panic=-1 printk.devkmsg=on");
+	sb_adds(&cmdline, "console=ttyS0,115200 panic=-1 printk.devkmsg=on sysrq_always_enabled");
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));
@@ -1730,6 +1986,11 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	}
 	if (cr.wl) {
 		perf_finish(&cr, applied && last_ok ? applied - 1 : 0);
+		cr.perf_on = 0; /* the workloads are stopped: no more phases */
+		save_progress(&cr);
+	}
+	if (!cr.down && !cr.interrupted && applied == ps->nr_steps && last_ok) {
+		leak_check(&cr, ps->nr_steps - 1);
 		save_progress(&cr);
 	}
 	if (!cr.interrupted && applied + 1 < ps->nr_steps)

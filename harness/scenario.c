@@ -864,8 +864,9 @@ out:
 
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
-	"include", "timeouts", "taint", "rollback", "workloads", "perf", NULL
+	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery", NULL
 };
+static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
 	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
 	"confidence", "resamples", NULL
@@ -938,6 +939,7 @@ void scenario_release(struct scenario *s)
 	for (i = 0; i < s->perf.nr_thresholds; i++)
 		free(s->perf.thresholds[i].metric);
 	free(s->perf.thresholds);
+	free(s->leak.exercise);
 	for (i = 0; i < s->nr_exclude; i++)
 		rule_release(&s->exclude[i]);
 	free(s->exclude);
@@ -1463,6 +1465,26 @@ static int parse_workloads(struct yfile *f, const struct ynode *n, struct scenar
 	return 0;
 }
 
+static int parse_leak(struct yfile *f, const struct ynode *n, struct leak_spec *l)
+{
+	const struct ynode *v;
+
+	if (check_map(f, n, "leak", leak_keys))
+		return -1;
+	if ((v = map_get(n, "cycles")) && get_uint(f, v, "leak.cycles", 0, 50, &l->cycles))
+		return -1;
+	if ((v = map_get(n, "threshold_kb")) &&
+	    get_uint(f, v, "leak.threshold_kb", 1, 10000000, &l->threshold_kb))
+		return -1;
+	if ((v = map_get(n, "exercise"))) {
+		if (get_string(f, v, "leak.exercise", &l->exercise))
+			return -1;
+		if (!*l->exercise)
+			return node_err(f, v, "leak.exercise must not be empty");
+	}
+	return 0;
+}
+
 static int parse_perf(struct yfile *f, const struct ynode *n, struct perf_spec *pf)
 {
 	const struct ynode *v;
@@ -1703,6 +1725,19 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 		return -1;
 	if ((v = map_get(root, "rollback")) && get_bool(f, v, "rollback", &s->rollback))
 		return -1;
+	if ((v = map_get(root, "leak")) && parse_leak(f, v, &s->leak))
+		return -1;
+	if ((v = map_get(root, "stall_recovery"))) {
+		if (v->kind == YN_SCALAR && !strcmp(v->text, "none"))
+			s->stall_recovery = RECOVER_NONE;
+		else if (v->kind == YN_SCALAR && !strcmp(v->text, "signal"))
+			s->stall_recovery = RECOVER_SIGNAL;
+		else if (v->kind == YN_SCALAR && !strcmp(v->text, "reverse"))
+			s->stall_recovery = RECOVER_REVERSE;
+		else
+			return node_err(f, v, "stall_recovery must be none, signal or reverse, not "
+					"'%.64s'", v->kind == YN_SCALAR ? v->text : describe(v));
+	}
 	if ((v = map_get(root, "workloads")) && parse_workloads(f, v, s))
 		return -1;
 	if ((v = map_get(root, "perf")) && parse_perf(f, v, &s->perf))
@@ -1743,6 +1778,9 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 	out->perf.transition_pct = 100;
 	out->perf.confidence = 0.95;
 	out->perf.resamples = 2000;
+	out->leak.cycles = 3;
+	out->stall_recovery = RECOVER_SIGNAL;
+	out->leak.threshold_kb = 1024;
 	out->rollback = 1;
 
 	if (yaml_load_tree(path, &root, e))

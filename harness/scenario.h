@@ -96,6 +96,13 @@ struct perf_spec {
 	size_t nr_thresholds;
 };
 
+/* The `leak:` mapping: apply/disable cycles of the last step with memory compared. */
+struct leak_spec {
+	unsigned cycles;      /* default 3; 0 turns the check off */
+	unsigned threshold_kb;/* growth per cycle that is a leak; default 1024 */
+	char *exercise;       /* shell text run in the guest each cycle; NULL: the probes */
+};
+
 /* One `exclude:` or `include:` entry of a matrix. For exclude, each non-NULL field is an
  * fnmatch(3) glob that must match the cell's value; for include, kernel is a kernel name
  * (debian:... or a label from kernels) and patchset / vm name entries of patchsets / vms. */
@@ -122,6 +129,8 @@ struct scenario {
 	struct workload_spec *workloads; /* none: the cell runs without load, no perf checks */
 	size_t nr_workloads;
 	struct perf_spec perf;
+	struct leak_spec leak;
+	enum { RECOVER_NONE, RECOVER_SIGNAL, RECOVER_REVERSE } stall_recovery; /* default signal */
 	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
 	int rollback;         /* default 1: disable the last step, check, re-enable */
 };

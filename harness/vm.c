@@ -591,6 +591,44 @@ enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)
 }
 
 
+int vm_dump(struct vm *vm, struct sb *out, struct kerr *e)
+{
+	static const char sysrq[] = "twl"; /* tasks, blocked tasks, backtrace of every CPU */
+	json_object *r = NULL, *args;
+
+	if (vm->exited)
+		return kerr_set(e, "QEMU ended: %s", vm->reason);
+	if (qmp_command(&vm->qmp, "query-status", NULL, 5000, &r, e) < 0)
+		return -1;
+	sb_addf(out, "== QMP query-status\n%s\n", json_object_to_json_string(r));
+	json_object_put(r);
+	r = NULL;
+	args = json_object_new_object();
+	json_object_object_add(args, "command-line", json_object_new_string("info registers -a"));
+	if (qmp_command(&vm->qmp, "human-monitor-command", args, 10000, &r, e) < 0)
+		return -1;
+	sb_addf(out, "== QMP info registers -a\n%s\n",
+		json_object_is_type(r, json_type_string) ? json_object_get_string(r) : "?");
+	json_object_put(r);
+	/* magic SysRq over the serial line: a break, then the key (the kernel command line has
+	 * sysrq_always_enabled); the dumps land in console.log */
+	for (size_t i = 0; i < sizeof(sysrq) - 1; i++) {
+		struct kerr ignore = KERR_INIT;
+
+		args = json_object_new_object();
+		json_object_object_add(args, "id", json_object_new_string("con"));
+		if (qmp_command(&vm->qmp, "chardev-send-break", args, 5000, NULL, e) < 0)
+			return -1;
+		if (send_all(vm->fd[CH_CONSOLE], &sysrq[i], 1, 2000) < 0)
+			return kerr_errno(e, "writing to the serial console");
+		sb_addf(out, "== sysrq %c sent (break + key on ttyS0)\n", sysrq[i]);
+		wait_until(vm, 2000, NULL, &ignore, "dump");
+		if (vm->exited)
+			break;
+	}
+	return 0;
+}
+
 const char *vm_exit_reason(const struct vm *vm)
 {
 	return vm->exited ? vm->reason : NULL;

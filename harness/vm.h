@@ -58,6 +58,10 @@ enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_objec
 /* One request, one reply. Takes args. On VM_OK *reply holds the reply (release it). */
 enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e);
+/* For a hung guest, before it is killed: QMP status and every CPU's registers into out, then
+ * magic SysRq t, w and l over the serial line (task states, blocked tasks, CPU backtraces;
+ * they arrive on the console, a few seconds). 0, or -1 when QMP did not answer. */
+int vm_dump(struct vm *vm, struct sb *out, struct kerr *e);
 /* Processes I/O for ms milliseconds (a sleep that keeps draining the console). */
 enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e);
 /* Why QEMU ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by

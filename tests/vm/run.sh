@@ -27,6 +27,7 @@ run_case() {
 	if ! python3 - "$dir" "$check" <<'PY'
 import glob, json, os, sys
 d, check = sys.argv[1], sys.argv[2]
+d_dir = d
 runs = glob.glob(d + "/*/results.json")
 assert len(runs) == 1, "expected one run summary, found %r" % runs
 run = json.load(open(runs[0]))
@@ -180,6 +181,8 @@ assert f and f[0]["title"].startswith("transition stall: \x27klpq_stall_s1\x27 d
 ev = f[0]["evidence"]
 assert any(e.startswith("task klpq_stall pid ") for e in ev), ev
 assert any("msleep+" in e for e in ev), ev
+r = find("step1", "recovery", "PASS")
+assert r and r[0]["title"].startswith("recovered by reversing the transition: klpq_stall_s1 unpatched"), find("step1", "recovery")
 assert find("end", "poweroff", "PASS")
 '
 		;;
@@ -233,6 +236,10 @@ assert d and d[0]["title"].startswith("guest died: kernel panic"), d
 d = find("step1", "probe:cmdline-fix1", "FAIL")
 assert d and d[0]["title"].startswith("guest stopped answering: agent request \x27exec\x27: no answer within 20.0 s"), d
 assert cell["duration_ms"] < 120000, cell["duration_ms"]
+# what could be had before the kill: QMP status and every CPU's registers
+hd = glob.glob(d_dir + "/*/*/hang-dump.txt")
+assert hd and "query-status" in open(hd[0]).read() and "RIP=" in open(hd[0]).read(), hd
+assert any("hang-dump.txt" in e for e in d[0]["evidence"]), d
 '
 		;;
 	reboot)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the stability corpus (tests/vm/corpus.tsv) on a real kernel and checks that every case
+# gets its exit code, cell verdict, and a check with the expected step, name, status and title.
+#   tests/vm/faulty.sh            every case (make check-faulty)
+#   tests/vm/faulty.sh --check    the rows marked in_check (make check)
+#   tests/vm/faulty.sh CASE...    the named cases
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+KLPQ=${KLPQ:-build/klpq}
+OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-corpus-XXXXXX)}
+only_check=0
+want=()
+for a in "$@"; do
+	if [ "$a" = --check ]; then only_check=1; else want+=("$a"); fi
+done
+failed=0 ran=0
+declare -A done_rc
+while IFS=$'\t' read -r name scen code verdict sel regex in_check; do
+	case $name in ''|'#'*) continue ;; esac
+	if [ ${#want[@]} -gt 0 ]; then
+		printf '%s\n' "${want[@]}" | grep -qx "$name" || continue
+	elif [ $only_check = 1 ] && [ "$in_check" != yes ]; then
+		continue
+	fi
+	d="$OUT/$(basename "$scen" .yaml)"
+	if [ -z "${done_rc[$scen]:-}" ]; then   # two rows may judge one run
+		mkdir -p "$d"
+		KLPQ_PLAIN=1 "$KLPQ" run -o "$d" "$scen" > "$d/stdout.txt" 2>&1
+		done_rc[$scen]=$?
+	fi
+	rc=${done_rc[$scen]}
+	ran=$((ran + 1))
+	if python3 - "$d" "$rc" "$code" "$verdict" "$sel" "$regex" <<'PY'
+import glob, json, re, sys
+d, rc, code, verdict, sel, regex = sys.argv[1:7]
+cells = [json.load(open(p)) for p in glob.glob(d + "/*/*/results.json")]
+assert len(cells) == 1, "expected one cell, found %d" % len(cells)
+c = cells[0]
+assert rc == code, "exit %s, expected %s" % (rc, code)
+assert c["verdict"] == verdict, "verdict %s, expected %s" % (c["verdict"], verdict)
+if sel != "-":
+    step, check, status = sel.rsplit("/", 2) if sel.count("/") >= 2 else (None, None, None)
+    hits = [k for k in c["checks"] if k["step"] == step and k["check"] == check and k["status"] == status]
+    assert hits, "no %s check; have: %s" % (sel, [(k["step"], k["check"], k["status"]) for k in c["checks"] if k["status"] != "PASS"][:8])
+    assert any(re.search(regex, k["title"]) for k in hits), "title %r does not match %r" % (hits[0]["title"], regex)
+    print(hits[0]["title"])
+PY
+	then printf 'ok - %s\n' "$name"
+	else printf 'not ok - %s (%s)\n' "$name" "$d"; failed=1; fi
+done < tests/vm/corpus.tsv
+echo "corpus: $ran case(s), results in $OUT"
+[ $ran -gt 0 ] || { echo "no case matched"; exit 2; }
+exit $failed
