@@ -156,6 +156,17 @@ START_TEST(test_scenario_perf_keys)
 	ck_assert_uint_eq(sc.perf.nr_thresholds, 1);
 	ck_assert_str_eq(sc.perf.thresholds[0].metric, "gaming.frame_p99");
 	ck_assert(sc.perf.thresholds[0].pct == 12.5);
+	ck_assert_uint_eq(sc.leak.cycles, 3);
+	ck_assert_uint_eq(sc.leak.threshold_kb, 1024);
+	ck_assert_ptr_null(sc.leak.exercise);
+	ck_assert_int_eq(sc.stall_recovery, RECOVER_SIGNAL);
+	scenario_release(&sc);
+	ck_assert_msg(load_text(HEAD "leak: {cycles: 0, threshold_kb: 512, exercise: 'true'}\n"
+				"stall_recovery: reverse\n", &sc, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(sc.leak.cycles, 0);
+	ck_assert_uint_eq(sc.leak.threshold_kb, 512);
+	ck_assert_str_eq(sc.leak.exercise, "true");
+	ck_assert_int_eq(sc.stall_recovery, RECOVER_REVERSE);
 	scenario_release(&sc);
 }
 END_TEST
@@ -184,6 +195,11 @@ START_TEST(test_scenario_perf_bad)
 	bad(HEAD "workloads: [gaming]\nperf:\n  threshold_pct: -5\n", ":5:18:", "from 0.01");
 	bad(HEAD "workloads: [gaming]\nperf:\n  phase: 5\n", ":5:3:", "unknown key 'phase'");
 	bad(HEAD "perf:\n  pairs: 2\n", ":4:3:", "needs 'workloads'");
+	bad(HEAD "leak:\n  cycles: 51\n", ":4:11:", "leak.cycles");
+	bad(HEAD "leak:\n  threshold_kb: 0\n", ":4:17:", "leak.threshold_kb");
+	bad(HEAD "leak:\n  exercise: ''\n", ":4:13:", "must not be empty");
+	bad(HEAD "leak:\n  cycle: 3\n", ":4:3:", "unknown key 'cycle'");
+	bad(HEAD "stall_recovery: retry\n", ":3:17:", "none, signal or reverse");
 }
 END_TEST
 
