@@ -124,6 +124,14 @@ static const struct fixture_case fixture_cases[] = {
 	{ "hung-task.log", 1, { CRASH_HUNG_TASK }, { "hung task busybox" }, { 21 } },
 	{ "unexpected-reboot.log", 1, { CRASH_REBOOT }, { "unexpected reboot" }, { 38 } },
 	{ "boot-clean.log", 0, { 0 }, { NULL }, { 0 } },
+	/* whole klpq cells of the stability corpus (docs/corpus.md): console.log as klpq saved it */
+	{ "corpus-callback-oops.log", 2, { CRASH_BUG, CRASH_PANIC },
+	  { "BUG: NULL pointer dereference in klpq_cboops_pre_patch",
+	    "Kernel panic: Attempted to kill init! exitcode=0x00000009" }, { 355, 414 } },
+	{ "corpus-post-warn.log", 1, { CRASH_WARNING }, { "WARNING in klpq_postwarn_post_patch" },
+	  { 358 } },
+	{ "corpus-softlockup.log", 2, { CRASH_SOFT_LOCKUP, CRASH_RCU_STALL },
+	  { "soft lockup in klpq_cmdline_proc_show", "RCU stall" }, { 356, 401 } },
 };
 
 START_TEST(test_fixture_titles)
