@@ -186,31 +186,29 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 	if (compute_key(st->source, files, nr, k, out->key, e) < 0)
 		goto out;
 	dest = xasprintf("%s/modules/%s", cache, out->key);
-	out->path = find_ko(dest);
-	if (out->path) {
-		out->from_cache = 1;
-		set_name(out);
-		ret = 0;
-		goto out;
-	}
-	/* parallel cells build a module once: the others wait here and then find it */
-	{
-		char *lock = xasprintf("%s/modules/%s.lock", cache, out->key);
-		char *mdir = xasprintf("%s/modules", cache);
-		int r = mkdir_p(mdir, 0755, e);
-
-		free(mdir);
-		lock_fd = r < 0 ? -1 : lock_path(lock, stop_fd, e);
-		free(lock);
-		if (lock_fd < 0)
+	/* In the cache: no lock needed to read it. Else parallel cells build a module once:
+	 * the first takes the lock and builds, the others wait for it and then find it. */
+	for (int locked = 0; ; locked = 1) {
+		out->path = find_ko(dest);
+		if (out->path) {
+			out->from_cache = 1;
+			set_name(out);
+			ret = 0;
 			goto out;
-	}
-	out->path = find_ko(dest);
-	if (out->path) {
-		out->from_cache = 1;
-		set_name(out);
-		ret = 0;
-		goto out;
+		}
+		if (locked)
+			break;
+		{
+			char *lock = xasprintf("%s/modules/%s.lock", cache, out->key);
+			char *mdir = xasprintf("%s/modules", cache);
+			int r = mkdir_p(mdir, 0755, e);
+
+			free(mdir);
+			lock_fd = r < 0 ? -1 : lock_path(lock, stop_fd, e);
+			free(lock);
+			if (lock_fd < 0)
+				goto out;
+		}
 	}
 	tmp = xasprintf("%s/modules/%s.tmp.%ld", cache, out->key, (long)getpid());
 	rm_rf(tmp);
