@@ -1547,6 +1547,12 @@ static void judge_metric(struct cellrun *cr, const struct perf_metric *m,
 			c = add(cr, "perf", name, v, 0, "%s %+.1f%% (%.4g -> %.4g %s, interval "
 				"%+.1f%%..%+.1f%%): within %.4g%%", m->name, r.change * 100, r.a, r.b,
 				m->unit, r.lo * 100, r.hi * 100, thr);
+		else if ((m->higher_is_better ? -r.hi : r.lo) > thr / 100)
+			/* beyond the threshold on the pooled evidence, but not phase by phase */
+			c = add(cr, "perf", name, v, 0, "inconclusive: %s %+.1f%% (interval %+.1f%%.."
+				"%+.1f%% beyond the %.4g%% threshold, but some patched phase is not worse "
+				"than every unpatched one; noise +-%.1f%%)", m->name, r.change * 100,
+				r.lo * 100, r.hi * 100, thr, r.noise * 100);
 		else
 			c = add(cr, "perf", name, v, 0, "inconclusive: %s %+.1f%% (interval %+.1f%%.."
 				"%+.1f%% straddles the %.4g%% threshold; noise +-%.1f%%)", m->name,
@@ -1571,8 +1577,9 @@ static void judge_metric(struct cellrun *cr, const struct perf_metric *m,
 }
 
 /* Transition disruption: the worst value of a sample key inside the transition windows
- * against the worst in the unpatched phases. A floor keeps scheduler noise of a few
- * milliseconds under TCG from counting. */
+ * against the worst in the unpatched phases. A floor keeps TCG artefacts from counting: the
+ * ftrace text patching of every transition makes QEMU drop its translated code, and frames of
+ * about 20 ms at a transition are normal there (the A/A runs showed 21 ms against 10 ms). */
 static void judge_transition(struct cellrun *cr, const struct perf_samples *ps, const char *key,
 			     const char *what, double floor_us, json_object *jm)
 {
@@ -1689,9 +1696,9 @@ static void perf_finish(struct cellrun *cr, size_t last)
 			if (!strcmp(m[k].workload, ps->workload))
 				judge_metric(cr, &m[k], ps, cr->sc->patchset.steps[last].name, jm);
 		if (!strcmp(ps->workload, "gaming"))
-			judge_transition(cr, ps, "frame_us", "frame", 2000, jm);
+			judge_transition(cr, ps, "frame_us", "frame", 25000, jm);
 		if (!strcmp(ps->workload, "streaming"))
-			judge_transition(cr, ps, "stall_us", "stall", 50000, jm);
+			judge_transition(cr, ps, "stall_us", "stall", 100000, jm);
 	}
 	json_object_object_add(jp, "phases", jph);
 	json_object_object_add(jp, "samples", js);

@@ -203,7 +203,7 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 	size_t cap = o->cap ? o->cap : 4000, biggest, ra = 0;
 	unsigned R = o->resamples ? o->resamples : 2000;
 	double alpha = 1 - (o->confidence > 0 ? o->confidence : 0.95), *buf, *per, *changes;
-	double dlo, dhi;
+	double dlo, dhi, lo_a, hi_a, lo_b, hi_b;
 	struct rng rng;
 
 	memset(out, 0, sizeof(*out));
@@ -219,7 +219,20 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 	buf = xcalloc(biggest, sizeof(*buf));
 	per = xcalloc(a->nr > b->nr ? a->nr : b->nr, sizeof(*per));
 	out->a = group_stat(a, o->kind, buf, per);
+	lo_a = hi_a = per[0];
+	for (size_t i = 1; i < a->nr; i++) {
+		lo_a = per[i] < lo_a ? per[i] : lo_a;
+		hi_a = per[i] > hi_a ? per[i] : hi_a;
+	}
 	out->b = group_stat(b, o->kind, buf, per);
+	lo_b = hi_b = per[0];
+	for (size_t i = 1; i < b->nr; i++) {
+		lo_b = per[i] < lo_b ? per[i] : lo_b;
+		hi_b = per[i] > hi_b ? per[i] : hi_b;
+	}
+	/* every patched phase worse than every unpatched one, by more than the threshold */
+	out->separated = o->higher_is_better ? hi_b < lo_a * (1 - o->threshold)
+					     : lo_b > hi_a * (1 + o->threshold);
 	if (out->a == 0 || !isfinite(out->a) || !isfinite(out->b)) {
 		free(buf);
 		free(per);
@@ -251,7 +264,7 @@ int stats_compare(const struct stats_group *a, const struct stats_group *b,
 	/* the change in the bad direction */
 	dlo = o->higher_is_better ? -out->hi : out->lo;
 	dhi = o->higher_is_better ? -out->lo : out->hi;
-	if (dlo > o->threshold)
+	if (dlo > o->threshold && out->separated)
 		out->verdict = STATS_FAIL;
 	else if (dhi <= o->threshold)
 		out->verdict = STATS_PASS;

@@ -11,7 +11,9 @@
  *
  * The verdict is against a threshold on the change in the bad direction (a longer frame time
  * is bad; fewer hashes per second is bad):
- *   FAIL          the whole interval lies beyond the threshold: a significant regression
+ *   FAIL          the whole interval lies beyond the threshold, and every phase of B is
+ *                 worse than every phase of A by more than the threshold (with 3 phases a
+ *                 side, chance alone orders them so 1 time in 20): a significant regression
  *                 larger than allowed;
  *   PASS          the whole interval lies within the threshold: any regression is smaller;
  *   INCONCLUSIVE  the interval straddles the threshold: too noisy to tell at this length;
@@ -58,6 +60,7 @@ struct stats_result {
 	double change;               /* b / a - 1 */
 	double lo, hi;               /* confidence interval of change */
 	double noise;                /* (hi - lo) / 2: the precision of this comparison */
+	int separated;               /* every B phase worse than every A phase beyond the threshold */
 	size_t a_samples, b_samples;
 	enum stats_verdict verdict;
 };
