@@ -184,6 +184,34 @@ START_TEST(test_noisy_is_inconclusive)
 }
 END_TEST
 
+/* A change carried by two of three patched phases: the third is like the unpatched ones. The
+ * pooled evidence is beyond the threshold, the phases are not all worse: not a FAIL. */
+START_TEST(test_not_every_phase_is_not_a_fail)
+{
+	struct gen a, b;
+	struct stats_result r;
+
+	lcg_state = 21;
+	gen_fill(&a, 3, 800, 2000, 100, 0.0);
+	gen_fill(&b, 3, 800, 2000, 100, 0.0);
+	for (size_t i = 0; i < 2; i++)           /* phases 1 and 2 of B: +40% */
+		for (size_t j = 0; j < b.n[i]; j++)
+			b.data[i][j] *= 1.4;
+	r = cmp(&a, &b, STATS_P50, 0, 0.05);
+	ck_assert(r.change > 0.3);
+	ck_assert(!r.separated);
+	ck_assert_int_ne(r.verdict, STATS_FAIL);
+	/* all three: FAIL */
+	for (size_t j = 0; j < b.n[2]; j++)
+		b.data[2][j] *= 1.4;
+	r = cmp(&a, &b, STATS_P50, 0, 0.05);
+	ck_assert(r.separated);
+	ck_assert_int_eq(r.verdict, STATS_FAIL);
+	gen_free(&a);
+	gen_free(&b);
+}
+END_TEST
+
 START_TEST(test_deterministic_and_errors)
 {
 	struct gen a, b;
@@ -228,6 +256,7 @@ Suite *stats_suite(void)
 	tcase_add_test(tc, test_aa_never_fails);
 	tcase_add_test(tc, test_shift_fails_with_direction);
 	tcase_add_test(tc, test_noisy_is_inconclusive);
+	tcase_add_test(tc, test_not_every_phase_is_not_a_fail);
 	tcase_add_test(tc, test_deterministic_and_errors);
 	suite_add_tcase(s, tc);
 	return s;
