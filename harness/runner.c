@@ -1621,6 +1621,7 @@ static void judge_transition(struct cellrun *cr, const struct perf_samples *ps, 
 	if (!ta || !a.nr) {
 		add(cr, "perf", name, V_SKIP, 0, "%s: no transition window or baseline to compare",
 		    metric);
+		json_object_object_add(j, "verdict", json_object_new_string("NOT-COMPARED"));
 	} else if (worst_t > worst_a * (1 + pct / 100) && worst_t - worst_a > floor_us) {
 		struct check_result *c = add(cr, "perf", name, V_FAIL, 0, "transition disruption: "
 			"worst %s %.1f ms in %s, against %.1f ms at worst unpatched (allowed +%.4g%%)",
