@@ -13,6 +13,7 @@ pkgs=(
 	bc flex bison libelf-dev            # building livepatch modules against kernel headers
 	xz-utils zstd                       # compressed kernel modules
 	python3                             # tests/vm reads results.json with it
+	cpio                                # tests/bench/overhead.sh builds a bare initramfs
 )
 # --dev: also what make fuzz, make asan and make valgrind need
 if [ "${1:-}" = --dev ]; then
