@@ -236,7 +236,7 @@ assert d and d[0]["title"].startswith("guest died: kernel panic"), d
 d = find("step1", "probe:cmdline-fix1", "FAIL")
 assert d and d[0]["title"].startswith("guest stopped answering: agent request \x27exec\x27: no answer within 20.0 s"), d
 assert cell["duration_ms"] < 120000, cell["duration_ms"]
-# what could be had before the kill: QMP status and every CPU's registers
+# what could be had before the kill: QMP status and the registers of every CPU
 hd = glob.glob(d_dir + "/*/*/hang-dump.txt")
 assert hd and "query-status" in open(hd[0]).read() and "RIP=" in open(hd[0]).read(), hd
 assert any("hang-dump.txt" in e for e in d[0]["evidence"]), d
