@@ -102,6 +102,12 @@ check-flood: deps all
 
 check-unit: deps all $(BUILD)/check-unit
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
+	$(Q)$(MAKE) --no-print-directory check-workloads
+
+# Each guest workload's own self-test, run on the host (a few seconds each).
+check-workloads: $(BUILD)/klpq-workload
+	$(Q)for w in gaming streaming mining callbench; do $(BUILD)/klpq-workload $$w --self-test \
+		|| exit 1; done
 
 check-vm: deps all $(BUILD)/klpq-agent-faults
 	$(Q)bash tests/vm/run.sh
@@ -109,6 +115,7 @@ check-vm: deps all $(BUILD)/klpq-agent-faults
 
 check: deps all $(BUILD)/check-unit $(BUILD)/klpq-agent-faults
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
+	$(Q)$(MAKE) --no-print-directory check-workloads
 	$(Q)bash tests/vm/run.sh
 	$(Q)bash tests/vm/faulty.sh --check
 
@@ -140,6 +147,6 @@ bench: all
 	$(Q)bash tests/bench/matrix-throughput.sh
 	$(Q)bash tests/bench/overhead.sh
 
-.PHONY: check-perf check-faulty bench
+.PHONY: check-perf check-faulty check-workloads bench
 .PHONY: all deps deps-dev check check-unit check-vm demo install clean fuzz asan valgrind check-flood
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
