@@ -60,6 +60,18 @@ leftover_qemu() {
 	return 1
 }
 
+# Temporary folders (klpq-vm-PID-*, klpq-cell-PID-*) newer than MARK whose owner is dead: left
+# behind. A folder of a live process is in use (another klpq on this machine), not left.
+stale_tmp() {
+	local f pid st
+	for f in $(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$1"); do
+		pid=${f#/tmp/klpq-vm-}; pid=${pid#/tmp/klpq-cell-}; pid=${pid%%-*}
+		st=$(ps -o stat= -p "$pid" 2>/dev/null | tr -d ' ')
+		[ -n "$st" ] && [ "${st#Z}" = "$st" ] && continue
+		echo "$f"
+	done
+}
+
 for c in "${cases[@]}"; do
 	case $c in
 	bad-input)
@@ -213,7 +225,7 @@ assert any(c["step"] == "step1" and c["status"] == "PASS" for c in cell["checks"
 PY
 				then note "ok - interrupt-$sig: exit 2, results kept, QEMU stopped"
 				else note "not ok - interrupt-$sig: exit $rc or results wrong"; failed=1; fi
-				left=$(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$d/mark")
+				left=$(stale_tmp "$d/mark")
 				if [ -n "$left" ]; then
 					note "not ok - interrupt-$sig: temporary folders left: $left"; failed=1
 				fi
@@ -346,7 +358,7 @@ PY
 		cut=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative-2/results.json')[0]))['started_ms'])")
 		rundir=$(ls -d "$d"/r/*/)
 		"$KLPQ" run -j2 --resume "$rundir" > "$d/stdout2.txt" 2>&1; rc=$?
-		left=$(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$d/mark")
+		left=$(stale_tmp "$d/mark")
 		if [ -n "$left" ]; then
 			note "not ok - resume: temporary folders left: $left"; failed=1
 		fi
