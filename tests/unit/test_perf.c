@@ -24,8 +24,8 @@ START_TEST(test_samples_split_lines)
 
 	perf_samples_init(&ps, "gaming");
 	/* fed in pieces that split lines and numbers */
-	for (size_t i = 0; text[i]; i += 7)
-		perf_samples_feed(&ps, text + i, strlen(text + i) < 7 ? strlen(text + i) : 7);
+	for (size_t i = 0, len = strlen(text); i < len; i += 7)
+		perf_samples_feed(&ps, text + i, len - i < 7 ? len - i : 7);
 	ck_assert(ps.header_seen);
 	ck_assert_uint_eq(ps.bad_lines, 2);
 	ck_assert_uint_eq(ps.offset, strlen(text));
