@@ -769,7 +769,14 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 	if (r == 1) {
 		struct check_result *c = add(cr, step, "load", V_FAIL, now_ms() - t0,
 					     "%s refused by the kernel: %s", mod, err.buf);
+		struct sb klog = SB_INIT;
+
 		check_evidence(c, "errno %d", err_no);
+		/* the kernel says why (an incompatible klp_state, a pre-patch callback that
+		 * failed): its lines since the step began, as evidence */
+		if (kmsg_since(cr, step, *seq, &klog) == 0)
+			check_evidence_text(c, "kernel: ", klog.buf, 20);
+		sb_release(&klog);
 		check_klog(cr, step, *seq, NULL, 0);
 		goto out;
 	}
