@@ -194,6 +194,31 @@ static size_t run_cell_index(struct run_result *run, const char *id)
 	return (size_t)-1;
 }
 
+/* The run's entry for plan cell pc, (re)initialised for a new attempt; its folder emptied
+ * of what an earlier, unfinished attempt left. Returns its index in run->cells. */
+static size_t fresh_cell(struct sched *s, size_t pc)
+{
+	const struct plan_cell *c = &s->p->cells[pc];
+	size_t rc = run_cell_index(s->run, c->id);
+	char *dir = path_join(s->run->dir, c->id);
+	struct cell_result *cell;
+
+	if (rc == (size_t)-1) {
+		s->run->cells = xrealloc(s->run->cells, (s->run->nr_cells + 1) *
+					 sizeof(*s->run->cells));
+		rc = s->run->nr_cells++;
+	} else {
+		cell_release(&s->run->cells[rc]);
+	}
+	cell = &s->run->cells[rc];
+	cell_init(cell, c->id, dir, c->kernel->label, c->patchset->name);
+	s->attempts[pc]++;
+	cell->attempts = s->attempts[pc];
+	rm_rf(dir);
+	free(dir);
+	return rc;
+}
+
 static void save_run(struct sched *s)
 {
 	struct kerr e = KERR_INIT;
@@ -242,35 +267,19 @@ static void child_main(struct sched *s, size_t pc, int wfd)
 
 static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 {
-	const struct plan_cell *c = &s->p->cells[pc];
-	struct cell_result *cell;
-	char *dir = path_join(s->run->dir, c->id);
+	size_t rc = fresh_cell(s, pc);
+	struct cell_result *cell = &s->run->cells[rc];
 	struct kerr e = KERR_INIT;
 	int pfd[2];
-	size_t rc = run_cell_index(s->run, c->id);
 	pid_t pid;
 
-	if (rc == (size_t)-1) {
-		s->run->cells = xrealloc(s->run->cells, (s->run->nr_cells + 1) *
-					 sizeof(*s->run->cells));
-		rc = s->run->nr_cells++;
-	} else {
-		cell_release(&s->run->cells[rc]);
-	}
-	cell = &s->run->cells[rc];
-	cell_init(cell, c->id, dir, c->kernel->label, c->patchset->name);
-	s->attempts[pc]++;
-	cell->attempts = s->attempts[pc];
-	rm_rf(dir); /* what an unfinished earlier run of this cell left */
-	if (mkdir_p(dir, 0755, &e) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+	if (mkdir_p(cell->dir, 0755, &e) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
 		if (!e.msg[0])
 			kerr_errno(&e, "pipe");
 		cell_add(cell, "prepare", "results", V_ERROR, 0, "%s", e.msg);
 		cell->finished = 1;
-		free(dir);
 		return -1;
 	}
-	free(dir);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -473,25 +482,10 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 					break; /* wait for a running cell to end */
 				s.q_head++;
 				{
-					size_t rc;
-					struct cell_result *cell;
-					char *dir = path_join(run->dir, p->cells[pc].id);
+					size_t rc = fresh_cell(&s, pc);
+					struct cell_result *cell = &run->cells[rc];
 					struct kerr e = KERR_INIT;
 
-					rc = run_cell_index(run, p->cells[pc].id);
-					if (rc == (size_t)-1) {
-						run->cells = xrealloc(run->cells, (run->nr_cells + 1) *
-								      sizeof(*run->cells));
-						rc = run->nr_cells++;
-					} else {
-						cell_release(&run->cells[rc]);
-					}
-					cell = &run->cells[rc];
-					cell_init(cell, p->cells[pc].id, dir, p->cells[pc].kernel->label,
-						  p->cells[pc].patchset->name);
-					free(dir);
-					s.attempts[pc]++;
-					rm_rf(cell->dir);
 					mkdir_p(cell->dir, 0755, &e);
 					cell_add(cell, "prepare", "host-memory", V_ERROR, 0,
 						 "host out of memory: MemAvailable is %ld MB, a VM of %u MB "
