@@ -108,18 +108,22 @@ static void usage(void)
 			"       klpq run --resume RESULTS_DIR/RUN_ID [-j N] [--cache DIR] [--quiet]\n");
 }
 
-/* The scenario file a run was started with, from its results.json. malloc'd or NULL. */
-static char *resume_scenario(const char *rundir, struct kerr *e)
+/* The scenario file a run was started with, and its shard ("I/N" or NULL, into *shard),
+ * from its results.json. malloc'd or NULL. */
+static char *resume_scenario(const char *rundir, char **shard, struct kerr *e)
 {
 	char *path = path_join(rundir, "results.json");
 	json_object *o = json_object_from_file(path);
 	const char *scen = proto_get_str(o, "scenario", "");
 	char *ret = NULL;
 
-	if (!strcmp(proto_get_str(o, "format", ""), "klpq-run-1") && *scen)
+	if (!strcmp(proto_get_str(o, "format", ""), "klpq-run-1") && *scen) {
 		ret = xstrdup(scen);
-	else
+		if (*proto_get_str(o, "shard", ""))
+			*shard = xstrdup(proto_get_str(o, "shard", ""));
+	} else {
 		kerr_set(e, "%s: not a klpq run summary (nothing to resume)", path);
+	}
 	json_object_put(o);
 	free(path);
 	return ret;
@@ -184,6 +188,7 @@ int cmd_run(int argc, char **argv)
 	};
 	const char *outdir = "results", *resume = NULL, *shard = NULL;
 	char *cache = NULL, *agent = NULL, *busybox = NULL, *workload = NULL, *scen = NULL;
+	char *resume_shard = NULL;
 	struct scenario sc;
 	struct plan plan;
 	struct run_result run;
@@ -226,27 +231,25 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		goto bad_usage;
 	}
-	scen = resume ? resume_scenario(resume, &e) : xstrdup(argv[optind]);
+	scen = resume ? resume_scenario(resume, &resume_shard, &e) : xstrdup(argv[optind]);
 	if (!scen || scenario_load(scen, &sc, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		free(cache);
 		free(scen);
+		free(resume_shard);
 		return EXIT_HARNESS;
 	}
 	free(scen);
 	memset(&run, 0, sizeof(run));
 	memset(&plan, 0, sizeof(plan));
 	ret = EXIT_HARNESS;
-	if (resume) {
+	if (resume_shard) {
 		/* the shard the run was started with */
-		char *path = path_join(resume, "results.json");
-		json_object *o = json_object_from_file(path);
-		const char *sh = proto_get_str(o, "shard", "");
-
-		if (*sh && plan_parse_shard(sh, &si, &sn, &e) == 0)
-			run.shard = xstrdup(sh);
-		json_object_put(o);
-		free(path);
+		if (plan_parse_shard(resume_shard, &si, &sn, &e) == 0)
+			run.shard = resume_shard;
+		else
+			free(resume_shard);
+		resume_shard = NULL;
 	} else if (shard) {
 		run.shard = xasprintf("%u/%u", si, sn);
 	}
