@@ -21,9 +21,20 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -Wshadow -Wstrict-prototypes
 CFLAGS ?= -O2 -g
+
+# The libraries' flags come from pkg-config when this make starts. The targets that install
+# missing packages first (demo, check, ...: AFTER_DEPS below) run `deps` and then a second make,
+# so on a fresh machine these are computed after the packages exist and `make -j` cannot race
+# the install. A make that would compile without them stops at `pkgcheck`, naming what is missing.
+pkg_missing = $(shell sh ci/pkg-missing.sh $(1))
+PKG_MISSING := $(call pkg_missing,$(PKGS))
+ifeq ($(PKG_MISSING),)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+endif
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness -Iworkloads \
-	-DKLPQ_SRCDIR='"$(CURDIR)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+	-DKLPQ_SRCDIR='"$(CURDIR)"' $(PKG_CFLAGS)
+LIBS := $(PKG_LIBS) -lm
 
 LIB_SRC := $(filter-out harness/klpq.c,$(wildcard harness/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -34,7 +45,19 @@ WL_SRC := $(wildcard workloads/*.c)
 
 all: $(BUILD)/klpq $(BUILD)/klpq-agent $(BUILD)/klpq-workload
 
-$(BUILD)/%.o: %.c
+# Stops a build that would compile without the libraries, naming each missing one and its
+# package (pkg-config's own silence would otherwise become hundreds of undefined references).
+pkgcheck:
+	@if [ -n "$(PKG_MISSING)" ]; then \
+		echo "Makefile: pkg-config cannot find $(foreach p,$(PKG_MISSING),$(firstword $(subst :, ,$(p))) (Debian package $(lastword $(subst :, ,$(p))))); run 'make deps' (or ci/install-deps.sh) first, or 'make demo' / 'make check', which do" >&2; \
+		exit 1; fi
+
+checkcheck:
+	@if [ -n "$(call pkg_missing,check)" ]; then \
+		echo "Makefile: pkg-config cannot find check (Debian package check): run 'make deps' first" >&2; \
+		exit 1; fi
+
+$(BUILD)/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -48,14 +71,14 @@ $(BUILD)/klpq: $(BUILD)/harness/klpq.o $(BUILD)/libklpq.a
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
 
 # The guest agent is PID 1 in a busybox initramfs: static, with the same protocol codec.
-$(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h
+$(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ images/agent/agent.c \
 		harness/proto.c -ljson-c
 
 # The guest's load generators (docs/workloads.md): static, libcrypto's SHA-256 included.
-$(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h)
+$(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h) | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)rm -f $@; $(CC) -std=gnu11 $(WARN) -O2 -static -pthread -Iworkloads -o $@ $(WL_SRC) \
@@ -63,15 +86,15 @@ $(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h)
 		-e "libcrypto.a(.*): in function" $@.log || true; test -x $@
 
 # Test-only agent that can abuse its own channel on request (tests/vm: hostile-channel).
-$(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h
+$(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -DKLPQ_AGENT_FAULTS -Iharness -o $@ \
 		images/agent/agent.c harness/proto.c -ljson-c
 
-$(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/workloads/wlmath.o $(BUILD)/libklpq.a
+$(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/workloads/wlmath.o $(BUILD)/libklpq.a | checkcheck
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check) $(LDFLAGS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check 2>/dev/null) $(LDFLAGS)
 
 deps:
 	$(Q)bash ci/install-deps.sh
@@ -79,13 +102,22 @@ deps:
 deps-dev:
 	$(Q)bash ci/install-deps.sh --dev
 
-fuzz: deps-dev
+# These install what is missing first, then do their work in a second make (TARGET-run), whose
+# pkg-config flags are computed once the packages are there.
+AFTER_DEPS := demo check check-unit check-vm check-faulty check-perf check-flood bench
+AFTER_DEPS_DEV := fuzz asan valgrind
+$(AFTER_DEPS): deps
+	$(Q)$(MAKE) --no-print-directory $@-run
+$(AFTER_DEPS_DEV): deps-dev
+	$(Q)$(MAKE) --no-print-directory $@-run
+
+fuzz-run:
 	$(Q)bash tests/fuzz/run.sh
 
 # Unit and real-boot tests with klpq built under AddressSanitizer and UBSan (the guest agent is
 # static and stays as it is). UB aborts; LeakSanitizer reports leaks at exit.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-asan: deps-dev
+asan-run:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" \
 		LDFLAGS="$(SAN)" all build-asan/check-unit build-asan/klpq-agent-faults
 	$(Q)CK_DEFAULT_TIMEOUT=120 build-asan/check-unit
@@ -93,14 +125,14 @@ asan: deps-dev
 	$(Q)# (64 MiB) is asserted by make check on the real build, not here.
 	$(Q)KLPQ=build-asan/klpq KLPQ_TEST_MAX_RSS_KB=1048576 bash tests/vm/run.sh
 
-valgrind: deps-dev all
+valgrind-run: all
 	$(Q)valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=99 --trace-children=no $(BUILD)/klpq run -o build/valgrind-results scenarios/smoke.yaml
 
-check-flood: deps all
+check-flood-run: all
 	$(Q)bash tests/vm/run.sh hostile-flood-big
 
-check-unit: deps all $(BUILD)/check-unit
+check-unit-run: all $(BUILD)/check-unit
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
 	$(Q)$(MAKE) --no-print-directory check-workloads
 
@@ -109,44 +141,58 @@ check-workloads: $(BUILD)/klpq-workload
 	$(Q)for w in gaming streaming mining callbench; do $(BUILD)/klpq-workload $$w --self-test \
 		|| exit 1; done
 
-check-vm: deps all $(BUILD)/klpq-agent-faults
+check-vm-run: all $(BUILD)/klpq-agent-faults
 	$(Q)bash tests/vm/run.sh
 	$(Q)bash tests/vm/faulty.sh --check
 
-check: deps all $(BUILD)/check-unit $(BUILD)/klpq-agent-faults
+check-run: all $(BUILD)/check-unit $(BUILD)/klpq-agent-faults
 	$(Q)CK_DEFAULT_TIMEOUT=60 $(BUILD)/check-unit
 	$(Q)$(MAKE) --no-print-directory check-workloads
 	$(Q)bash tests/vm/run.sh
 	$(Q)bash tests/vm/faulty.sh --check
 
-demo: deps all
+demo-run: all
 	$(BUILD)/klpq run scenarios/smoke.yaml
 
+# A fresh machine, for real (tests/fresh.sh): purges pkg-config and the library development
+# packages, clones this repository into a new folder, runs `make demo` there once, and installs
+# the packages again. Needs root and Debian's archive. KLPQ_FRESH_REV=<commit> tries another commit.
+check-fresh:
+	$(Q)bash tests/fresh.sh
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/klpq
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/klpq \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/klpq
 	install -m 0755 $(BUILD)/klpq $(DESTDIR)$(PREFIX)/bin/klpq
 	install -m 0755 $(BUILD)/klpq-agent $(DESTDIR)$(PREFIX)/lib/klpq/klpq-agent
+	install -m 0755 $(BUILD)/klpq-workload $(DESTDIR)$(PREFIX)/lib/klpq/klpq-workload
+	install -m 0644 docs/klpq.1 $(DESTDIR)$(PREFIX)/share/man/man1/klpq.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/klpq/scenarios
+	cp -R scenarios $(DESTDIR)$(PREFIX)/share/klpq/scenarios
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/klpq/scenarios
 
 clean:
 	rm -rf build build-asan
 
 # The whole stability corpus on a real kernel (docs/corpus.md), about 8 minutes.
-check-faulty: deps all
+check-faulty-run: all
 	$(Q)bash tests/vm/faulty.sh
 
 # Performance claims (issue 3), about 10 minutes: the A/A run (no perf FAIL in 5 of 5) and the
 # slow patch (caught in 5 of 5). Figures: docs/statistics.md.
-check-perf: deps all
+check-perf-run: all
 	$(Q)bash tests/bench/perf-repeat.sh aa 5
 	$(Q)bash tests/bench/perf-repeat.sh slow 5
 
 # Benchmarks (figures in docs/): matrix throughput -j1 vs -j2, a 10,000-cell plan, harness
 # overhead against a bare boot.
-bench: all
+bench-run: all
 	$(Q)bash tests/bench/plan-10k.sh
 	$(Q)bash tests/bench/matrix-throughput.sh
 	$(Q)bash tests/bench/overhead.sh
 
-.PHONY: check-perf check-faulty check-workloads bench
-.PHONY: all deps deps-dev check check-unit check-vm demo install clean fuzz asan valgrind check-flood
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+.PHONY: all pkgcheck checkcheck deps deps-dev install clean check-workloads check-fresh \
+	$(AFTER_DEPS) $(AFTER_DEPS_DEV) $(AFTER_DEPS:%=%-run) $(AFTER_DEPS_DEV:%=%-run)
+
+# Header dependencies written by -MD.
+-include $(wildcard $(BUILD)/harness/*.d $(BUILD)/tests/unit/*.d $(BUILD)/workloads/*.d)

@@ -47,6 +47,7 @@ void cell_init(struct cell_result *c, const char *id, const char *dir, const cha
 	c->release = xstrdup("");
 	c->patchset = xstrdup(patchset);
 	c->accel = xstrdup("");
+	c->accel_reason = xstrdup("");
 	c->qemu_version = xstrdup("");
 	c->metrics = json_object_new_object();
 	c->started_wall_ms = wall_ms();
@@ -70,6 +71,8 @@ void cell_release(struct cell_result *c)
 	free(c->release);
 	free(c->patchset);
 	free(c->accel);
+	free(c->accel_reason);
+	free(c->no_retry);
 	free(c->qemu_version);
 	json_object_put(c->metrics);
 	memset(c, 0, sizeof(*c));
@@ -160,6 +163,9 @@ json_object *cell_to_json(const struct cell_result *c)
 	json_object_object_add(o, "release", jstr(c->release));
 	json_object_object_add(o, "patchset", jstr(c->patchset));
 	json_object_object_add(o, "accel", jstr(c->accel));
+	json_object_object_add(o, "accel_reason", jstr(c->accel_reason));
+	if (c->no_retry)
+		json_object_object_add(o, "no_retry", jstr(c->no_retry));
 	json_object_object_add(o, "qemu", jstr(c->qemu_version));
 	json_object_object_add(o, "started", jstr(when));
 	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)c->started_wall_ms));
@@ -231,6 +237,10 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 	c->release = xstrdup(proto_get_str(o, "release", ""));
 	free(c->accel);
 	c->accel = xstrdup(proto_get_str(o, "accel", ""));
+	free(c->accel_reason);
+	c->accel_reason = xstrdup(proto_get_str(o, "accel_reason", ""));
+	if (*proto_get_str(o, "no_retry", ""))
+		c->no_retry = xstrdup(proto_get_str(o, "no_retry", ""));
 	free(c->qemu_version);
 	c->qemu_version = xstrdup(proto_get_str(o, "qemu", ""));
 	c->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);
@@ -340,6 +350,7 @@ int run_write(const struct run_result *r, struct kerr *e)
 		json_object_object_add(j, "kernel", jstr(c->kernel));
 		json_object_object_add(j, "patchset", jstr(c->patchset));
 		json_object_object_add(j, "accel", jstr(c->accel));
+		json_object_object_add(j, "accel_reason", jstr(c->accel_reason));
 		json_object_object_add(j, "verdict", jstr(verdict_name(v)));
 		json_object_object_add(j, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
 		char *rel = xasprintf("%s/results.json", c->id);
@@ -447,6 +458,10 @@ void run_print_table(const struct run_result *r, FILE *out, int color)
 		fprintf(out, "cell %s: %s%s%s in %.1f s (accel %s, results in %s)\n", c->id,
 			vcolor(cv, color), verdict_name(cv), reset, c->duration_ms / 1000.0,
 			c->accel[0] ? c->accel : "-", c->dir);
+		if (c->accel[0] && c->accel_reason[0])
+			fprintf(out, "accel %s: %s\n", c->accel, c->accel_reason);
+		if (cv == V_ERROR && c->no_retry)
+			fprintf(out, "not retried: %s\n", c->no_retry);
 	}
 	fprintf(out, "run %s: exit code %d, results in %s/results.json\n", r->id,
 		run_exit_code(r), r->dir);

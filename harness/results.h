@@ -30,7 +30,9 @@ struct cell_result {
 	char *kernel;        /* as written in the scenario */
 	char *release;
 	char *patchset;
-	char *accel;         /* "kvm" | "tcg" | "" before boot */
+	char *accel;         /* "kvm" | "tcg" | "" before it was decided */
+	char *accel_reason;  /* why that accelerator (accel.c), "" before it was decided */
+	char *no_retry;      /* an ERROR a retry cannot change (why), or NULL: retry allowed */
 	char *qemu_version;
 	json_object *metrics; /* boot_ms, transition_ms per step, ... */
 	struct check_result *checks;

@@ -6,6 +6,7 @@
 #include "initramfs.h"
 #include "kernel.h"
 #include "pbuild.h"
+#include "accel.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ struct cellrun {
 	int down;                    /* the guest is dead or silent: skip what needs it */
 	int interrupted;
 	char *console_path;
+	uint64_t console_bytes;      /* read from the serial console so far */
 	/* performance under load (scenario workloads): see the "perf" section below */
 	struct perf_samples *wl;     /* one per workload */
 	struct perf_phases phases;
@@ -90,6 +92,7 @@ static struct check_result *add(struct cellrun *cr, const char *step, const char
 static void on_console(void *ctx, const char *buf, size_t len)
 {
 	struct cellrun *cr = ctx;
+	cr->console_bytes += len;
 	cscan_feed(cr->console, buf, len);
 }
 
@@ -1810,6 +1813,65 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 	return ret;
 }
 
+static int stopped(struct cellrun *cr, const char *step);
+
+/* This cell's ERROR is one a retry cannot change: the scheduler does not run it again. */
+static void no_retry(struct cellrun *cr, const char *why)
+{
+	if (!cr->cell->no_retry)
+		cr->cell->no_retry = xstrdup(why);
+}
+
+/* QEMU's own last lines (qemu.log without its first line, the command line) as evidence. */
+static void qemu_log_tail(struct check_result *r, const char *qlog)
+{
+	struct sb log = SB_INIT;
+	struct kerr ignore = KERR_INIT;
+	const char *body;
+
+	if (read_file(qlog, &log, 0, &ignore) == 0 && (body = strchr(log.buf, '\n')) && body[1]) {
+		check_evidence(r, "QEMU's last lines (%s):", qlog);
+		check_evidence_text(r, "  ", body + 1, 20);
+	}
+	sb_release(&log);
+}
+
+/* The accelerator for this cell's kernel (accel.c: a trial boot under KVM, cached), recorded in
+ * the cell and shown. -1 after adding the ERROR when the scenario's choice cannot be met. */
+static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
+{
+	struct accel_opts o = { NULL, NULL, cr->rn->cache, 0, cr->rn->stop_fd };
+	struct kerr e = KERR_INIT;
+	uint64_t t0 = now_ms();
+
+	if (accel_decide(cr->sc->vm.accel, cr->k.vmlinuz, &o, ac, &e) < 0) {
+		if (fd_readable(cr->rn->stop_fd)) {
+			stopped(cr, "boot");
+			return -1;
+		}
+		add(cr, "boot", "accel", V_ERROR, now_ms() - t0, "%s", e.msg);
+		free(cr->cell->accel_reason);
+		cr->cell->accel_reason = xstrdup(e.msg);
+		no_retry(cr, "the accelerator decision is made once per kernel and host and kept");
+		return -1;
+	}
+	free(cr->cell->accel);
+	cr->cell->accel = xstrdup(ac->accel);
+	free(cr->cell->accel_reason);
+	cr->cell->accel_reason = xstrdup(ac->reason);
+	if (ac->trial_ms)
+		json_object_object_add(cr->cell->metrics, "accel_trial_ms",
+				       json_object_new_int64((int64_t)ac->trial_ms));
+	if (ac->cached)
+		progress(cr, "accel %s: %s (decided earlier, cached)", ac->accel, ac->reason);
+	else if (ac->trial_ms)
+		progress(cr, "accel %s: %s (trial %.1f s)", ac->accel, ac->reason,
+			 ac->trial_ms / 1000.0);
+	else
+		progress(cr, "accel %s: %s", ac->accel, ac->reason);
+	return 0;
+}
+
 static int boot(struct cellrun *cr, const char *initrd)
 {
 	const struct scenario *sc = cr->sc;
@@ -1820,9 +1882,11 @@ static int boot(struct cellrun *cr, const char *initrd)
 	struct kerr e = KERR_INIT;
 	json_object *ready = NULL;
 	struct sb cmdline = SB_INIT;
+	struct accel_choice ac;
 	uint64_t t0 = now_ms();
 	enum vm_wait_result w;
-	int ret = -1;
+	uint64_t tb;
+	int ret = -1, started;
 
 	/* printk.devkmsg=on: the agent's kernel-log marks must not be rate limited.
 	 * panic=-1 with QEMU's -no-reboot: a panic ends the VM at once instead of hanging. */
@@ -1836,7 +1900,10 @@ static int boot(struct cellrun *cr, const char *initrd)
 	cfg.cmdline = cmdline.buf;
 	cfg.memory_mb = sc->vm.memory_mb;
 	cfg.cpus = sc->vm.cpus;
-	cfg.accel = sc->vm.accel;
+	if (decide_accel(cr, &ac) < 0)
+		goto out;
+	cfg.accel = ac.accel;
+	cfg.cpu = ac.cpu;
 	cfg.network = sc->vm.network;
 	cfg.console_log = cons;
 	cfg.agent_log = alog;
@@ -1845,17 +1912,36 @@ static int boot(struct cellrun *cr, const char *initrd)
 	cfg.on_console = on_console;
 	cfg.ctx = cr;
 	cr->console_path = xstrdup(cons);
-	if (vm_start(&cfg, &cr->vm, &e) < 0) {
-		add(cr, "boot", "qemu", V_ERROR, now_ms() - t0, "%s", e.msg);
+	if ((started = vm_start(&cfg, &cr->vm, &e)) < 0) {
+		struct check_result *c = add(cr, "boot", "qemu", V_ERROR, now_ms() - t0, "%s", e.msg);
+		qemu_log_tail(c, qlog);
+		if (started == VM_START_REFUSED)
+			no_retry(cr, "QEMU refused to start; the same command line would fail again");
 		goto out;
 	}
-	free(cr->cell->accel);
-	cr->cell->accel = xstrdup(vm_accel(cr->vm));
 	free(cr->cell->qemu_version);
 	cr->cell->qemu_version = xstrdup(vm_qemu_version(cr->vm));
 	progress(cr, "booting %s under %s (QEMU %s)", cr->k.release, vm_accel(cr->vm),
 		 vm_qemu_version(cr->vm));
-	w = vm_wait_ready(cr->vm, sc->timeouts.boot_ms, &ready, &e);
+	/* a kernel that prints nothing at all has not started (a KVM that cannot run it, a boot
+	 * that hung at once): that is known after console_s, not after boot_s */
+	tb = now_ms();
+	w = vm_wait_ready(cr->vm, sc->timeouts.console_ms < sc->timeouts.boot_ms ?
+			  sc->timeouts.console_ms : sc->timeouts.boot_ms, &ready, &e);
+	if (w == VM_TIMEOUT && sc->timeouts.console_ms < sc->timeouts.boot_ms) {
+		if (!cr->console_bytes) {
+			struct check_result *c = add(cr, "boot", "console", V_ERROR, now_ms() - t0,
+				"the guest printed nothing on its console in %.0f s (accel %s, -cpu %s)",
+				sc->timeouts.console_ms / 1000.0, ac.accel, ac.cpu);
+			check_evidence(c, "accelerator: %s", ac.reason);
+			check_evidence(c, "kernel command line: %s", cmdline.buf);
+			cr->down = 1;
+			goto out;
+		}
+		kerr_clear(&e);
+		w = vm_wait_ready(cr->vm, sc->timeouts.boot_ms - (unsigned)(now_ms() - tb), &ready,
+				  &e);
+	}
 	if (w != VM_OK) {
 		guest_trouble(cr, "boot", "agent", w, &e);
 		/* a boot that crashed the kernel is a kernel FAIL, one that just hung is ERROR */

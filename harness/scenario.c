@@ -888,7 +888,7 @@ static const char *const include_keys[] = { "kernel", "patchset", "vm", NULL };
 /* Bounds a matrix so that a typo (6.1.0-1..99999999) cannot exhaust memory. */
 #define MAX_KERNELS 100000
 static const char *const timeout_keys[] = {
-	"boot_s", "transition_s", "probe_s", "agent_s", NULL
+	"boot_s", "console_s", "transition_s", "probe_s", "agent_s", NULL
 };
 static const char *const taint_keys[] = { "allow", NULL };
 
@@ -1278,6 +1278,8 @@ static int parse_timeouts(struct yfile *f, const struct ynode *n, struct timeout
 	if (check_map(f, n, "timeouts", timeout_keys))
 		return -1;
 	if ((v = map_get(n, "boot_s")) && get_seconds(f, v, "timeouts.boot_s", &t->boot_ms))
+		return -1;
+	if ((v = map_get(n, "console_s")) && get_seconds(f, v, "timeouts.console_s", &t->console_ms))
 		return -1;
 	if ((v = map_get(n, "transition_s")) &&
 	    get_seconds(f, v, "timeouts.transition_s", &t->transition_ms))
@@ -1767,6 +1769,7 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 
 	memset(out, 0, sizeof(*out));
 	out->timeouts.boot_ms = 180 * 1000;
+	out->timeouts.console_ms = 20 * 1000;
 	out->timeouts.transition_ms = 60 * 1000;
 	out->timeouts.probe_ms = 10 * 1000;
 	out->timeouts.agent_ms = 30 * 1000;

@@ -65,6 +65,8 @@ struct vm_spec {
 
 struct timeouts {
 	unsigned boot_ms;       /* boot until the agent is ready; default 180 s */
+	unsigned console_ms;    /* a boot with not one byte on the console by then has hung;
+				 * default 20 s */
 	unsigned transition_ms; /* one patch transition; default 60 s */
 	unsigned probe_ms;      /* default for probes; default 10 s */
 	unsigned agent_ms;      /* one agent request; default 30 s */

@@ -356,7 +356,14 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 		s->run->error = xstrdup(e.msg);
 
 	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
-	    attempts <= (int)s->o->retries) {
+	    attempts <= (int)s->o->retries && cell->no_retry && !s->o->quiet) {
+		erase_live(s);
+		fprintf(s->o->out, "klpq: %s: ERROR (%s); not retried: %s\n", c->id,
+			cell->nr_checks ? cell->checks[cell->nr_checks - 1].title : "",
+			cell->no_retry);
+	}
+	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
+	    attempts <= (int)s->o->retries && !cell->no_retry) {
 		/* infrastructure trouble: keep this attempt aside and queue the cell again */
 		char *aside_dir = path_join(s->run->dir, ".attempts");
 		char *aside = xasprintf("%s/%s.%d", aside_dir, c->id, attempts);

@@ -44,20 +44,6 @@ struct vm {
 	char version[64];
 };
 
-const char *vm_pick_accel(enum accel_kind want)
-{
-	int fd;
-
-	if (want == ACCEL_TCG)
-		return "tcg";
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return "kvm";
-	}
-	return "tcg";
-}
-
 static int listen_unix(const char *path, struct kerr *e)
 {
 	struct sockaddr_un sa;
@@ -352,6 +338,39 @@ static const char *qemu_binary(void)
 	return q && *q ? q : "qemu-system-x86_64";
 }
 
+/* QEMU's first line of its own in qemu.log (the first line is the command line), without the
+ * "qemu-system-x86_64: " and "error: " prefixes. */
+static void qemu_first_error(const char *log, char *out, size_t len)
+{
+	struct sb text = SB_INIT;
+	struct kerr e = KERR_INIT;
+	const char *p, *nl, *colon;
+	size_t n;
+
+	snprintf(out, len, "no message from QEMU");
+	if (read_file(log, &text, 1 << 20, &e) < 0)
+		goto out;
+	p = strchr(text.buf, '\n');
+	while (p && *p == '\n')
+		p++;
+	if (!p || !*p)
+		goto out;
+	nl = strchr(p, '\n');
+	n = nl ? (size_t)(nl - p) : strlen(p);
+	colon = memmem(p, n, ": ", 2);
+	if (colon && !memchr(p, ' ', (size_t)(colon - p))) {
+		n -= (size_t)(colon + 2 - p);
+		p = colon + 2;
+	}
+	if (n >= 7 && !strncmp(p, "error: ", 7)) {
+		p += 7;
+		n -= 7;
+	}
+	snprintf(out, len, "%.*s", (int)(n < 200 ? n : 200), p);
+out:
+	sb_release(&text);
+}
+
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 {
 	struct vm *vm = xcalloc(1, sizeof(*vm));
@@ -373,11 +392,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 		vm->listen_fd[ch] = vm->fd[ch] = -1;
 	proto_reader_init(&vm->agent_rd);
 	qmp_init(&vm->qmp, -1, on_qmp_event, vm);
-	snprintf(vm->accel, sizeof(vm->accel), "%s", vm_pick_accel(cfg->accel));
-	if (cfg->accel == ACCEL_KVM && strcmp(vm->accel, "kvm")) {
-		kerr_set(e, "the scenario asks for KVM but /dev/kvm cannot be opened");
-		goto fail;
-	}
+	snprintf(vm->accel, sizeof(vm->accel), "%s", cfg->accel && *cfg->accel ? cfg->accel : "tcg");
 	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder, named
 	 * with our pid so a later klpq can remove it if this one is killed (klpq_sweep_tmp). */
 	snprintf(tmpl, sizeof(tmpl), "/tmp/klpq-vm-%ld-XXXXXX", (long)getpid());
@@ -414,7 +429,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	argv[a++] = "-machine";
 	argv[a++] = machine;
 	argv[a++] = "-cpu";
-	argv[a++] = strcmp(vm->accel, "kvm") ? "max" : "host";
+	argv[a++] = cfg->cpu && *cfg->cpu ? cfg->cpu : strcmp(vm->accel, "kvm") ? "max" : "host";
 	argv[a++] = "-m";
 	argv[a++] = mem;
 	argv[a++] = "-smp";
@@ -464,8 +479,10 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 		write_all(vm->qemu_log_fd, cmd.buf, cmd.len);
 		sb_release(&cmd);
 	}
-	if (child_start(&vm->qemu, e) < 0)
+	if (child_start(&vm->qemu, e) < 0) {
+		ret = VM_START_REFUSED; /* no such binary, not executable: the same next time */
 		goto fail;
+	}
 	vm->qemu.argv = NULL; /* argv lives on this stack frame only */
 	for (int ch = 0; ch < NR_CH; ch++)
 		if (accept_one(vm, ch, 30000, e) < 0)
@@ -487,6 +504,25 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	*out = vm;
 	ret = 0;
 fail:
+	if (ret < 0 && vm->qemu.pid > 0) {
+		/* QEMU that ended by itself while starting (an abort, an exit code) refuses the
+		 * same command line every time; a kill from outside (SIGKILL, SIGTERM) may not */
+		settle_exit(vm);
+		if (vm->exited && !(WIFSIGNALED(vm->exit_status) &&
+				    (WTERMSIG(vm->exit_status) == SIGKILL ||
+				     WTERMSIG(vm->exit_status) == SIGTERM))) {
+			char how[128], first[256];
+
+			if (WIFSIGNALED(vm->exit_status) && WTERMSIG(vm->exit_status) == SIGABRT)
+				snprintf(how, sizeof(how), "aborted (signal 6)");
+			else
+				describe_status(vm->exit_status, how, sizeof(how));
+			qemu_first_error(cfg->qemu_log, first, sizeof(first));
+			kerr_clear(e);
+			kerr_set(e, "QEMU %s during start-up: %s (see %s)", how, first, cfg->qemu_log);
+			ret = VM_START_REFUSED;
+		}
+	}
 	for (int ch = 0; ch < NR_CH; ch++) {
 		free(sock[ch]);
 		free(chardev[ch]);

@@ -4,8 +4,7 @@
  * kernel boot, the serial console, the agent's virtio-serial port and QMP each on a unix socket
  * that klpq listens on and QEMU connects to. QEMU gets PR_SET_PDEATHSIG(SIGKILL), so it dies
  * with klpq, and its own process group, so Ctrl-C reaches klpq only (which then stops it).
- * Accelerator: KVM when /dev/kvm opens read-write (and the scenario allows), else TCG; the
- * choice is reported by vm_accel().
+ * The accelerator and CPU model come from the caller (accel.c decides them by a trial boot).
  *
  * One poll loop (vm_pump) drains the console (written to console.log and handed to a callback,
  * the crash classifier), the agent channel (framed and parsed by proto.c, logged to agent.log)
@@ -26,7 +25,8 @@ struct vm_config {
 	const char *cmdline;
 	unsigned memory_mb;
 	unsigned cpus;
-	enum accel_kind accel;
+	const char *accel;        /* "kvm" or "tcg" (accel_decide) */
+	const char *cpu;          /* QEMU's -cpu model for it */
 	int network;              /* 0: no network device at all */
 	const char *console_log;  /* raw serial output */
 	const char *agent_log;    /* every agent line, both ways, with time stamps */
@@ -46,9 +46,10 @@ enum vm_wait_result {
 
 struct vm;
 
-/* Names the accelerator vm_start would pick: "kvm" or "tcg". */
-const char *vm_pick_accel(enum accel_kind want);
-
+/* 0; -1 with e set; VM_START_REFUSED (e set) when QEMU itself exited during its start-up (a bad
+ * option, an accelerator it cannot use): deterministic, the same command line fails again. The
+ * message then names how QEMU ended and its first error line (the rest is in qemu_log). */
+#define VM_START_REFUSED (-2)
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e);
 const char *vm_accel(const struct vm *vm);
 const char *vm_qemu_version(const struct vm *vm);

@@ -12,6 +12,7 @@ Suite *perf_suite(void);
 Suite *stats_suite(void);
 Suite *workloads_suite(void);
 Suite *report_suite(void);
+Suite *accel_suite(void);
 
 int main(void)
 {
@@ -27,6 +28,7 @@ int main(void)
 	srunner_add_suite(sr, stats_suite());
 	srunner_add_suite(sr, workloads_suite());
 	srunner_add_suite(sr, report_suite());
+	srunner_add_suite(sr, accel_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
