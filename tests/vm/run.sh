@@ -8,7 +8,8 @@ KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
-	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs)
+	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
+	accel-kvm silent-console install)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -122,8 +123,94 @@ assert len(find("rollback", None, "PASS")) >= 6
 assert find("reapply", "transition", "PASS")
 assert find("end", "poweroff", "PASS")
 assert cell["accel"] in ("tcg", "kvm")
+# accel auto: the choice comes with its reason, in the cell, the run and the terminal
+r = cell["accel_reason"]
+assert r.startswith("KVM works") if cell["accel"] == "kvm" else r.startswith("KVM unusable: "), r
+assert run["cells"][0]["accel_reason"] == r
+out = open(d + "/stdout.txt").read()
+assert ("accel %s: %s" % (cell["accel"], r)) in out, out[-2000:]
+if os.path.exists("/dev/kvm") and cell["accel"] == "tcg":
+    print("smoke: accel tcg:", r)
 assert run["exit_code"] == 0
 '
+		;;
+	accel-kvm)
+		# accel: kvm where KVM cannot run the kernel: an ERROR within seconds that names KVM
+		# and why, not retried (the same decision would come again), no FAIL. Skipped where
+		# KVM works (the smoke case, run first, decided so).
+		d="$OUT/accel-kvm"; mkdir -p "$d"
+		sed 's/accel: auto/accel: kvm/' scenarios/smoke.yaml > "$d/kvm.yaml"
+		sed -i "s|^patchset: .*|patchset: $PWD/scenarios/patchsets/demo-cumulative|" "$d/kvm.yaml"
+		grep -q "accel: kvm" "$d/kvm.yaml" || { note "not ok - accel-kvm: no accel key to change"; failed=1; continue; }
+		t0=$(date +%s)
+		if grep -rqs '"accel":"kvm"' "${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}/accel/"; then
+			note "ok - accel-kvm # SKIP KVM works on this host (the smoke case ran under it)"; continue
+		fi
+		run_case accel-kvm-run 2 "$d/kvm.yaml" '
+assert cell["verdict"] == "ERROR", cell["verdict"]
+a = find("boot", "accel", "ERROR")
+assert a and a[0]["title"].startswith("the scenario asks for accel kvm, but KVM unusable: "), checks
+assert not find(None, None, "FAIL")
+assert not find("boot", "qemu") and not find("boot", "agent"), "QEMU was started anyway"
+assert cell["attempts"] == 1, cell["attempts"]
+assert cell.get("no_retry"), cell
+assert "not retried" in open(d + "/stdout.txt").read()
+'
+		secs=$(( $(date +%s) - t0 ))
+		if [ $secs -le 60 ]; then note "ok - accel-kvm: ERROR in $secs s"; else note "not ok - accel-kvm: took $secs s"; failed=1; fi
+		;;
+	silent-console)
+		# A guest that never prints a byte: given up on after timeouts.console_s, not boot_s.
+		# Made for real on a host whose /dev/kvm cannot run the kernel: QEMU with KVM and
+		# -cpu host,-arch-capabilities starts a guest that stays silent (field notes).
+		d="$OUT/silent-console"; mkdir -p "$d"
+		if ! grep -rqs "MSR 0x10a" "${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}/accel/"; then
+			note "ok - silent-console # SKIP needs a host whose KVM aborts on MSR 0x10a"; continue
+		fi
+		printf '%s\n' '#!/bin/sh' 'n=$#; for x in "$@"; do case $x in' \
+			'q35,accel=tcg) x=q35,accel=kvm ;; max) x=host,-arch-capabilities ;; esac' \
+			'set -- "$@" "$x"; done; shift $n' 'exec qemu-system-x86_64 "$@"' > "$d/qemu"
+		chmod +x "$d/qemu"
+		sed -e "s|^patchset: .*|patchset: $PWD/scenarios/patchsets/demo-cumulative|" \
+			-e 's/accel: auto/accel: tcg/' -e 's/^  boot_s: 180$/  boot_s: 180\n  console_s: 5/' \
+			scenarios/smoke.yaml > "$d/s.yaml"
+		grep -q "console_s: 5" "$d/s.yaml" || { note "not ok - silent-console: no timeouts line"; failed=1; continue; }
+		t0=$(date +%s)
+		KLPQ_QEMU="$d/qemu" "$KLPQ" run --retries 0 -o "$d/r" "$d/s.yaml" > "$d/stdout.txt" 2>&1; rc=$?
+		secs=$(( $(date +%s) - t0 ))
+		if [ $rc -eq 2 ] && [ $secs -lt 60 ] && python3 - "$d" <<'PY'
+import glob, json, sys
+c = json.load(open(glob.glob(sys.argv[1] + "/r/*/*/results.json")[0]))
+e = [k for k in c["checks"] if k["check"] == "console"]
+assert e and e[0]["status"] == "ERROR", c["checks"]
+# klpq asked for tcg; the wrapper made it KVM behind its back
+assert e[0]["title"] == "the guest printed nothing on its console in 5 s (accel tcg, -cpu max)", e
+assert not [k for k in c["checks"] if k["status"] == "FAIL"]
+PY
+		then note "ok - silent-console: ERROR after $secs s"; else note "not ok - silent-console: exit $rc after $secs s"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	install)
+		# make install into a DESTDIR, then the installed klpq runs the installed smoke
+		# scenario and a scenario with a workload, from another folder.
+		d="$OUT/install"; rm -rf "$d"; mkdir -p "$d/cwd"
+		if ! make --no-print-directory install PREFIX=/usr DESTDIR="$d/root" > "$d/install.txt" 2>&1; then
+			note "not ok - install: make install failed"; tail -5 "$d/install.txt"; failed=1; continue
+		fi
+		root="$d/root/usr"
+		for f in bin/klpq lib/klpq/klpq-agent lib/klpq/klpq-workload share/man/man1/klpq.1 \
+			share/klpq/scenarios/smoke.yaml share/klpq/scenarios/patchsets/demo-cumulative/patchset.yaml; do
+			[ -e "$root/$f" ] || { note "not ok - install: $f not installed"; failed=1; }
+		done
+		printf '%s\n' "name: installed-load" "kernels:" "  - debian:6.1.0-56-amd64" \
+			"patchset: $root/share/klpq/scenarios/patchsets/demo-cumulative" \
+			"workloads:" "  - name: callbench" "    op: getppid" \
+			"perf: { warmup_s: 1, phase_s: 2, pairs: 1, threshold_pct: 1000 }" "leak: { cycles: 0 }" > "$d/load.yaml"
+		ok=1
+		for s in "$root/share/klpq/scenarios/smoke.yaml" "$d/load.yaml"; do
+			(cd "$d/cwd" && KLPQ_PLAIN=1 "$root/bin/klpq" run -o "$d/cwd/results" "$s") > "$d/run.txt" 2>&1 ||
+				{ ok=0; note "not ok - install: the installed klpq on $s: exit $?"; tail -8 "$d/run.txt"; }
+		done
+		[ $ok -eq 1 ] && [ $(ls "$d/cwd/results" | wc -l) -eq 2 ] && note "ok - install: the installed klpq ran smoke and a workload scenario" || failed=1
 		;;
 	local)
 		# A local: kernel given as paths: the Debian kernel the smoke case put in the cache.
