@@ -133,7 +133,7 @@ int report_junit(const struct run_result *r, const char *path, struct kerr *e)
 			const char *props[][2] = {
 				{ "kernel", c->kernel }, { "release", c->release },
 				{ "patchset", c->patchset }, { "accel", c->accel },
-				{ "qemu", c->qemu_version }, { "verdict", verdict_name(cell_verdict(c)) },
+				{ "accel_reason", c->accel_reason }, { "qemu", c->qemu_version }, { "verdict", verdict_name(cell_verdict(c)) },
 			};
 			for (size_t p = 0; p < ARRAY_SIZE(props); p++) {
 				sb_adds(&o, "      <property");
@@ -210,6 +210,13 @@ int report_tap(const struct run_result *r, const char *path, struct kerr *e)
 	for (size_t i = 0; i < r->nr_cells; i++) {
 		const struct cell_result *c = &r->cells[i];
 
+		if (c->accel && *c->accel) {
+			sb_adds(&o, "# ");
+			tap_desc(&o, c->id);
+			sb_addf(&o, ": accel %s: ", c->accel);
+			tap_desc(&o, c->accel_reason ? c->accel_reason : "");
+			sb_addch(&o, '\n');
+		}
 		for (size_t k = 0; k < c->nr_checks; k++) {
 			const struct check_result *ck = &c->checks[k];
 			int ok = ck->status == V_PASS || ck->status == V_SKIP;
@@ -334,8 +341,12 @@ int report_kcidb(const struct run_result *r, const char *path, struct kerr *e)
 			json_object_object_add(t, "start_time", json_object_new_string(when));
 			json_object_object_add(t, "duration", json_object_new_double(
 				ck->duration_ms / 1000.0));
-			json_object_object_add(env, "comment", json_object_new_string(
-				*c->accel ? c->accel : "qemu"));
+			{
+				char *cm = *c->accel ? xasprintf("accel %s: %s", c->accel,
+								 c->accel_reason) : xstrdup("qemu");
+				json_object_object_add(env, "comment", json_object_new_string(cm));
+				free(cm);
+			}
 			json_object_object_add(t, "environment", env);
 			json_object_object_add(t, "comment", json_object_new_string(ck->title));
 			for (size_t v = 0; v < ck->nr_evidence; v++)
@@ -382,7 +393,9 @@ int report_html(const struct run_result *r, const char *path, struct kerr *e)
 	for (size_t i = 0; i < r->nr_cells; i++) {
 		const struct cell_result *c = &r->cells[i];
 		const char *v = verdict_name(cell_verdict(c));
-		const char *cols[] = { c->id, c->kernel, c->patchset, c->accel };
+		char *acc = *c->accel_reason ? xasprintf("%s (%s)", c->accel, c->accel_reason)
+					     : xstrdup(c->accel);
+		const char *cols[] = { c->id, c->kernel, c->patchset, acc };
 
 		sb_adds(&o, "<tr>");
 		for (size_t k = 0; k < ARRAY_SIZE(cols); k++) {
@@ -398,6 +411,7 @@ int report_html(const struct run_result *r, const char *path, struct kerr *e)
 		}
 		sb_addf(&o, "<td class=\"%s\">%s</td><td>%.1f s</td></tr>\n", v, v,
 			c->duration_ms / 1000.0);
+		free(acc);
 	}
 	sb_adds(&o, "</table>\n");
 	for (size_t i = 0; i < r->nr_cells; i++) {

@@ -54,6 +54,10 @@ static void make_run(struct run_result *r, char *dir)
 	cell_init(c, "6.1.0-56-rt-amd64_demo", "/nonexistent", "debian:6.1.0-56-rt-amd64", "demo");
 	free(c->release);
 	c->release = xstrdup("6.1.0-56-rt-amd64");
+	free(c->accel);
+	c->accel = xstrdup("tcg");
+	free(c->accel_reason);
+	c->accel_reason = xstrdup("KVM unusable: QEMU aborted: failed to set MSR 0x10a to 0x69");
 	c->finished = 1;
 	cell_add(c, "step1", "load", V_PASS, 100, "loaded");
 	k = cell_add(c, "step1", "crash", V_FAIL, 0, "BUG: <oops> & \"quote\" # not a directive");
@@ -90,16 +94,20 @@ START_TEST(test_formats)
 	ck_assert(strstr(text, "<error message=\"apt-get failed\nsecond line\""));
 	ck_assert(strstr(text, "<skipped message=\"inconclusive: noise\"/>"));
 	ck_assert(strstr(text, "<property name=\"kernel\" value=\"debian:6.1.0-56-rt-amd64\"/>"));
+	ck_assert(strstr(text, "<property name=\"accel_reason\" value=\"KVM unusable: QEMU aborted: "
+			       "failed to set MSR 0x10a to 0x69\"/>"));
 	ck_assert_ptr_null(strchr(text, '\x01'));
 	free(text);
 	free(p);
 
 	p = path_join(dir, "results.tap");
 	text = slurp(p);
-	ck_assert(!strncmp(text, "TAP version 13\n1..4\nok 1 - 6.1.0-56-rt-amd64_demo step1 load\n"
+	ck_assert(!strncmp(text, "TAP version 13\n1..4\n# 6.1.0-56-rt-amd64_demo: accel tcg: KVM "
+				 "unusable: QEMU aborted: failed to set MSR 0x10a to 0x69\n"
+				 "ok 1 - 6.1.0-56-rt-amd64_demo step1 load\n"
 				 "not ok 2 - 6.1.0-56-rt-amd64_demo step1 crash\n  ---\n"
 				 "  status: FAIL\n  title: \"BUG: <oops> & \\\"quote\\\" # not a "
-				 "directive\"", 180));
+				 "directive\"", 260));
 	ck_assert(strstr(text, "ok 3 - 6.1.0-56-rt-amd64_demo perf perf:gaming.frame_p99 # SKIP "
 			       "inconclusive: noise\n"));
 	ck_assert(strstr(text, "not ok 4 - 6.12.111+deb12-cloud-amd64_demo prepare kernel\n"));
@@ -124,6 +132,9 @@ START_TEST(test_formats)
 			 "6.1.0-56-rt-amd64_demo:2");
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "build_id")),
 			 "klpq:run1:6.1.0-56-rt-amd64_demo");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_object_get(t,
+			 "environment"), "comment")), "accel tcg: KVM unusable: QEMU aborted: failed "
+			 "to set MSR 0x10a to 0x69");
 	t = json_object_array_get_idx(tests, 2);
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "path")),
 			 "klpq.demo.perf.perf_gaming_frame_p99");
@@ -137,6 +148,8 @@ START_TEST(test_formats)
 	text = slurp(p);
 	ck_assert(strstr(text, "BUG: &lt;oops&gt;"));
 	ck_assert(strstr(text, "<td class=\"FAIL\">FAIL</td>"));
+	ck_assert(strstr(text, "<td>tcg (KVM unusable: QEMU aborted: failed to set MSR 0x10a to "
+			       "0x69)</td>"));
 	free(text);
 	free(p);
 	run_release(&r);

@@ -79,6 +79,7 @@ START_TEST(test_full)
 	ck_assert_uint_eq(s.timeouts.transition_ms, 90500);
 	ck_assert_uint_eq(s.timeouts.probe_ms, 20000);
 	ck_assert_uint_eq(s.timeouts.agent_ms, 1);
+	ck_assert_uint_eq(s.timeouts.console_ms, 7500);
 	ck_assert_uint_eq(s.taint_allow, (1u << 15) | (1u << 13) | (1u << 12) | (1u << 9));
 	ck_assert_int_eq(s.rollback, 0);
 
@@ -149,6 +150,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(s.timeouts.transition_ms, 60000);
 	ck_assert_uint_eq(s.timeouts.probe_ms, 10000);
 	ck_assert_uint_eq(s.timeouts.agent_ms, 30000);
+	ck_assert_uint_eq(s.timeouts.console_ms, 20000);
 	ck_assert_uint_eq(s.taint_allow, (1u << 15) | (1u << 13) | (1u << 12));
 	ck_assert_int_eq(s.rollback, 1);
 	ck_assert_uint_eq(s.patchset.nr_steps, 3);
