@@ -281,8 +281,19 @@ int cmd_run(int argc, char **argv)
 	/* what a klpq killed outright (SIGKILL, OOM) left: its image and socket folders */
 	{
 		const char *t = getenv("TMPDIR");
-		sweep_dead(t && *t ? t : "/tmp", "klpq-cell-");
-		sweep_dead("/tmp", "klpq-vm-");
+		struct kerr pe = KERR_INIT;
+		char *cells = private_tmp_parent(t && *t ? t : "/tmp", &pe);
+		char *vms = cells ? private_tmp_parent("/tmp", &pe) : NULL;
+
+		if (!vms) {
+			fprintf(stderr, "klpq: %s\n", pe.msg);
+			free(cells);
+			goto out;
+		}
+		sweep_dead(cells, "cell-");
+		sweep_dead(vms, "vm-");
+		free(cells);
+		free(vms);
 	}
 	if (install_signals() < 0) {
 		perror("klpq: pipe");

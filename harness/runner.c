@@ -1994,18 +1994,13 @@ static void poweroff(struct cellrun *cr)
 		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
 }
 
-/* $TMPDIR/klpq-cell-PID-XXXXXX, or NULL with errno. The pid lets a later klpq remove what a
- * killed one left (klpq_sweep_tmp). */
-static char *make_tmpdir(void)
+/* The cell's scratch folder for its guest image: $TMPDIR (or /tmp)/klpq-<uid>/cell-<pid>-XXXXXX,
+ * locked while it lives (make_locked_tmp) so that only a dead klpq's is swept. */
+static char *make_tmpdir(int *lock_fd, struct kerr *e)
 {
 	const char *t = getenv("TMPDIR");
-	char *dir = xasprintf("%s/klpq-cell-%ld-XXXXXX", t && *t ? t : "/tmp", (long)getpid());
 
-	if (!mkdtemp(dir)) {
-		free(dir);
-		return NULL;
-	}
-	return dir;
+	return make_locked_tmp(t && *t ? t : "/tmp", "cell-", lock_fd, e);
 }
 
 static void save_progress(struct cellrun *cr)
@@ -2038,7 +2033,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	char *tmpdir = NULL, *initrd = NULL;
 	struct kerr e = KERR_INIT;
 	size_t applied = 0;
-	int last_ok = 0, write_failed = 0;
+	int last_ok = 0, write_failed = 0, tmp_lock = -1;
 
 	memset(&cr, 0, sizeof(cr));
 	cr.rn = rn;
@@ -2054,10 +2049,10 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		stopped(&cr, "prepare"); /* a download or build cut short by a stop */
 		goto end;
 	}
-	tmpdir = make_tmpdir();
+	tmpdir = make_tmpdir(&tmp_lock, &e);
 	if (!tmpdir) {
-		add(&cr, "prepare", "initramfs", V_ERROR, 0, "cannot create a temporary folder: %s",
-		    strerror(errno));
+		add(&cr, "prepare", "initramfs", V_ERROR, 0, "%s", e.msg);
+		no_retry(&cr, "the temporary folder is refused the same way every time");
 		goto end;
 	}
 	initrd = path_join(tmpdir, "initramfs.cpio");
@@ -2160,5 +2155,7 @@ end:
 	if (tmpdir)
 		rm_rf(tmpdir); /* the guest image is rebuilt each run: not a result */
 	free(tmpdir);
+	if (tmp_lock >= 0)
+		close(tmp_lock);
 	return cr.interrupted ? -1 : write_failed ? -2 : 0;
 }

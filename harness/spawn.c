@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +45,14 @@ static void child_setup_and_exec(const struct child *c, int errpipe, pid_t paren
 	}
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		goto fail;
+	/* Nothing above stderr reaches the program, whatever klpq's caller left open without
+	 * close-on-exec (a lock QEMU would otherwise hold): marked close-on-exec, not closed, so
+	 * the exec-error pipe still works until the exec. */
+	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 	if (c->cwd && chdir(c->cwd) < 0)
 		goto fail;
 	execvpe(c->argv[0], (char *const *)c->argv, envp);

@@ -325,47 +325,90 @@ int mkdir_p(const char *path, mode_t mode, struct kerr *e)
 	return 0;
 }
 
-int rm_rf(const char *path)
+/* Removes NAME in the folder dfd, never following a symbolic link: every step is relative to
+ * an open folder descriptor (fstatat, openat with O_NOFOLLOW, unlinkat), so a folder swapped for
+ * a symlink while it is being removed loses the link, not what it points to. */
+static int rm_at(int dfd, const char *name, int depth)
 {
 	struct stat st;
-	int ret = 0;
+	DIR *d;
+	struct dirent *de;
+	int fd, ret = 0;
 
-	if (lstat(path, &st) < 0)
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		struct dirent *de;
-
-		if (!d)
-			return -1;
-		while ((de = readdir(d))) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-				continue;
-			char *sub = path_join(path, de->d_name);
-			if (rm_rf(sub) < 0)
-				ret = -1;
-			free(sub);
-		}
-		closedir(d);
-		if (rmdir(path) < 0)
-			ret = -1;
-	} else if (unlink(path) < 0) {
-		ret = -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+	if (depth > 256)
+		return -1;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) /* swapped since the fstatat */
+			return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+		return errno == ENOENT ? 0 : -1;
 	}
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rm_at(dirfd(d), de->d_name, depth + 1) < 0)
+			ret = -1;
+	}
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		ret = -1;
 	return ret;
 }
 
+int rm_rf(const char *path)
+{
+	char *dir = path_dirname(path);
+	const char *base = strrchr(path, '/');
+	int dfd, ret;
+
+	base = base ? base + 1 : path;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		free(dir);
+		errno = EINVAL;
+		return -1;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -1;
+	ret = rm_at(dfd, base, 0);
+	close(dfd);
+	return ret;
+}
+
+/* A folder without a lock file (a klpq killed before it made one, a .download scratch) is
+ * judged by its pid, and only once it is this old: a folder made a moment ago may not have its
+ * lock yet. */
+#define SWEEP_MIN_AGE_S 60
+
 void sweep_dead(const char *dir, const char *prefix)
 {
-	DIR *d = opendir(dir);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
 	struct dirent *de;
 	size_t pl = strlen(prefix);
 
-	if (!d)
+	if (dfd < 0)
 		return;
+	d = fdopendir(dup(dfd));
+	if (!d) {
+		close(dfd);
+		return;
+	}
 	while ((de = readdir(d))) {
+		struct stat st;
 		char *end;
 		long pid;
+		int sub, lk = -1;
 
 		if (strncmp(de->d_name, prefix, pl))
 			continue;
@@ -374,13 +417,85 @@ void sweep_dead(const char *dir, const char *prefix)
 		if (errno || end == de->d_name + pl || (*end != '-' && *end != '.' && *end) ||
 		    pid <= 0)
 			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue; /* alive, or not ours to judge */
-		char *p = path_join(dir, de->d_name);
-		rm_rf(p);
-		free(p);
+		/* only this user's: never another user's folder, whatever it holds */
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != geteuid())
+			continue;
+		if (S_ISDIR(st.st_mode) &&
+		    (sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+			lk = openat(sub, ".lock", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+			close(sub);
+		}
+		if (lk >= 0) {
+			/* its owner holds the lock while it lives, in whatever PID namespace */
+			if (flock(lk, LOCK_EX | LOCK_NB) < 0) {
+				close(lk);
+				continue;
+			}
+		} else if (kill((pid_t)pid, 0) == 0 || errno != ESRCH ||
+			   time(NULL) - st.st_mtime < SWEEP_MIN_AGE_S) {
+			continue; /* alive, not ours to judge, or too young to tell */
+		}
+		rm_at(dfd, de->d_name, 0);
+		if (lk >= 0)
+			close(lk);
 	}
 	closedir(d);
+	close(dfd);
+}
+
+char *private_tmp_parent(const char *base, struct kerr *e)
+{
+	char *p = xasprintf("%s/klpq-%ld", base, (long)geteuid());
+	struct stat st;
+
+	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		kerr_errno(e, "cannot create %s", p);
+		goto bad;
+	}
+	if (lstat(p, &st) < 0) {
+		kerr_errno(e, "%s", p);
+		goto bad;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
+		kerr_set(e, "%s must be a folder of user %ld with mode 0700 (it is %s, owner %ld, "
+			 "mode %04o): someone else may have made it; remove it", p, (long)geteuid(),
+			 S_ISLNK(st.st_mode) ? "a symlink" : S_ISDIR(st.st_mode) ? "a folder" :
+			 "not a folder", (long)st.st_uid, (unsigned)(st.st_mode & 07777));
+		goto bad;
+	}
+	return p;
+bad:
+	free(p);
+	return NULL;
+}
+
+char *make_locked_tmp(const char *base, const char *prefix, int *lock_fd, struct kerr *e)
+{
+	char *parent = private_tmp_parent(base, e), *dir, *lock;
+
+	*lock_fd = -1;
+	if (!parent)
+		return NULL;
+	dir = xasprintf("%s/%s%ld-XXXXXX", parent, prefix, (long)getpid());
+	free(parent);
+	if (!mkdtemp(dir)) {
+		kerr_errno(e, "cannot create a temporary folder in %s", base);
+		free(dir);
+		return NULL;
+	}
+	lock = path_join(dir, ".lock");
+	*lock_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	free(lock);
+	if (*lock_fd < 0 || flock(*lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		kerr_errno(e, "cannot lock the temporary folder %s", dir);
+		if (*lock_fd >= 0)
+			close(*lock_fd);
+		*lock_fd = -1;
+		rm_rf(dir);
+		free(dir);
+		return NULL;
+	}
+	return dir;
 }
 
 int path_exists(const char *path)

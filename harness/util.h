@@ -65,10 +65,19 @@ int read_file(const char *path, struct sb *out, size_t max, struct kerr *e);
 /* Writes via PATH.tmp.PID + fsync + rename: readers see the old or the new file, never half. */
 int write_file_atomic(const char *path, const void *data, size_t len, struct kerr *e);
 int mkdir_p(const char *path, mode_t mode, struct kerr *e);
-int rm_rf(const char *path); /* best effort */
-/* Removes entries of dir named PREFIX<pid>[-.]... whose process no longer exists: what a killed
- * klpq left behind. Best effort. */
+/* Best effort; never follows a symbolic link below path (descriptor walk, O_NOFOLLOW). */
+int rm_rf(const char *path);
+/* Removes what a killed klpq left in dir: entries named PREFIX<pid>[-.]... owned by this user
+ * (never another user's) whose lock file (.lock inside, make_locked_tmp) is free, or, without
+ * one, whose process no longer exists and that are a minute old. Best effort. */
 void sweep_dead(const char *dir, const char *prefix);
+/* BASE/klpq-<euid>, this user's private parent of klpq's temporary folders, made 0700 when
+ * missing. NULL with a message unless it is a folder (not a symlink) of this user, mode 0700. */
+char *private_tmp_parent(const char *base, struct kerr *e);
+/* A new folder BASE/klpq-<euid>/PREFIX<pid>-XXXXXX (0700) with .lock inside it held (flock) on
+ * *lock_fd: close that when the folder is gone. A sweep of any klpq, in any PID namespace,
+ * leaves the folder alone while the lock is held. malloc'd, or NULL with a message. */
+char *make_locked_tmp(const char *base, const char *prefix, int *lock_fd, struct kerr *e);
 int path_exists(const char *path);
 int is_dir(const char *path);
 char *path_join(const char *a, const char *b); /* malloc'd; b absolute -> copy of b */

@@ -22,6 +22,7 @@ struct vm {
 	struct vm_config cfg;
 	struct child qemu;
 	char *sockdir;
+	int sockdir_lock;          /* flock held on sockdir/.lock while the folder lives */
 	int listen_fd[NR_CH];
 	int fd[NR_CH];
 	struct qmp qmp;
@@ -374,7 +375,6 @@ out:
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 {
 	struct vm *vm = xcalloc(1, sizeof(*vm));
-	char tmpl[64];
 	static const char *const sock_names[NR_CH] = { "console.sock", "agent.sock", "qmp.sock" };
 	char *sock[NR_CH] = { NULL };
 	char *chardev[NR_CH] = { NULL };
@@ -386,6 +386,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	vm->cfg = *cfg;
 	vm->qemu = (struct child)CHILD_INIT;
 	vm->console_log_fd = vm->agent_log_fd = vm->qemu_log_fd = -1;
+	vm->sockdir_lock = -1;
 	vm->t0 = now_ms();
 	vm->next_id = 1;
 	for (int ch = 0; ch < NR_CH; ch++)
@@ -393,14 +394,12 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	proto_reader_init(&vm->agent_rd);
 	qmp_init(&vm->qmp, -1, on_qmp_event, vm);
 	snprintf(vm->accel, sizeof(vm->accel), "%s", cfg->accel && *cfg->accel ? cfg->accel : "tcg");
-	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder, named
-	 * with our pid so a later klpq can remove it if this one is killed (klpq_sweep_tmp). */
-	snprintf(tmpl, sizeof(tmpl), "/tmp/klpq-vm-%ld-XXXXXX", (long)getpid());
-	if (!mkdtemp(tmpl)) {
-		kerr_errno(e, "cannot create a socket folder");
+	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder,
+	 * /tmp/klpq-<uid>/vm-<pid>-XXXXXX, locked while it lives so that only a folder of a dead
+	 * klpq is swept (sweep_dead) */
+	vm->sockdir = make_locked_tmp("/tmp", "vm-", &vm->sockdir_lock, e);
+	if (!vm->sockdir)
 		goto fail;
-	}
-	vm->sockdir = xstrdup(tmpl);
 	for (int ch = 0; ch < NR_CH; ch++) {
 		sock[ch] = path_join(vm->sockdir, sock_names[ch]);
 		vm->listen_fd[ch] = listen_unix(sock[ch], e);
@@ -747,5 +746,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->sockdir)
 		rm_rf(vm->sockdir);
 	free(vm->sockdir);
+	if (vm->sockdir_lock >= 0)
+		close(vm->sockdir_lock);
 	free(vm);
 }

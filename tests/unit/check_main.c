@@ -13,6 +13,7 @@ Suite *stats_suite(void);
 Suite *workloads_suite(void);
 Suite *report_suite(void);
 Suite *accel_suite(void);
+Suite *util_suite(void);
 
 int main(void)
 {
@@ -29,6 +30,7 @@ int main(void)
 	srunner_add_suite(sr, workloads_suite());
 	srunner_add_suite(sr, report_suite());
 	srunner_add_suite(sr, accel_suite());
+	srunner_add_suite(sr, util_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

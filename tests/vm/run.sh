@@ -9,7 +9,7 @@ OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
-	accel-kvm silent-console install)
+	accel-kvm silent-console install sweep-attack)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -61,12 +61,12 @@ leftover_qemu() {
 	return 1
 }
 
-# Temporary folders (klpq-vm-PID-*, klpq-cell-PID-*) newer than MARK whose owner is dead: left
-# behind. A folder of a live process is in use (another klpq on this machine), not left.
+# Temporary folders (/tmp/klpq-UID/vm-PID-*, cell-PID-*) newer than MARK whose owner is dead:
+# left behind. A folder of a live process is in use (another klpq on this machine), not left.
 stale_tmp() {
 	local f pid st
-	for f in $(find /tmp -maxdepth 1 \( -name 'klpq-vm-*' -o -name 'klpq-cell-*' \) -newer "$1"); do
-		pid=${f#/tmp/klpq-vm-}; pid=${pid#/tmp/klpq-cell-}; pid=${pid%%-*}
+	for f in $(find "/tmp/klpq-$(id -u)" -mindepth 1 -maxdepth 1 \( -name 'vm-*' -o -name 'cell-*' \) -newer "$1" 2>/dev/null); do
+		pid=${f##*/}; pid=${pid#vm-}; pid=${pid#cell-}; pid=${pid%%-*}
 		st=$(ps -o stat= -p "$pid" 2>/dev/null | tr -d ' ')
 		[ -n "$st" ] && [ "${st#Z}" = "$st" ] && continue
 		echo "$f"
@@ -188,6 +188,46 @@ assert e[0]["title"] == "the guest printed nothing on its console in 5 s (accel 
 assert not [k for k in c["checks"] if k["status"] == "FAIL"]
 PY
 		then note "ok - silent-console: ERROR after $secs s"; else note "not ok - silent-console: exit $rc after $secs s"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	sweep-attack)
+		# The sweep of dead klpqs' temporary folders, attacked by an unprivileged user (nobody):
+		# a folder of the old /tmp/klpq-vm-PID-* pattern with a symlink to a root-owned folder,
+		# a pre-made private parent in a shared TMPDIR (a folder of nobody, then a symlink);
+		# and in root's own private parent: a dead klpq's folder holding a symlink to the
+		# victim (swept, the victim intact) and a live one's, locked (left alone).
+		d="$OUT/sweep-attack"; mkdir -p "$d"
+		if [ "$(id -u)" -ne 0 ]; then note "ok - sweep-attack # SKIP needs root"; continue; fi
+		victim=$(mktemp -d /tmp/klpq-victim-XXXXXX); echo precious > "$victim/precious"
+		printf '%s\n' "name: sweep" "kernels:" "  - debian:6.1.0-9999-amd64" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" > "$d/s.yaml"
+		old="/tmp/klpq-vm-99999-attack"; rm -rf "$old"
+		setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "mkdir $old && ln -s $victim $old/sub"
+		parent="/tmp/klpq-$(id -u)"; mkdir -p "$parent"; chmod 700 "$parent"
+		dead="$parent/cell-99998-attack"; live="$parent/vm-99997-live"
+		mkdir -p "$dead" "$live"; ln -s "$victim" "$dead/sub"; ln -s "$victim/precious" "$dead/file"
+		touch -d '2 hours ago' "$dead"
+		touch "$live/.lock"; flock "$live/.lock" sleep 120 & lockpid=$!
+		sleep 0.3
+		"$KLPQ" run --retries 0 -o "$d/r" "$d/s.yaml" > "$d/run.txt" 2>&1
+		ok=1
+		[ -f "$victim/precious" ] || { note "not ok - sweep-attack: the victim's file was deleted"; ok=0; }
+		[ -L "$old/sub" ] || { note "not ok - sweep-attack: another user's folder was touched"; ok=0; }
+		[ ! -e "$dead" ] || { note "not ok - sweep-attack: a dead klpq's folder was not swept"; ok=0; }
+		[ -d "$live" ] || { note "not ok - sweep-attack: a live (locked) folder was swept"; ok=0; }
+		kill $lockpid 2>/dev/null; wait $lockpid 2>/dev/null; rm -rf "$live"
+		# a shared TMPDIR where nobody made klpq-0 first: refused, naming it; then a symlink
+		base=$(mktemp -d /tmp/klpq-shared-XXXXXX); chmod 1777 "$base"
+		setpriv --reuid=65534 --regid=65534 --clear-groups mkdir "$base/klpq-0"
+		TMPDIR=$base "$KLPQ" run -o "$d/r2" "$d/s.yaml" > "$d/run2.txt" 2>&1; rc2=$?
+		setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "rmdir $base/klpq-0 && ln -s $victim $base/klpq-0"
+		TMPDIR=$base "$KLPQ" run -o "$d/r3" "$d/s.yaml" > "$d/run3.txt" 2>&1; rc3=$?
+		grep -q "klpq-0 must be a folder of user 0 with mode 0700 (it is a folder, owner 65534" "$d/run2.txt" ||
+			{ note "not ok - sweep-attack: a foreign private parent not refused: $(tail -2 "$d/run2.txt")"; ok=0; }
+		grep -q "klpq-0 must be a folder of user 0 with mode 0700 (it is a symlink" "$d/run3.txt" ||
+			{ note "not ok - sweep-attack: a symlinked private parent not refused: $(tail -2 "$d/run3.txt")"; ok=0; }
+		[ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && [ -f "$victim/precious" ] || { note "not ok - sweep-attack: exit $rc2/$rc3"; ok=0; }
+		rm -rf "$old" "$victim" "$base"
+		[ $ok -eq 1 ] && note "ok - sweep-attack: nothing outside klpq's own dead folders removed" || failed=1
 		;;
 	install)
 		# make install into a DESTDIR, then the installed klpq runs the installed smoke
