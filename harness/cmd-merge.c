@@ -92,6 +92,7 @@ int cmd_merge(int argc, char **argv)
 		if (r.duration_ms > m.duration_ms)
 			m.duration_ms = r.duration_ms; /* shards run side by side */
 		m.interrupted |= r.interrupted;
+		m.unfinished |= r.unfinished;
 		if (r.error && !m.error)
 			m.error = xasprintf("%s: %s", argv[i], r.error);
 		m.planned += r.planned;

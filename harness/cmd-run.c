@@ -352,7 +352,9 @@ int cmd_run(int argc, char **argv)
 		printf(", %u at once, results in %s\n", jobs, run.dir);
 		fflush(stdout);
 	}
-	/* Written before the first cell, so even a run killed early leaves a summary. */
+	/* Written before the first cell, so even a run killed early leaves a summary; it says
+	 * "finished": false (and "interrupted": true) until the last write below. */
+	run.unfinished = 1;
 	if (run_write(&run, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		goto out;
@@ -391,6 +393,7 @@ int cmd_run(int argc, char **argv)
 		run.nr_cells = n;
 	}
 	run.duration_ms = now_ms() - t0;
+	run.unfinished = 0;
 	kerr_clear(&e);
 	if (run_write(&run, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);

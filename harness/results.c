@@ -307,7 +307,7 @@ int run_exit_code(const struct run_result *r)
 		else if (v == V_ERROR)
 			error = 1;
 	}
-	if (r->interrupted || r->error)
+	if (r->interrupted || r->error || r->unfinished)
 		return 2; /* incomplete (stopped, or results lost), whatever it found so far */
 	if (fail)
 		return 1;
@@ -329,7 +329,10 @@ int run_write(const struct run_result *r, struct kerr *e)
 	json_object_object_add(o, "started", jstr(when));
 	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)r->started_wall_ms));
 	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)r->duration_ms));
-	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
+	/* a summary written while the run goes on says so: one a SIGKILL cut short stays that */
+	json_object_object_add(o, "finished", json_object_new_boolean(!r->unfinished));
+	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted ||
+									  r->unfinished));
 	if (r->shard)
 		json_object_object_add(o, "shard", jstr(r->shard));
 	json_object_object_add(o, "planned_cells", json_object_new_int64((int64_t)r->planned));
@@ -489,6 +492,7 @@ int run_read(struct run_result *r, const char *dir, struct kerr *e)
 	r->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);
 	r->started_wall_ms = (uint64_t)proto_get_int(o, "started_ms", 0);
 	r->interrupted = proto_get_bool(o, "interrupted", 0);
+	r->unfinished = !proto_get_bool(o, "finished", 1);
 	r->planned = (size_t)proto_get_int(o, "planned_cells", 0);
 	if (*proto_get_str(o, "shard", ""))
 		r->shard = xstrdup(proto_get_str(o, "shard", ""));

@@ -75,6 +75,7 @@ struct run_result {
 	struct cell_result *cells;
 	size_t nr_cells;
 	int interrupted;
+	int unfinished;      /* still running, or killed before its end (SIGKILL): "finished": false */
 	char *error;         /* a run-level harness error, or NULL */
 	char *shard;         /* "I/N" when the run is one shard of a matrix, or NULL */
 	size_t planned;      /* cells this run was to run (its shard of the plan) */

@@ -695,21 +695,47 @@ static int load_module(struct cellrun *cr, const char *step, const char *modname
 	return ret;
 }
 
+/* How long a module may stay referenced after its patch was disabled before that counts as
+ * the patch's fault: livepatch drops its own reference from a workqueue a moment after the
+ * patch leaves sysfs, so an unload in that moment gets EAGAIN on a correct patch. */
+#define UNLOAD_SETTLE_MS 5000
+
+/* 0 removed; 1 refused (why in err; a reference still held after UNLOAD_SETTLE_MS); -1 the
+ * guest is in trouble (recorded). */
 static int unload_module(struct cellrun *cr, const char *step, const char *modname,
 			 struct sb *err)
 {
-	json_object *args = json_object_new_object();
-	struct proto_msg m;
-	int ret;
+	uint64_t t0 = now_ms();
+	int ret, tries = 0;
 
-	json_object_object_add(args, "name", json_object_new_string(modname));
-	if (call(cr, step, "unload", "unload", args, agent_ms(cr), &m) != VM_OK)
-		return -1;
-	ret = m.ok ? 0 : 1;
-	if (!m.ok)
-		sb_adds(err, m.error ? m.error : "refused");
-	proto_msg_release(&m);
-	return ret;
+	for (;;) {
+		json_object *args = json_object_new_object();
+		struct proto_msg m;
+		struct kerr ignore = KERR_INIT;
+
+		json_object_object_add(args, "name", json_object_new_string(modname));
+		if (call(cr, step, "unload", "unload", args, agent_ms(cr), &m) != VM_OK)
+			return -1;
+		tries++;
+		if (!m.ok && m.err_no == EAGAIN && now_ms() - t0 < UNLOAD_SETTLE_MS) {
+			proto_msg_release(&m);
+			/* a guest that dies or a stop meanwhile: the next call records it */
+			(void)vm_pump(cr->vm, 100, &ignore);
+			continue;
+		}
+		ret = m.ok ? 0 : 1;
+		if (!m.ok) {
+			sb_adds(err, m.error ? m.error : "refused");
+			if (m.err_no == EAGAIN)
+				sb_addf(err, " (still referenced after %.1f s, %d attempts)",
+					(now_ms() - t0) / 1000.0, tries);
+		} else if (tries > 1) {
+			progress(cr, "%s: %s was still referenced for %.1f s after disable (%d "
+				 "attempts)", step, modname, (now_ms() - t0) / 1000.0, tries);
+		}
+		proto_msg_release(&m);
+		return ret;
+	}
 }
 
 static void transcript_apply(const char *p, char buf[3][192], const char *exp[3])
@@ -1921,6 +1947,14 @@ static int boot(struct cellrun *cr, const char *initrd)
 	}
 	free(cr->cell->qemu_version);
 	cr->cell->qemu_version = xstrdup(vm_qemu_version(cr->vm));
+	if (strcmp(vm_accel(cr->vm), ac.accel)) {
+		/* QMP's query-kvm is the truth: record what ran */
+		free(cr->cell->accel_reason);
+		cr->cell->accel_reason = xasprintf("%s; but QEMU reports %s running", ac.reason,
+						   vm_accel(cr->vm));
+	}
+	free(cr->cell->accel);
+	cr->cell->accel = xstrdup(vm_accel(cr->vm));
 	progress(cr, "booting %s under %s (QEMU %s)", cr->k.release, vm_accel(cr->vm),
 		 vm_qemu_version(cr->vm));
 	/* a kernel that prints nothing at all has not started (a KVM that cannot run it, a boot

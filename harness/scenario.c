@@ -15,7 +15,13 @@
 #include <yaml.h>
 
 #include "perf.h"
+#include "proto.h"
 #include "scenario.h"
+
+/* Names become folder names, run and cell ids, module and JUnit names. */
+#define NAME_MAX_LEN 64
+/* A probe's text, JSON-escaped, with room for the rest of its exec request. */
+#define PROBE_MAX_SENT (KLPQ_PROTO_MAX_LINE - 4096)
 
 #define YAML_MAX_BYTES (1024 * 1024)
 #define YAML_MAX_DEPTH 32
@@ -237,7 +243,9 @@ static int yaml_load_tree(const char *path, struct ynode **root, struct kerr *e)
 	int fd, ret = -1;
 
 	*root = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; anything but a
+	 * regular file is refused below */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return kerr_errno(e, "%s: cannot open", path);
 	if (fstat(fd, &st)) {
@@ -247,7 +255,9 @@ static int yaml_load_tree(const char *path, struct ynode **root, struct kerr *e)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return kerr_set(e, "%s: not a regular file", path);
+		return kerr_set(e, "%s: not a regular file (%s)", path, S_ISFIFO(st.st_mode) ? "a FIFO" :
+				S_ISDIR(st.st_mode) ? "a folder" : S_ISCHR(st.st_mode) ||
+				S_ISBLK(st.st_mode) ? "a device" : "a socket");
 	}
 	for (;;) {
 		ssize_t got;
@@ -444,6 +454,9 @@ static int get_name(struct yfile *f, const struct ynode *n, const char *field, c
 {
 	if (get_string(f, n, field, out))
 		return -1;
+	if (strlen(*out) > NAME_MAX_LEN)
+		return node_err(f, n, "%s is %zu characters long; at most %d (it names folders, "
+				"modules and results)", field, strlen(*out), NAME_MAX_LEN);
 	if (!name_is_safe(*out))
 		return node_err(f, n, "%s '%.64s' is not a safe name (use letters, digits, '.', "
 				"'_', '+' and '-'; not '.' or '..')", field, *out);
@@ -679,6 +692,20 @@ static int parse_probe(struct yfile *f, const struct ynode *n, const char *where
 	if (!pr->run[strspn(pr->run, " \t\r\n")]) {
 		node_err(f, v, "%s must not be empty", field);
 		goto out;
+	}
+	{
+		/* it travels JSON-escaped inside one agent request line: refuse here what the
+		 * protocol would drop after a whole boot */
+		json_object *j = json_object_new_string(pr->run);
+		size_t sent = strlen(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+
+		json_object_put(j);
+		if (sent > PROBE_MAX_SENT) {
+			node_err(f, v, "%s is %zu bytes as sent to the guest (JSON-escaped); the agent "
+				 "protocol allows at most %d: put the script in the guest another way",
+				 field, sent, PROBE_MAX_SENT);
+			goto out;
+		}
 	}
 	free(field);
 
@@ -1709,7 +1736,7 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 			return -1;
 	} else {
 		s->name = default_name(path);
-		if (!name_is_safe(s->name))
+		if (!name_is_safe(s->name) || strlen(s->name) > NAME_MAX_LEN)
 			return node_err(f, root, "the file name gives no safe scenario name ('%.64s'); "
 					"add 'name:'", s->name);
 	}

@@ -500,6 +500,16 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 				 (int)proto_get_int(q, "micro", 0));
 		json_object_put(ver);
 	}
+	{
+		/* what QEMU runs on, not what it was asked for */
+		json_object *kvm = NULL, *en = NULL;
+		if (qmp_command(&vm->qmp, "query-kvm", NULL, 10000, &kvm, e) < 0)
+			goto fail;
+		if (json_object_object_get_ex(kvm, "enabled", &en))
+			snprintf(vm->accel, sizeof(vm->accel), "%s",
+				 json_object_get_boolean(en) ? "kvm" : "tcg");
+		json_object_put(kvm);
+	}
 	*out = vm;
 	ret = 0;
 fail:

@@ -1,8 +1,10 @@
 /* test_scenario.c: scenario and patch-set loading, against tests/fixtures/scenario/. */
 #include <check.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "scenario.h"
@@ -230,6 +232,81 @@ START_TEST(test_missing_file)
 	kerr_clear(&e);
 	ck_assert_int_eq(scenario_load(FIXTURES "/patchsets", &s, &e), -1);
 	ck_assert_msg(strstr(e.msg, "not a regular file") != NULL, "got: %s", e.msg);
+}
+END_TEST
+
+/* What only a boot would have refused: a probe longer than one agent request, a name of
+ * 100,000 characters. validate refuses both, naming file, line, column and the limit. */
+START_TEST(test_limits)
+{
+	char dir[] = "/tmp/klpq-test-limits-XXXXXX";
+	struct scenario s;
+	struct patchset p;
+	struct kerr e = KERR_INIT;
+	char *path, *want;
+	FILE *o;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	path = path_join(dir, "x.ko");
+	o = fopen(path, "w");
+	fclose(o);
+	free(path);
+	path = path_join(dir, "patchset.yaml");
+	o = fopen(path, "w");
+	fputs("name: big\nsteps:\n  - name: step1\n    module: x.ko\n    probes:\n"
+	      "      - name: p\n        run: \"", o);
+	for (int i = 0; i < 70000; i++)
+		fputc('a', o);
+	fputs("\"\n", o);
+	fclose(o);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	want = xasprintf("%s:7:14: steps[0].probes[0].run is 70002 bytes as sent to the guest "
+			 "(JSON-escaped); the agent protocol allows at most 61440", path);
+	ck_assert_msg(strstr(e.msg, want) != NULL, "got: %s", e.msg);
+	free(want);
+	free(path);
+
+	path = path_join(dir, "s.yaml");
+	o = fopen(path, "w");
+	fputs("name: ", o);
+	for (int i = 0; i < 100000; i++)
+		fputc('n', o);
+	fputs("\nkernels:\n  - debian:6.1.0-56-amd64\npatchset: .\n", o);
+	fclose(o);
+	kerr_clear(&e);
+	ck_assert_int_eq(scenario_load(path, &s, &e), -1);
+	want = xasprintf("%s:1:7: name is 100000 characters long; at most 64", path);
+	ck_assert_msg(strstr(e.msg, want) != NULL, "got: %s", e.msg);
+	free(want);
+	free(path);
+	rm_rf(dir);
+}
+END_TEST
+
+/* A FIFO as the scenario or as patchset.yaml: refused at once, not a wait for a writer (the
+ * test's timeout would catch a hang). */
+START_TEST(test_fifo_refused)
+{
+	char dir[] = "/tmp/klpq-test-fifo-XXXXXX";
+	struct scenario s;
+	struct patchset p;
+	struct kerr e = KERR_INIT;
+	char *fifo, *ps;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	fifo = path_join(dir, "s.yaml");
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(scenario_load(fifo, &s, &e), -1);
+	ck_assert_msg(strstr(e.msg, "s.yaml: not a regular file (a FIFO)") != NULL, "got: %s", e.msg);
+	ps = path_join(dir, "patchset.yaml");
+	ck_assert_int_eq(mkfifo(ps, 0600), 0);
+	kerr_clear(&e);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, "patchset.yaml: not a regular file (a FIFO)") != NULL, "got: %s",
+		      e.msg);
+	rm_rf(dir);
+	free(fifo);
+	free(ps);
 }
 END_TEST
 
@@ -497,6 +574,8 @@ Suite *scenario_suite(void)
 
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_fifo_refused);
+	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_local_relative);
 	tcase_add_test(tc, test_relative_path);

@@ -481,6 +481,9 @@ PY
 		done
 		kill -KILL $pid; wait $pid 2>/dev/null
 		sleep 2 # the cut cell's process stops its VM and writes its results
+		# the summary of a run killed outright says it did not finish
+		python3 -c "import json,glob,sys; r=json.load(open(glob.glob('$d/r/*/results.json')[0])); sys.exit(0 if r['finished'] is False and r['interrupted'] is True and r['exit_code'] == 2 else 1)" ||
+			{ note "not ok - resume: the killed run's summary does not say it is unfinished"; failed=1; }
 		first=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative/results.json')[0]))['started_ms'])")
 		cut=$(python3 -c "import json,glob; print(json.load(open(glob.glob('$d/r/*/6.1.0-56-amd64_demo-cumulative-2/results.json')[0]))['started_ms'])")
 		rundir=$(ls -d "$d"/r/*/)
