@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "kernel.h"
+#include "pbuild.h"
 #include "plan.h"
 #include "report.h"
 #include "proto.h"
@@ -129,6 +130,24 @@ static char *resume_scenario(const char *rundir, char **shard, struct kerr *e)
 	return ret;
 }
 
+/* Why a finished cell of an earlier run is not this plan cell's result any more (a kernel or
+ * patch set renamed, or changed under the same name), or NULL when it still is. */
+static const char *same_content(const struct cell_result *c, const struct plan_cell *pc)
+{
+	char sum[65];
+	struct kerr e = KERR_INIT;
+
+	if (strcmp(c->kernel, pc->kernel->label) || strcmp(c->patchset, pc->patchset->name))
+		return "another kernel or patch set";
+	if (c->patchset_sha256 && (pbuild_patchset_hash(pc->patchset, sum, &e) < 0 ||
+				   strcmp(sum, c->patchset_sha256)))
+		return "the patch set's content changed";
+	if (c->kernel_image && (sha256_file(c->kernel_image, sum, &e) < 0 ||
+				strcmp(sum, c->kernel_sha256)))
+		return "the kernel image changed (or is gone)";
+	return NULL;
+}
+
 /* --resume: the finished cells of an earlier run of this plan are kept, when they are still
  * this kernel's and this patch set's cell (a scenario edited between the runs must not pass
  * old results off as new); the rest run again. */
@@ -141,8 +160,11 @@ static void keep_finished(struct run_result *run, const struct plan *p, int quie
 		struct kerr e = KERR_INIT;
 
 		if (cell_read(&c, pc->id, dir, &e) == 0) {
-			if (c.finished && !strcmp(c.kernel, pc->kernel->label) &&
-			    !strcmp(c.patchset, pc->patchset->name)) {
+			const char *why = same_content(&c, pc);
+
+			if (c.finished && !why && cell_verdict(&c) == V_ERROR)
+				why = "it ended in ERROR (infrastructure): run again";
+			if (c.finished && !why) {
 				run->cells = xrealloc(run->cells, (run->nr_cells + 1) *
 						      sizeof(*run->cells));
 				run->cells[run->nr_cells++] = c;
@@ -150,6 +172,8 @@ static void keep_finished(struct run_result *run, const struct plan *p, int quie
 					printf("[%s] already finished: %s (kept)\n", pc->id,
 					       verdict_name(cell_verdict(&c)));
 			} else {
+				if (c.finished && !quiet)
+					printf("[%s] finished before, not kept: %s\n", pc->id, why);
 				cell_release(&c);
 			}
 		}

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,4 +280,77 @@ void built_module_release(struct built_module *m)
 	free(m->path);
 	free(m->name);
 	memset(m, 0, sizeof(*m));
+}
+
+int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char dig[32];
+	unsigned int dl = 0;
+	int ret = -1;
+
+	if (!md)
+		return kerr_set(e, "cannot create a SHA-256 context");
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestUpdate(md, "klpq-patchset-1", 16);
+	if (hash_add_file(md, "patchset.yaml", ps->file, 1, e) < 0)
+		goto out;
+	for (size_t i = 0; i < ps->nr_steps; i++) {
+		const struct step *st = &ps->steps[i];
+		char **files = NULL;
+		size_t nr = 0;
+		int r = 0;
+
+		EVP_DigestUpdate(md, st->name, strlen(st->name) + 1);
+		if (st->module) {
+			r = hash_add_file(md, "module", st->module, 1, e);
+		} else if (list_files(st->source, &files, &nr, e) == 0) {
+			for (size_t j = 0; j < nr && r == 0; j++) {
+				char *p = path_join(st->source, files[j]);
+				r = hash_add_file(md, files[j], p, 1, e);
+				free(p);
+			}
+			free_names(files, nr);
+		} else {
+			r = -1;
+		}
+		if (r < 0)
+			goto out;
+	}
+	EVP_DigestFinal_ex(md, dig, &dl);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	ret = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return ret;
+}
+
+int sha256_file(const char *path, char out[65], struct kerr *e)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char buf[65536], dig[32];
+	unsigned int dl = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (!md)
+		abort();
+	if (fd < 0) {
+		EVP_MD_CTX_free(md);
+		return kerr_errno(e, "cannot read %s", path);
+	}
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	while ((n = xread(fd, buf, sizeof(buf))) > 0)
+		EVP_DigestUpdate(md, buf, (size_t)n);
+	close(fd);
+	if (n < 0) {
+		EVP_MD_CTX_free(md);
+		return kerr_errno(e, "cannot read %s", path);
+	}
+	EVP_DigestFinal_ex(md, dig, &dl);
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	return 0;
 }

@@ -26,5 +26,10 @@ struct built_module {
 int pbuild_step(const struct step *st, const struct kernel *k, const char *cache, int stop_fd,
 		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e);
 void built_module_release(struct built_module *m);
+/* SHA-256 over the patch set's content: patchset.yaml and every step's source files (or its
+ * prebuilt .ko). What --resume compares before it keeps a finished cell. */
+int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e);
+/* SHA-256 of a file's bytes, as hex. */
+int sha256_file(const char *path, char out[65], struct kerr *e);
 
 #endif

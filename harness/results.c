@@ -73,6 +73,9 @@ void cell_release(struct cell_result *c)
 	free(c->accel);
 	free(c->accel_reason);
 	free(c->no_retry);
+	free(c->patchset_sha256);
+	free(c->kernel_image);
+	free(c->kernel_sha256);
 	free(c->qemu_version);
 	json_object_put(c->metrics);
 	memset(c, 0, sizeof(*c));
@@ -166,6 +169,12 @@ json_object *cell_to_json(const struct cell_result *c)
 	json_object_object_add(o, "accel_reason", jstr(c->accel_reason));
 	if (c->no_retry)
 		json_object_object_add(o, "no_retry", jstr(c->no_retry));
+	if (c->patchset_sha256)
+		json_object_object_add(o, "patchset_sha256", jstr(c->patchset_sha256));
+	if (c->kernel_image) {
+		json_object_object_add(o, "kernel_image", jstr(c->kernel_image));
+		json_object_object_add(o, "kernel_sha256", jstr(c->kernel_sha256));
+	}
 	json_object_object_add(o, "qemu", jstr(c->qemu_version));
 	json_object_object_add(o, "started", jstr(when));
 	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)c->started_wall_ms));
@@ -241,6 +250,12 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 	c->accel_reason = xstrdup(proto_get_str(o, "accel_reason", ""));
 	if (*proto_get_str(o, "no_retry", ""))
 		c->no_retry = xstrdup(proto_get_str(o, "no_retry", ""));
+	if (*proto_get_str(o, "patchset_sha256", ""))
+		c->patchset_sha256 = xstrdup(proto_get_str(o, "patchset_sha256", ""));
+	if (*proto_get_str(o, "kernel_image", "")) {
+		c->kernel_image = xstrdup(proto_get_str(o, "kernel_image", ""));
+		c->kernel_sha256 = xstrdup(proto_get_str(o, "kernel_sha256", ""));
+	}
 	free(c->qemu_version);
 	c->qemu_version = xstrdup(proto_get_str(o, "qemu", ""));
 	c->duration_ms = (uint64_t)proto_get_int(o, "duration_ms", 0);

@@ -1765,6 +1765,18 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	}
 	free(cr->cell->release);
 	cr->cell->release = xstrdup(cr->k.release);
+	{
+		/* what booted, by content: --resume keeps this cell only for the same bytes */
+		char sum[65];
+		struct kerr he = KERR_INIT;
+
+		if (sha256_file(cr->k.vmlinuz, sum, &he) == 0) {
+			free(cr->cell->kernel_image);
+			free(cr->cell->kernel_sha256);
+			cr->cell->kernel_image = xstrdup(cr->k.vmlinuz);
+			cr->cell->kernel_sha256 = xstrdup(sum);
+		}
+	}
 	add(cr, "prepare", "kernel", V_PASS, now_ms() - t0, "%s ready%s", cr->k.release,
 	    cr->k.from_cache ? " (cache)" : "");
 	cr->mods = xcalloc(ps->nr_steps, sizeof(*cr->mods));
@@ -2075,6 +2087,13 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	cr.cell = cell;
 	cr.console = cscan_new();
 	progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
+	{
+		char sum[65];
+		struct kerr he = KERR_INIT;
+
+		if (pbuild_patchset_hash(ps, sum, &he) == 0)
+			cell->patchset_sha256 = xstrdup(sum);
+	}
 
 	/* The cell's results.json exists from the start and is rewritten after every phase, so a
 	 * klpq that is killed outright still leaves what it saw (marked unfinished). */
@@ -2133,9 +2152,12 @@ end:
 	if (cr.vm) {
 		uint64_t over, bad;
 		vm_channel_stats(cr.vm, &over, &bad);
-		if (vm_log_errno(cr.vm))
+		if (vm_log_errno(cr.vm)) {
 			add(&cr, "end", "logs", V_ERROR, 0, "the logs of this cell are incomplete: %s",
 			    strerror(vm_log_errno(cr.vm)));
+			no_retry(&cr, "the results folder refuses writes; another attempt could not "
+				 "write either");
+		}
 		/* before any patch a garbled channel is not the patch's doing */
 		if (over || bad)
 			add(&cr, "end", "agent-channel", cr.patched ? V_FAIL : V_ERROR, 0,

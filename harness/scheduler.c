@@ -347,8 +347,14 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 				 "with status %d before finishing", WEXITSTATUS(status));
 		cell->finished = 1;
 	}
-	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 4 && !s->run->error)
-		s->run->error = xasprintf("the results of cell %s could not be written", c->id);
+	if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 4) {
+		if (!s->run->error)
+			s->run->error = xasprintf("the results of cell %s could not be written", c->id);
+		/* a full or read-only results disk: another VM could not write either, and moving
+		 * the folder aside would lose the last results.json that did get written */
+		if (!cell->no_retry)
+			cell->no_retry = xstrdup("its results could not be written");
+	}
 	if (!cell->duration_ms)
 		cell->duration_ms = now_ms() - started;
 	kerr_clear(&e);

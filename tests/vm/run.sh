@@ -9,7 +9,7 @@ OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
-	accel-kvm silent-console install sweep-attack)
+	accel-kvm silent-console install sweep-attack resume-content)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -188,6 +188,29 @@ assert e[0]["title"] == "the guest printed nothing on its console in 5 s (accel 
 assert not [k for k in c["checks"] if k["status"] == "FAIL"]
 PY
 		then note "ok - silent-console: ERROR after $secs s"; else note "not ok - silent-console: exit $rc after $secs s"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	resume-content)
+		# --resume keeps a finished cell only for the same content: an ERROR cell runs again
+		# (infrastructure cannot be resumed away); a patch set changed under the same name
+		# runs again; an unchanged one is kept.
+		d="$OUT/resume-content"; rm -rf "$d"; mkdir -p "$d"
+		cp -r scenarios/patchsets/demo-cumulative "$d/ps"
+		printf '%s\n' "name: rc" "kernels:" "  - debian:6.1.0-56-amd64" "patchset: $d/ps" \
+			"leak: { cycles: 0 }" > "$d/s.yaml"
+		printf '%s\n' "name: rcerr" "kernels:" "  - debian:6.1.0-9999-amd64" "patchset: $d/ps" > "$d/e.yaml"
+		ok=1
+		"$KLPQ" run -o "$d/r" "$d/s.yaml" > "$d/1.txt" 2>&1 || { ok=0; note "not ok - resume-content: first run failed"; }
+		run=$(ls -d "$d"/r/*/)
+		"$KLPQ" run --resume "$run" > "$d/2.txt" 2>&1 && grep -q "already finished: PASS (kept)" "$d/2.txt" &&
+			! grep -q "cell start" "$d/2.txt" || { ok=0; note "not ok - resume-content: unchanged cell not kept"; }
+		echo "/* changed */" >> "$d/ps/step1/klpq_demo_s1.c"
+		"$KLPQ" run --resume "$run" > "$d/3.txt" 2>&1 && grep -q "not kept: the patch set's content changed" "$d/3.txt" &&
+			grep -q "cell start" "$d/3.txt" || { ok=0; note "not ok - resume-content: changed patch set kept"; tail -3 "$d/3.txt"; }
+		"$KLPQ" run --retries 0 -o "$d/e" "$d/e.yaml" > "$d/4.txt" 2>&1
+		"$KLPQ" run --retries 0 --resume "$(ls -d "$d"/e/*/)" > "$d/5.txt" 2>&1
+		grep -q "not kept: it ended in ERROR" "$d/5.txt" && grep -q "cell start" "$d/5.txt" ||
+			{ ok=0; note "not ok - resume-content: ERROR cell kept"; tail -3 "$d/5.txt"; }
+		[ $ok -eq 1 ] && note "ok - resume-content: unchanged kept, changed and ERROR cells run again" || failed=1
 		;;
 	sweep-attack)
 		# The sweep of dead klpqs' temporary folders, attacked by an unprivileged user (nobody):
@@ -566,7 +589,8 @@ PY
 		else note "not ok - matrix-j2: exit $rc"; tail -20 "$run_dir/stdout.txt"; failed=1; fi
 		;;
 	full-fs)
-		# Results on a full or a read-only filesystem: a clear error, exit 2, no corrupt file.
+		# Results on a full or a read-only filesystem: a clear error, exit 2, no corrupt file;
+		# not retried (another VM could not write either), the cell's last results.json kept.
 		d="$OUT/full-fs"; mkdir -p "$d/full" "$d/ro"
 		if mount -t tmpfs -o size=40k tmpfs "$d/full" 2>/dev/null && \
 		   { mount -t tmpfs -o ro,size=1m tmpfs "$d/ro" 2>/dev/null || { umount "$d/full"; false; }; }; then
@@ -576,7 +600,10 @@ PY
 			if [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ -z "$bad" ] && \
 			   grep -q "logs of this cell are incomplete: No space left on device" "$d/full.txt" && \
 			   grep -q "results.json.*No space left on device" "$d/full.txt" && \
-			   grep -q "results are incomplete" "$d/full.txt" && grep -q "Read-only file system" "$d/ro.txt"; then
+			   grep -q "results are incomplete" "$d/full.txt" && grep -q "Read-only file system" "$d/ro.txt" && \
+			   grep -q "not retried: " "$d/full.txt" && ! grep -q "retrying (attempt 2" "$d/full.txt" && \
+			   [ -z "$(find "$d/full" -path '*/.attempts/*' -print -quit)" ] && \
+			   [ -n "$(find "$d/full" -mindepth 2 -name results.json -path '*demo-cumulative*' -print -quit)" ]; then
 				note "ok - full-fs: exit 2 with a clear error on a full and a read-only results folder"
 			else
 				note "not ok - full-fs: exit $rc1/$rc2, leftovers: $bad"; tail -3 "$d/full.txt" "$d/ro.txt"; failed=1
