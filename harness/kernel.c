@@ -4,6 +4,7 @@
 #include "spawn.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,29 +191,115 @@ static int header_deps(const char *deb, char ***names, size_t *nr, struct kerr *
 }
 
 /* The headers' Makefile starts with `include /usr/src/linux-headers-X-common/Makefile`: point
- * it into our unpacked root. */
+ * it at the unpacked common folder beside it, relative to the Makefile itself, so the cache
+ * can move (a CI cache restored elsewhere, another HOME) and never borrows another cache's
+ * headers. An absolute include written by an older klpq is rewritten the same way. */
 static int fix_headers_makefile(const char *root, const char *release, struct kerr *e)
 {
+	static const char rel[] = "include $(dir $(lastword $(MAKEFILE_LIST)))../";
 	char *mk = xasprintf("%s/usr/src/linux-headers-%s/Makefile", root, release);
 	struct sb in = SB_INIT, outb = SB_INIT;
 	const char *p;
-	int ret = -1;
+	int ret = -1, changed = 0;
 
 	if (read_file(mk, &in, 1 << 20, e) < 0)
 		goto out;
 	const char *line;
 	size_t len;
 	for (p = in.buf; next_line(&p, &line, &len);) {
-		if (len > 17 && !strncmp(line, "include /usr/src/", 17))
-			sb_addf(&outb, "include %s/usr/src/%.*s\n", root, (int)(len - 17), line + 17);
-		else
+		const char *name = NULL;
+
+		/* the last "/usr/src/linux-headers-" of an absolute include */
+		for (const char *q = line; len > 8 && !strncmp(line, "include /", 9) &&
+		     (q = memmem(q, len - (size_t)(q - line), "/usr/src/linux-headers-", 23)); q++)
+			name = q + 9;
+		if (name) {
+			sb_addf(&outb, "%s%.*s\n", rel, (int)(len - (size_t)(name - line)), name);
+			changed = 1;
+		} else {
 			sb_addf(&outb, "%.*s\n", (int)len, line);
+		}
 	}
-	ret = write_file_atomic(mk, outb.buf, outb.len, e);
+	ret = changed ? write_file_atomic(mk, outb.buf, outb.len, e) : 0;
 out:
 	free(mk);
 	sb_release(&in);
 	sb_release(&outb);
+	return ret;
+}
+
+/* Files and bytes under dir (symlinks as links, not followed): the shape of an unpacked
+ * headers tree, to notice one that changed in the cache (a file deleted, truncated). */
+static int tree_shape(const char *dir, unsigned long long *files, unsigned long long *bytes)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char *p;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		p = path_join(dir, de->d_name);
+		if (lstat(p, &st) == 0) {
+			(*files)++;
+			if (S_ISDIR(st.st_mode))
+				tree_shape(p, files, bytes);
+			else if (S_ISREG(st.st_mode))
+				*bytes += (unsigned long long)st.st_size;
+		}
+		free(p);
+	}
+	closedir(d);
+	return 0;
+}
+
+static char *shape_line(const char *root)
+{
+	unsigned long long files = 0, bytes = 0;
+	char *src = path_join(root, "usr/src");
+
+	tree_shape(src, &files, &bytes);
+	free(src);
+	return xasprintf("usr/src: %llu entries, %llu bytes\n", files, bytes);
+}
+
+/* A cached kernel whose headers no longer look as they did when unpacked is the cache's
+ * fault (ERROR), not a patch that does not compile (FAIL). */
+static int check_headers(const char *top, const char *root, const char *release,
+			 struct kerr *e)
+{
+	char *manifest = path_join(top, "headers.shape");
+	char *arch_mk = xasprintf("%s/usr/src/linux-headers-%s/Makefile", root, release);
+	struct sb want = SB_INIT;
+	struct kerr ignore = KERR_INIT;
+	char *have = NULL;
+	int ret = 0;
+
+	if (!path_exists(arch_mk)) {
+		ret = kerr_set(e, "the cached headers of %s are broken: %s is missing (remove %s to "
+			       "fetch the kernel again)", release, arch_mk, top);
+	} else if (!path_exists(manifest)) {
+		/* unpacked by an older klpq: from now on its shape is checked */
+		have = shape_line(root);
+		write_file_atomic(manifest, have, strlen(have), &ignore);
+	} else if (read_file(manifest, &want, 4096, &ignore) == 0) {
+		have = shape_line(root);
+		if (strcmp(have, want.buf)) {
+			have[strcspn(have, "\n")] = '\0';
+			want.buf[strcspn(want.buf, "\n")] = '\0';
+			ret = kerr_set(e, "the cached headers of %s changed since they were unpacked "
+				       "(%s now, %s then): remove %s to fetch the kernel again",
+				       release, have, want.buf, top);
+		}
+	}
+	free(manifest);
+	free(arch_mk);
+	free(have);
+	sb_release(&want);
 	return ret;
 }
 
@@ -262,7 +349,8 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 
 	if (path_exists(done)) {
 		k->from_cache = 1;
-		ret = fill_paths(k, root, rel, e);
+		if (fix_headers_makefile(root, rel, e) == 0 && check_headers(top, root, rel, e) == 0)
+			ret = fill_paths(k, root, rel, e);
 		goto out;
 	}
 	if (mkdir_p(debs, 0755, e) < 0)
@@ -278,7 +366,8 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 		goto out;
 	if (path_exists(done)) {
 		k->from_cache = 1;
-		ret = fill_paths(k, root, rel, e);
+		if (fix_headers_makefile(root, rel, e) == 0 && check_headers(top, root, rel, e) == 0)
+			ret = fill_paths(k, root, rel, e);
 		goto out;
 	}
 	say(log, ctx, "fetching %s from Debian's archive", spec->label);
@@ -334,6 +423,14 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 	}
 	if (fix_headers_makefile(root, rel, e) < 0)
 		goto out;
+	{
+		char *manifest = path_join(top, "headers.shape"), *shape = shape_line(root);
+		int w = write_file_atomic(manifest, shape, strlen(shape), e);
+		free(manifest);
+		free(shape);
+		if (w < 0)
+			goto out;
+	}
 	if (write_file_atomic(done, "", 0, e) < 0)
 		goto out;
 	ret = fill_paths(k, root, rel, e);

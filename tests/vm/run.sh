@@ -9,7 +9,7 @@ OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
-	accel-kvm silent-console install sweep-attack resume-content)
+	accel-kvm silent-console install sweep-attack resume-content moved-cache)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -188,6 +188,32 @@ assert e[0]["title"] == "the guest printed nothing on its console in 5 s (accel 
 assert not [k for k in c["checks"] if k["status"] == "FAIL"]
 PY
 		then note "ok - silent-console: ERROR after $secs s"; else note "not ok - silent-console: exit $rc after $secs s"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	moved-cache)
+		# The kernel cache moved elsewhere (hard links of the real one: a CI cache restored
+		# in another place): modules build against the moved headers and the cell passes;
+		# then a header deleted in the moved cache is an ERROR naming the cache, not a FAIL of
+		# the patch, and never a build against the other cache's headers.
+		cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
+		d="$OUT/moved-cache"; rm -rf "$d"; mkdir -p "$d/c2"
+		cp -al "$cache/kernels" "$d/c2/kernels"
+		[ -d "$cache/accel" ] && cp -a "$cache/accel" "$d/c2/accel"
+		printf '%s\n' "name: moved" "kernels:" "  - debian:6.1.0-56-amd64" \
+			"patchset: $PWD/scenarios/patchsets/demo-cumulative" "leak: { cycles: 0 }" > "$d/s.yaml"
+		mk="$d/c2/kernels/debian/6.1.0-56-amd64/root/usr/src/linux-headers-6.1.0-56-amd64/Makefile"
+		ok=1
+		KLPQ_CACHE="$d/c2" "$KLPQ" run -o "$d/r1" "$d/s.yaml" > "$d/1.txt" 2>&1 ||
+			{ ok=0; note "not ok - moved-cache: the moved cache did not pass"; tail -5 "$d/1.txt"; }
+		grep -q "step1 .*build .*PASS .*klpq_demo_s1$" "$d/1.txt" || { ok=0; note "not ok - moved-cache: step1 was not built"; }
+		grep -q '^include $(dir $(lastword $(MAKEFILE_LIST)))../linux-headers-6.1.0-56-common/Makefile' "$mk" ||
+			{ ok=0; note "not ok - moved-cache: the headers include is not relative: $(head -1 "$mk")"; }
+		rm -f "$d/c2/kernels/debian/6.1.0-56-amd64/root/usr/src/linux-headers-6.1.0-56-common/include/linux/livepatch.h"
+		rm -rf "$d/c2/modules"
+		KLPQ_CACHE="$d/c2" "$KLPQ" run --retries 0 -o "$d/r2" "$d/s.yaml" > "$d/2.txt" 2>&1; rc=$?
+		[ $rc -eq 2 ] && grep -q "prepare .*kernel .*ERROR .*the cached headers of 6.1.0-56-amd64 changed since they were unpacked" "$d/2.txt" &&
+			! grep -q " FAIL " "$d/2.txt" || { ok=0; note "not ok - moved-cache: a broken headers tree gave exit $rc"; tail -5 "$d/2.txt"; }
+		rm -rf "$d/c2"
+		[ $ok -eq 1 ] && note "ok - moved-cache: built against the moved headers; a deleted header is ERROR" || failed=1
 		;;
 	resume-content)
 		# --resume keeps a finished cell only for the same content: an ERROR cell runs again
