@@ -189,6 +189,15 @@ static void guest_trouble(struct cellrun *cr, const char *step, const char *name
 		w = VM_GONE; /* the channel broke because QEMU was on its way out */
 	if (w == VM_BROKEN) {
 		r = add(cr, step, name, V_ERROR, 0, "harness error: %s", e->msg);
+	} else if (w == VM_TIMEOUT && !vm_qmp_alive(cr->vm, 3000)) {
+		/* a hung guest inside a running QEMU still has QMP answering; QEMU frozen is not
+		 * the kernel's doing (a stopped process, a host in trouble): ERROR, retried */
+		r = add(cr, step, name, V_ERROR, 0, "QEMU itself stopped answering (QMP silent for "
+			"3 s too): %s", e->msg);
+		check_evidence(r, "%s", e->msg);
+		console_tail(cr, r);
+		cr->down = 1;
+		return;
 	} else if (w == VM_GONE && vm_host_ended(cr->vm)) {
 		/* killed from outside (OOM killer, an operator, a CI timeout): not the kernel's doing */
 		r = add(cr, step, name, V_ERROR, 0, "QEMU ended from outside the guest: %s", why);

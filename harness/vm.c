@@ -34,6 +34,8 @@ struct vm {
 	struct proto_msg reply;    /* reply to the request in flight */
 	int64_t want_id;
 	int have_reply;
+	uint64_t last_agent_ms;    /* when the agent last sent anything (its heartbeat: 2 s) */
+	uint64_t watch_since_ms;   /* an agent request in flight since then; 0: none */
 	int exited;
 	int exit_status;
 	int guest_reset, guest_shutdown, guest_panicked;
@@ -202,6 +204,7 @@ static ssize_t read_channel(struct vm *vm, int ch)
 	}
 	/* agent */
 	size_t off = 0;
+	vm->last_agent_ms = now_ms();
 	const char *line;
 	size_t len;
 	while (off < (size_t)n) {
@@ -283,6 +286,15 @@ static enum vm_wait_result wait_until(struct vm *vm, unsigned timeout_ms, int (*
 			return VM_GONE;
 		}
 		uint64_t now = now_ms();
+		if (vm->watch_since_ms && vm->ready) {
+			uint64_t since = vm->last_agent_ms > vm->watch_since_ms ? vm->last_agent_ms :
+					 vm->watch_since_ms;
+			if (now - since >= VM_HEARTBEAT_LOST_MS) {
+				kerr_set(e, "%s: heartbeat lost: nothing from the agent for %.1f s", what,
+					 (now - since) / 1000.0);
+				return VM_TIMEOUT;
+			}
+		}
 		if (now >= deadline) {
 			if (!done)
 				return VM_OK;
@@ -614,7 +626,9 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 	}
 	free(line);
 	snprintf(what, sizeof(what), "agent request '%s'", op);
+	vm->watch_since_ms = now_ms();
 	r = wait_until(vm, timeout_ms, have_reply, e, what);
+	vm->watch_since_ms = 0;
 	vm->want_id = 0;
 	if (r == VM_OK) {
 		*reply = vm->reply;
@@ -624,6 +638,19 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 	}
 	vm->have_reply = 0;
 	return r;
+}
+
+int vm_qmp_alive(struct vm *vm, unsigned timeout_ms)
+{
+	json_object *r = NULL;
+	struct kerr e = KERR_INIT;
+	int ok;
+
+	if (vm->exited || vm->qmp.fd < 0 || vm->qmp.closed)
+		return 0;
+	ok = qmp_command(&vm->qmp, "query-status", NULL, timeout_ms, &r, &e) == 0;
+	json_object_put(r);
+	return ok;
 }
 
 enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)

@@ -56,6 +56,10 @@ const char *vm_qemu_version(const struct vm *vm);
 /* Waits for the agent's "ready" event. *ready (may be NULL) gets it (caller puts). */
 enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_object **ready,
 				  struct kerr *e);
+/* The agent sends a heartbeat every 2 s, busy or idle: a request whose wait sees nothing at all
+ * from it for this long ends early with VM_TIMEOUT ("heartbeat lost"), instead of at the end of
+ * its budget. */
+#define VM_HEARTBEAT_LOST_MS 10000
 /* One request, one reply. Takes args. On VM_OK *reply holds the reply (release it). */
 enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e);
@@ -63,6 +67,9 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
  * magic SysRq t, w and l over the serial line (task states, blocked tasks, CPU backtraces;
  * they arrive on the console, a few seconds). 0, or -1 when QMP did not answer. */
 int vm_dump(struct vm *vm, struct sb *out, struct kerr *e);
+/* 1 when QEMU itself still answers QMP (query-status) within timeout_ms: a guest that stopped
+ * answering inside a live QEMU is the guest's trouble; with QMP silent too, QEMU is stuck. */
+int vm_qmp_alive(struct vm *vm, unsigned timeout_ms);
 /* Processes I/O for ms milliseconds (a sleep that keeps draining the console). */
 enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e);
 /* Why QEMU ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by
