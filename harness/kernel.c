@@ -1,6 +1,7 @@
 /* kernel.c: see kernel.h. */
 #define _GNU_SOURCE
 #include "kernel.h"
+#include "pbuild.h"
 #include "spawn.h"
 
 #include <dirent.h>
@@ -314,10 +315,80 @@ static int fill_paths(struct kernel *k, const char *root, const char *release, s
 	return 0;
 }
 
-/* Finds package pkg's .deb in dir, downloading it first when it is not there. malloc'd or NULL. */
-static char *fetch_deb(const char *dir, const char *pkg, int stop_fd, struct kerr *e)
+/* What the archive says package pkg's .deb is: 1 when deb (a file in the cache) has the
+ * archive's file name, size and SHA-256 (apt-get download --print-uris, from the package lists),
+ * 0 when it does not (truncated, corrupt, or an older version), -1 when apt cannot tell. */
+static int deb_matches_archive(const char *deb, const char *pkg, int stop_fd, char *why,
+			       size_t why_len)
 {
-	char *deb = find_deb(dir, pkg);
+	const char *argv[] = { "apt-get", "-q", "download", "--print-uris", pkg, NULL };
+	struct run_opts o = RUN_OPTS_INIT;
+	struct sb out = SB_INIT;
+	struct kerr e = KERR_INIT;
+	const char *base = strrchr(deb, '/') ? strrchr(deb, '/') + 1 : deb;
+	const char *p, *line;
+	size_t len;
+	int ret = -1;
+
+	o.timeout_ms = 60000;
+	o.stop_fd = stop_fd;
+	if (run_capture(argv, &o, &out, &e) < 0)
+		goto out;
+	for (p = out.buf; next_line(&p, &line, &len);) {
+		char name[256], sha[80], sum[65];
+		unsigned long long size;
+		struct stat st;
+		char *l = xstrndup(line, len);
+		int n = sscanf(l, "'%*[^']' %255s %llu SHA256:%79s", name, &size, sha);
+
+		free(l);
+		if (n != 3)
+			continue;
+		ret = 0;
+		if (strcmp(name, base)) {
+			snprintf(why, why_len, "the archive now has %s", name);
+			continue;
+		}
+		if (stat(deb, &st) < 0 || (unsigned long long)st.st_size != size) {
+			snprintf(why, why_len, "%lld bytes, the archive says %llu",
+				 (long long)st.st_size, size);
+			goto out;
+		}
+		if (sha256_file(deb, sum, &e) < 0 || strcmp(sum, sha)) {
+			snprintf(why, why_len, "its SHA-256 is not the archive's");
+			goto out;
+		}
+		ret = 1;
+		goto out;
+	}
+out:
+	sb_release(&out);
+	return ret;
+}
+
+/* pkg's .deb in the cache when it is what the archive has (a bad one is deleted), else NULL. */
+static char *cached_deb(const char *dir, const char *pkg, int stop_fd, void (*log)(void *,
+			const char *), void *ctx)
+{
+	char *deb = find_deb(dir, pkg), why[300] = "", msg[512];
+
+	if (deb && deb_matches_archive(deb, pkg, stop_fd, why, sizeof(why)) == 0) {
+		snprintf(msg, sizeof(msg), "cached %s does not match Debian's archive (%s): "
+			 "fetching it again", strrchr(deb, '/') + 1, why);
+		say(log, ctx, "%s", msg);
+		unlink(deb);
+		free(deb);
+		deb = NULL;
+	}
+	return deb;
+}
+
+/* Finds package pkg's .deb in dir (checked against the archive), downloading it first when it
+ * is not there or not right. malloc'd or NULL. */
+static char *fetch_deb(const char *dir, const char *pkg, int stop_fd,
+		       void (*log)(void *, const char *), void *ctx, struct kerr *e)
+{
+	char *deb = cached_deb(dir, pkg, stop_fd, log, ctx), why[300] = "";
 	const char *p[] = { pkg };
 
 	if (deb)
@@ -327,6 +398,12 @@ static char *fetch_deb(const char *dir, const char *pkg, int stop_fd, struct ker
 	deb = find_deb(dir, pkg);
 	if (!deb)
 		kerr_set(e, "apt-get download %s left no %s_*.deb in %s", pkg, pkg, dir);
+	else if (deb_matches_archive(deb, pkg, stop_fd, why, sizeof(why)) == 0) {
+		kerr_set(e, "%s as downloaded does not match Debian's archive (%s)", deb, why);
+		unlink(deb);
+		free(deb);
+		deb = NULL;
+	}
 	return deb;
 }
 
@@ -373,21 +450,21 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 	say(log, ctx, "fetching %s from Debian's archive", spec->label);
 	/* The image: the signed package, else the unsigned one (same kernel, no signature). */
 	want = xcalloc(2, sizeof(*want));
-	want[0] = find_deb(debs, img);
+	want[0] = cached_deb(debs, img, stop_fd, log, ctx);
 	if (!want[0])
-		want[0] = find_deb(debs, img_unsigned);
+		want[0] = cached_deb(debs, img_unsigned, stop_fd, log, ctx);
 	if (!want[0]) {
 		struct kerr e1 = KERR_INIT, e2 = KERR_INIT;
-		want[0] = fetch_deb(debs, img, stop_fd, &e1);
+		want[0] = fetch_deb(debs, img, stop_fd, log, ctx, &e1);
 		if (!want[0])
-			want[0] = fetch_deb(debs, img_unsigned, stop_fd, &e2);
+			want[0] = fetch_deb(debs, img_unsigned, stop_fd, log, ctx, &e2);
 		if (!want[0]) {
 			kerr_set(e, "kernel %s: %s", spec->label, e1.msg);
 			goto out;
 		}
 	}
 	nr_want = 1;
-	want[1] = fetch_deb(debs, hdr, stop_fd, e);
+	want[1] = fetch_deb(debs, hdr, stop_fd, log, ctx, e);
 	if (!want[1])
 		goto out;
 	nr_want = 2;
@@ -396,7 +473,7 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 		goto out;
 	want = xrealloc(want, (2 + nr_deps) * sizeof(*want));
 	for (i = 0; i < nr_deps; i++) {
-		want[nr_want] = fetch_deb(debs, deps[i], stop_fd, e);
+		want[nr_want] = fetch_deb(debs, deps[i], stop_fd, log, ctx, e);
 		if (!want[nr_want])
 			goto out;
 		nr_want++;
@@ -407,8 +484,12 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 		goto out;
 	for (i = 0; i < nr_want; i++) {
 		const char *argv[] = { "dpkg-deb", "-x", want[i], tmproot, NULL };
-		if (run_tool(argv, stop_fd, e) < 0)
+		if (run_tool(argv, stop_fd, e) < 0) {
+			/* a .deb that does not unpack is not kept: the next attempt fetches it */
+			if (!fd_readable(stop_fd))
+				unlink(want[i]);
 			goto out;
+		}
 	}
 	{
 		const char *argv[] = { "depmod", "-b", tmproot, rel, NULL };
@@ -423,6 +504,24 @@ static int prepare_debian(const struct kernel_spec *spec, const char *cache, int
 	}
 	if (fix_headers_makefile(root, rel, e) < 0)
 		goto out;
+	{
+		/* complete only with what a cell needs: the image, modules.dep, the headers */
+		const char *need[] = { "boot/vmlinuz-%s", "lib/modules/%s/modules.dep",
+				       "usr/src/linux-headers-%s/Makefile" };
+		for (i = 0; i < ARRAY_SIZE(need); i++) {
+			char *rp = xasprintf(need[i], rel), *p = path_join(root, rp);
+			int there = path_exists(p);
+
+			free(rp);
+			if (!there) {
+				kerr_set(e, "kernel %s: %s is missing after unpacking", spec->label, p);
+				free(p);
+				rm_rf(root);
+				goto out;
+			}
+			free(p);
+		}
+	}
 	{
 		char *manifest = path_join(top, "headers.shape"), *shape = shape_line(root);
 		int w = write_file_atomic(manifest, shape, strlen(shape), e);
