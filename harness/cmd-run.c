@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -347,7 +348,24 @@ int cmd_run(int argc, char **argv)
 	run.scenario_name = xstrdup(sc.name);
 	run.started_wall_ms = wall_ms();
 	run.planned = plan.nr;
-	if (mkdir_p(run.dir, 0755, &e) < 0 || mkdir_p(cache, 0755, &e) < 0) {
+	if (mkdir_p(cache, 0755, &e) < 0) {
+		fprintf(stderr, "klpq: %s\n", e.msg);
+		goto out;
+	}
+	{
+		/* what is in the cache becomes code klpq runs (the headers' Makefiles, the
+		 * modules it loads): only this user may write it */
+		struct stat cst;
+
+		if (stat(cache, &cst) < 0 || cst.st_uid != geteuid() || (cst.st_mode & 022)) {
+			fprintf(stderr, "klpq: the cache %s must belong to user %ld and be writable by "
+				"it alone (owner %ld, mode %04o): its kernels and modules are code klpq "
+				"runs; chmod go-w it or use another --cache\n", cache, (long)geteuid(),
+				(long)cst.st_uid, (unsigned)(cst.st_mode & 07777));
+			goto out;
+		}
+	}
+	if (mkdir_p(run.dir, 0755, &e) < 0) {
 		fprintf(stderr, "klpq: %s\n", e.msg);
 		goto out;
 	}

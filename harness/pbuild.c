@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -131,6 +132,61 @@ static int copy_file(const char *from, const char *to, struct kerr *e)
 	return ret;
 }
 
+/* Who builds patch modules when klpq runs as root: the user "nobody" (it owns nothing; its
+ * build folder is handed to it). 1 with its ids, 0 when klpq is not root (it builds as
+ * itself) or there is no such user (then root builds; docs/design.md says so). */
+static int build_user(uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+
+	*uid = 0;
+	*gid = 0;
+	if (geteuid() != 0 || getenv("KLPQ_BUILD_AS_ROOT"))
+		return 0;
+	pw = getpwnam("nobody");
+	if (!pw || pw->pw_uid == 0)
+		return 0;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 1;
+}
+
+/* chown -R to klpq's user, no write for group and others: a built module folder, before it
+ * enters the cache. No symlink is followed. */
+static int reown_tree(const char *dir, struct kerr *e)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!d)
+		return kerr_errno(e, "cannot read %s", dir);
+	while ((de = readdir(d)) && ret == 0) {
+		struct stat st;
+		char *p;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		p = path_join(dir, de->d_name);
+		if (lstat(p, &st) == 0) {
+			if (S_ISLNK(st.st_mode))
+				ret = lchown(p, geteuid(), getegid()) < 0 ? -1 : 0;
+			else if (S_ISDIR(st.st_mode))
+				ret = reown_tree(p, e);
+			if (ret == 0 && !S_ISLNK(st.st_mode) &&
+			    (chown(p, geteuid(), getegid()) < 0 || chmod(p, st.st_mode & 0755) < 0))
+				ret = -1;
+			if (ret < 0)
+				kerr_errno(e, "cannot take back %s from the build user", p);
+		}
+		free(p);
+	}
+	closedir(d);
+	if (ret == 0 && (chown(dir, geteuid(), getegid()) < 0 || chmod(dir, 0755) < 0))
+		ret = kerr_errno(e, "cannot take back %s from the build user", dir);
+	return ret;
+}
+
 /* The one .ko in dir, or NULL. */
 static char *find_ko(const char *dir)
 {
@@ -167,7 +223,9 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 {
 	char **files = NULL, *dest = NULL, *tmp = NULL;
 	size_t nr = 0;
-	int ret = -1, lock_fd = -1;
+	int ret = -1, lock_fd = -1, have_user = 0;
+	uid_t bu = 0;
+	gid_t bg = 0;
 
 	memset(out, 0, sizeof(*out));
 	*patch_fault = 0;
@@ -213,16 +271,28 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 	}
 	tmp = xasprintf("%s/modules/%s.tmp.%ld", cache, out->key, (long)getpid());
 	rm_rf(tmp);
-	if (mkdir_p(tmp, 0755, e) < 0)
+	/* The copy is private (0700/0600): a source folder may hold what only klpq's user may
+	 * read. Run as root, klpq builds as an unprivileged user (build_user) that owns only
+	 * this folder: a Kbuild file runs commands, and they must not run as root. */
+	if (mkdir(tmp, 0700) < 0) {
+		kerr_errno(e, "cannot create %s", tmp);
 		goto out;
+	}
+	have_user = build_user(&bu, &bg);
 	for (size_t i = 0; i < nr; i++) {
 		char *from = path_join(st->source, files[i]);
 		char *to = path_join(tmp, files[i]);
 		int r = copy_file(from, to, e);
+		if (r == 0 && (chmod(to, 0600) < 0 || (have_user && chown(to, bu, bg) < 0)))
+			r = kerr_errno(e, "cannot hand %s to the build user", to);
 		free(from);
 		free(to);
 		if (r < 0)
 			goto out;
+	}
+	if (have_user && chown(tmp, bu, bg) < 0) {
+		kerr_errno(e, "cannot hand %s to the build user", tmp);
+		goto out;
 	}
 	{
 		char *m = xasprintf("M=%s", tmp);
@@ -234,6 +304,9 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 		struct run_opts o = RUN_OPTS_INIT;
 		o.timeout_ms = BUILD_TIMEOUT_MS;
 		o.stop_fd = stop_fd;
+		o.drop_privs = have_user;
+		o.as_uid = bu;
+		o.as_gid = bg;
 		int r = run_capture(argv, &o, build_log, &be);
 		free(m);
 		if (r < 0) {
@@ -254,6 +327,9 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 		}
 		free(ko);
 	}
+	/* the result is klpq's again, and nobody else's to change */
+	if (have_user && reown_tree(tmp, e) < 0)
+		goto out;
 	rm_rf(dest);
 	if (rename(tmp, dest) < 0) {
 		kerr_errno(e, "cannot move %s to %s", tmp, dest);

@@ -330,6 +330,7 @@ struct yfile {
 	const char *name;       /* file name as given, for messages */
 	const char *dir;        /* absolute folder of the file, for relative paths */
 	struct kerr *e;
+	int sources_anywhere;   /* the scenario's sources_outside_patchset: true */
 };
 
 static int node_err(struct yfile *f, const struct ynode *n, const char *fmt, ...)
@@ -850,6 +851,23 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 		if (r)
 			goto out;
 	}
+	/* A step builds (or loads) the patch set's own files: `../../etc` or a symlink out of
+	 * its folder would copy what it names into the module cache and run its Kbuild. The
+	 * scenario may allow otherwise (sources_outside_patchset: true). Checked last, so the
+	 * other errors of a file come first. */
+	for (i = 0; i < steps->nr && !f->sources_anywhere; i++) {
+		const struct step *st = &out->steps[i];
+		const char *got = st->source ? st->source : st->module;
+		const struct ynode *n = map_get(steps->kids[i], st->source ? "source" : "module");
+		size_t tl = strlen(f->dir);
+
+		if (strncmp(got, f->dir, tl) || got[tl] != '/') {
+			node_err(f, n, "steps[%zu].%s '%.200s' resolves to %s, outside the patch set's "
+				 "folder %s (a scenario that trusts it says sources_outside_patchset: "
+				 "true)", i, st->source ? "source" : "module", n->text, got, f->dir);
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	free(step_names.nodes);
@@ -859,9 +877,15 @@ out:
 
 int patchset_load(const char *dir, struct patchset *out, struct kerr *e)
 {
+	return patchset_load_opts(dir, 0, out, e);
+}
+
+int patchset_load_opts(const char *dir, int sources_anywhere, struct patchset *out,
+		       struct kerr *e)
+{
 	char *file = path_join(dir, "patchset.yaml");
 	struct ynode *root = NULL;
-	struct yfile f = { file, NULL, e };
+	struct yfile f = { file, NULL, e, sources_anywhere };
 	int ret = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -891,7 +915,8 @@ out:
 
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
-	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery", NULL
+	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
+	"sources_outside_patchset", NULL
 };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
@@ -1601,7 +1626,7 @@ static int load_patchset_at(struct yfile *f, const char *path, const struct ynod
 		node_err(f, ps, "%s '%.200s' holds no patchset.yaml", field, ps->text);
 		goto out;
 	}
-	ret = patchset_load(ps_dir, out, f->e);
+	ret = patchset_load_opts(ps_dir, f->sources_anywhere, out, f->e);
 out:
 	free(given_dir);
 	free(ps_dir);
@@ -1781,6 +1806,9 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 		return -1;
 
 	/* The patch sets last, so that the scenario's own mistakes are reported first. */
+	v = map_get(root, "sources_outside_patchset");
+	if (v && get_bool(f, v, "sources_outside_patchset", &f->sources_anywhere))
+		return -1;
 	if (parse_patchsets(f, path, root, s))
 		return -1;
 	s->patchset = s->patchsets[0];
@@ -1790,7 +1818,7 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 {
 	struct ynode *root = NULL;
-	struct yfile f = { path, NULL, e };
+	struct yfile f = { path, NULL, e, 0 };
 	char *dir = NULL;
 	int ret = -1;
 

@@ -142,6 +142,10 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e);
 void scenario_release(struct scenario *s);
 /* Loads PATH/patchset.yaml (PATH a folder) into out. */
 int patchset_load(const char *dir, struct patchset *out, struct kerr *e);
+/* sources_anywhere: steps may name sources outside the patch set's folder (the scenario's
+ * sources_outside_patchset: true); patchset_load refuses them. */
+int patchset_load_opts(const char *dir, int sources_anywhere, struct patchset *out,
+		       struct kerr *e);
 void patchset_release(struct patchset *p);
 
 /* Taint letters, the kernel's order (bit 0 = 'P' ... bit 18 = 'N'). Unknown letters -> -1. */

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +20,27 @@
 extern char **environ;
 
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
+/* In the child: become as_uid/as_gid with no supplementary groups, keeping only
+ * CAP_DAC_READ_SEARCH (read any file, as root could: the kernel headers may sit in root's
+ * home), as an ambient capability so it survives the exec; no new privileges after it. The
+ * program can read what root reads but write only what as_uid owns. */
+static int drop_privileges(const struct child *c)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (setgroups(0, NULL) < 0 || setgid(c->as_gid) < 0 ||
+	    prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setuid(c->as_uid) < 0)
+		return -1;
+	memset(d, 0, sizeof(d));
+	d[0].effective = d[0].permitted = d[0].inheritable = 1u << CAP_DAC_READ_SEARCH;
+	if (syscall(SYS_capset, &h, d) < 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return 0;
+}
+
 static void child_setup_and_exec(const struct child *c, int errpipe, pid_t parent, int devnull,
 				 char *const *envp)
 {
@@ -53,6 +77,8 @@ static void child_setup_and_exec(const struct child *c, int errpipe, pid_t paren
 		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	if (c->drop_privs && drop_privileges(c) < 0)
+		goto fail;
 	if (c->cwd && chdir(c->cwd) < 0)
 		goto fail;
 	execvpe(c->argv[0], (char *const *)c->argv, envp);
@@ -220,6 +246,9 @@ int run_capture(const char *const *argv, struct run_opts *o, struct sb *out, str
 	c.argv = argv;
 	c.cwd = o->cwd;
 	c.env = o->env;
+	c.drop_privs = o->drop_privs;
+	c.as_uid = o->as_uid;
+	c.as_gid = o->as_gid;
 	c.out_fd = pipefd[1];
 	c.pdeathsig = SIGKILL;
 	c.new_pgroup = 1;

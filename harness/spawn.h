@@ -21,8 +21,12 @@ struct child {
 	int pdeathsig;            /* signal sent to the child when klpq dies (0: none) */
 	int new_pgroup;           /* 1: child leads its own process group (Ctrl-C reaches klpq only) */
 	pid_t pid;                /* set by child_start */
+	int drop_privs;           /* 1: run as as_uid/as_gid, no supplementary groups, no new
+				   * privileges (root building untrusted patch sources) */
+	uid_t as_uid;
+	gid_t as_gid;
 };
-#define CHILD_INIT { NULL, NULL, NULL, -1, -1, -1, 0, 0, -1 }
+#define CHILD_INIT { NULL, NULL, NULL, -1, -1, -1, 0, 0, -1, 0, 0, 0 }
 
 int child_start(struct child *c, struct kerr *e);
 /* Waits for exit; returns the raw wait status, or -1 with errno. */
@@ -43,8 +47,11 @@ struct run_opts {
 	unsigned timeout_ms;      /* 0: no limit */
 	int stop_fd;              /* readable -> kill the child and return RUN_STOPPED; -1: none */
 	enum run_end end;         /* out */
+	int drop_privs;           /* as in struct child */
+	uid_t as_uid;
+	gid_t as_gid;
 };
-#define RUN_OPTS_INIT { NULL, NULL, 0, -1, RUN_NOT_STARTED }
+#define RUN_OPTS_INIT { NULL, NULL, 0, -1, RUN_NOT_STARTED, 0, 0, 0 }
 
 /* Runs argv to completion in its own process group (so Ctrl-C reaches klpq, which decides),
  * stdout and stderr captured into out (at most 1 MiB kept, the tail). On a timeout or a stop

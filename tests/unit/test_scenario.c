@@ -283,6 +283,57 @@ START_TEST(test_limits)
 }
 END_TEST
 
+/* A step source outside its patch set's folder (../, a symlink): refused unless the scenario
+ * says sources_outside_patchset: true. */
+START_TEST(test_source_outside)
+{
+	char dir[] = "/tmp/klpq-test-outside-XXXXXX";
+	struct patchset p;
+	struct scenario s;
+	struct kerr e = KERR_INIT;
+	char *ps, *secret, *yaml, *want, *sc;
+	FILE *o;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ps = path_join(dir, "ps");
+	secret = path_join(dir, "secret");
+	ck_assert_int_eq(mkdir(ps, 0700), 0);
+	ck_assert_int_eq(mkdir(secret, 0700), 0);
+	yaml = path_join(ps, "patchset.yaml");
+	o = fopen(yaml, "w");
+	fputs("name: out\nsteps:\n  - name: step1\n    source: ../secret\n", o);
+	fclose(o);
+	ck_assert_int_eq(patchset_load(ps, &p, &e), -1);
+	want = xasprintf("%s:4:13: steps[0].source '../secret' resolves to %s, outside the patch "
+			 "set's folder %s", yaml, secret, ps);
+	ck_assert_msg(strstr(e.msg, want) != NULL, "got: %s", e.msg);
+	free(want);
+	/* a symlink inside that points out: the same */
+	o = fopen(yaml, "w");
+	fputs("name: out\nsteps:\n  - name: step1\n    source: link\n", o);
+	fclose(o);
+	want = path_join(ps, "link");
+	ck_assert_int_eq(symlink(secret, want), 0);
+	kerr_clear(&e);
+	ck_assert_int_eq(patchset_load(ps, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, "outside the patch set's folder") != NULL, "got: %s", e.msg);
+	free(want);
+	/* trusted by the scenario */
+	sc = path_join(dir, "s.yaml");
+	o = fopen(sc, "w");
+	fputs("kernels:\n  - debian:6.1.0-56-amd64\npatchset: ps\nsources_outside_patchset: true\n", o);
+	fclose(o);
+	kerr_clear(&e);
+	ck_assert_msg(scenario_load(sc, &s, &e) == 0, "%s", e.msg);
+	scenario_release(&s);
+	rm_rf(dir);
+	free(ps);
+	free(secret);
+	free(yaml);
+	free(sc);
+}
+END_TEST
+
 /* A FIFO as the scenario or as patchset.yaml: refused at once, not a wait for a writer (the
  * test's timeout would catch a hang). */
 START_TEST(test_fifo_refused)
@@ -576,6 +627,7 @@ Suite *scenario_suite(void)
 	tcase_add_test(tc, test_full);
 	tcase_add_test(tc, test_fifo_refused);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_source_outside);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_local_relative);
 	tcase_add_test(tc, test_relative_path);

@@ -10,7 +10,7 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
 	accel-kvm silent-console install sweep-attack resume-content moved-cache qemu-stop
-	truncated-deb)
+	truncated-deb hostile-kbuild)
 failed=0
 
 note() { printf '%s\n' "$*"; }
@@ -189,6 +189,27 @@ assert e[0]["title"] == "the guest printed nothing on its console in 5 s (accel 
 assert not [k for k in c["checks"] if k["status"] == "FAIL"]
 PY
 		then note "ok - silent-console: ERROR after $secs s"; else note "not ok - silent-console: exit $rc after $secs s"; tail -5 "$d/stdout.txt"; failed=1; fi
+		;;
+	hostile-kbuild)
+		# A Kbuild runs host commands. klpq as root builds as nobody (with read access only):
+		# the Kbuild sees uid 65534 and cannot write into /root; the step is a build FAIL.
+		if [ "$(id -u)" -ne 0 ]; then note "ok - hostile-kbuild # SKIP needs root"; continue; fi
+		rm -f /root/klpq-hostile-kbuild
+		run_case hostile-kbuild 1 tests/vm/scenarios/hostile-kbuild.yaml '
+b = find("step1", "build", "FAIL")
+assert b and "does not build against" in b[0]["title"], checks
+ev = "\n".join(b[0]["evidence"])
+assert "klpq-build-uid=65534" in ev and "klpq-write-root=refused" in ev, ev
+assert not os.path.exists("/root/klpq-hostile-kbuild")
+assert not find("boot")
+'
+		# a cache others can write: refused before anything runs
+		wc=$(mktemp -d /tmp/klpq-wcache-XXXXXX); chmod 777 "$wc"
+		"$KLPQ" run --cache "$wc" -o "$wc/r" tests/vm/scenarios/hostile-kbuild.yaml > "$wc.txt" 2>&1; rc=$?
+		if [ $rc -eq 2 ] && grep -q "must belong to user 0 and be writable by it alone (owner 0, mode 0777)" "$wc.txt" && [ ! -e "$wc/r" ]; then
+			note "ok - hostile-kbuild: a world-writable cache refused"
+		else note "not ok - hostile-kbuild: a world-writable cache: exit $rc"; failed=1; fi
+		rm -rf "$wc" "$wc.txt"
 		;;
 	truncated-deb)
 		# A cached .deb cut short (a copy killed midway, a full disk): checked against the
