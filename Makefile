@@ -5,6 +5,8 @@
 #   make check-unit / make check-vm   the two halves of make check
 #   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
 #   make check-faulty  the whole stability corpus (docs/corpus.md)
+#   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
+#   make check-fresh   a fresh machine for real: purge the -dev packages, make demo in a clone
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
 #   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
 #   make install PREFIX=/usr/local DESTDIR=
@@ -104,7 +106,7 @@ deps-dev:
 
 # These install what is missing first, then do their work in a second make (TARGET-run), whose
 # pkg-config flags are computed once the packages are there.
-AFTER_DEPS := demo check check-unit check-vm check-faulty check-perf check-flood bench
+AFTER_DEPS := demo check check-unit check-vm check-faulty check-faults check-perf check-flood bench
 AFTER_DEPS_DEV := fuzz asan valgrind
 $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
@@ -173,6 +175,11 @@ install: all
 
 clean:
 	rm -rf build build-asan
+
+# The kill matrix (docs/reliability.md): SIGINT, SIGTERM and SIGKILL at boot, mid-step, during
+# rollback and after a finished cell, each followed by --resume; about 9 minutes.
+check-faults-run: all
+	$(Q)bash tests/faults/kill-matrix.sh
 
 # The whole stability corpus on a real kernel (docs/corpus.md), about 8 minutes.
 check-faulty-run: all
