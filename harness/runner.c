@@ -252,6 +252,9 @@ struct lp_patch {
 	char name[128];
 	int enabled, transition, replace, stack_order;
 	int objects, objects_patched;
+	int objects_loaded;          /* objects whose module is loaded (vmlinux always) */
+	int objects_wrong;           /* patched while its module is absent, or not while loaded */
+	char absent[256];            /* the objects whose module is not loaded, comma-separated */
 };
 
 static int lp_state(struct cellrun *cr, const char *step, const char *name,
@@ -282,9 +285,18 @@ static int lp_state(struct cellrun *cr, const char *step, const char *name,
 		if (json_object_object_get_ex(p, "objects", &objs) &&
 		    json_object_is_type(objs, json_type_array)) {
 			for (size_t j = 0; j < json_object_array_length(objs); j++) {
+				json_object *o = json_object_array_get_idx(objs, j);
+				int patched = proto_get_int(o, "patched", 0) == 1;
+				int loaded = proto_get_int(o, "loaded", 1) == 1;
+
 				lp->objects++;
-				if (proto_get_int(json_object_array_get_idx(objs, j), "patched", 0) == 1)
-					lp->objects_patched++;
+				lp->objects_patched += patched;
+				lp->objects_loaded += loaded;
+				lp->objects_wrong += patched != loaded;
+				if (!loaded && strlen(lp->absent) + 66 < sizeof(lp->absent))
+					snprintf(lp->absent + strlen(lp->absent),
+						 sizeof(lp->absent) - strlen(lp->absent), "%s%.64s",
+						 *lp->absent ? ", " : "", proto_get_str(o, "name", "?"));
 			}
 		}
 	}
@@ -868,17 +880,28 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 	if (lp_state(cr, step, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
 		return -1;
 	p = lp_find(pp, n, mod);
-	ok = p && p->enabled == 1 && p->transition == 0 && p->objects_patched == p->objects;
+	/* an object is patched exactly while its module is loaded (vmlinux always is) */
+	ok = p && p->enabled == 1 && p->transition == 0 && p->objects_wrong == 0;
 	if (ok && p->replace == 1 && n != 1)
 		ok = 0;
-	c = add(cr, step, "sysfs", ok ? V_PASS : V_FAIL, 0,
-		ok ? "%s enabled%s, %d object(s) patched" :
-		     "livepatch state of %s is not as expected%s (%d object(s) patched)",
-		mod, p && p->replace == 1 ? " with atomic replace" : "", p ? p->objects_patched : 0);
+	{
+		char more[320] = "";
+
+		if (p && *p->absent)
+			snprintf(more, sizeof(more), "; %d not loaded, not patched: %s",
+				 p->objects - p->objects_loaded, p->absent);
+		c = add(cr, step, "sysfs", ok ? V_PASS : V_FAIL, 0,
+			ok ? "%s enabled%s, %d object(s) patched%s" :
+			     "livepatch state of %s is not as expected%s (%d object(s) patched%s)",
+			mod, p && p->replace == 1 ? " with atomic replace" : "",
+			p ? p->objects_patched : 0, more);
+	}
 	for (size_t k = 0; k < n; k++)
 		check_evidence(c, "%s: enabled=%d transition=%d replace=%d stack_order=%d "
-			       "objects=%d patched=%d", pp[k].name, pp[k].enabled, pp[k].transition,
-			       pp[k].replace, pp[k].stack_order, pp[k].objects, pp[k].objects_patched);
+			       "objects=%d patched=%d loaded=%d%s%s", pp[k].name, pp[k].enabled,
+			       pp[k].transition, pp[k].replace, pp[k].stack_order, pp[k].objects,
+			       pp[k].objects_patched, pp[k].objects_loaded,
+			       *pp[k].absent ? " absent: " : "", pp[k].absent);
 	for (size_t k = 0; k < cr->nr_loaded; k++) {
 		struct loaded *l = &cr->loaded[k];
 		struct sb uerr = SB_INIT;
@@ -1899,7 +1922,7 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 		add(cr, "boot", "accel", V_ERROR, now_ms() - t0, "%s", e.msg);
 		free(cr->cell->accel_reason);
 		cr->cell->accel_reason = xstrdup(e.msg);
-		no_retry(cr, "the accelerator decision is made once per kernel and host and kept");
+		no_retry(cr, "a retry would come to the same decision (it is cached per kernel and host)");
 		return -1;
 	}
 	free(cr->cell->accel);

@@ -779,8 +779,24 @@ static json_object *lp_object(const char *patch_dir, const char *name)
 		return NULL;
 	o = json_object_new_object();
 	if (o) {
+		/* livepatch lists every object of a patch; one for a module is patched only while
+		 * that module is loaded (vmlinux always is): say which */
+		char state[32] = "";
+		int loaded = !strcmp(name, "vmlinux");
+
+		if (!loaded && path_fmt(path, sizeof(path), "/sys/module/%s/initstate", name) == 0) {
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				ssize_t got = read(fd, state, sizeof(state) - 1);
+				close(fd);
+				if (got > 0)
+					state[got] = '\0';
+				loaded = !strncmp(state, "live", 4) || !strncmp(state, "coming", 6);
+			}
+		}
 		put_str(o, "name", name);
 		put_int(o, "patched", patched);
+		put_int(o, "loaded", loaded);
 	}
 	return o;
 }
