@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klpq_meminfo_s1: replaces /proc/meminfo with one line of its own (klpq example livepatch).
+ *
+ * The kernel's livepatch selftest module test_klp_atomic_replace does the same with
+ * meminfo_proc_show. A harness that reads the guest's memory counters through /proc/meminfo
+ * would then read the patch, not the kernel.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+
+static int klpq_meminfo_proc_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "klpq.meminfo: this /proc/meminfo is patched\n");
+	return 0;
+}
+
+static struct klp_func klpq_funcs[] = {
+	{ .old_name = "meminfo_proc_show", .new_func = klpq_meminfo_proc_show },
+	{ }
+};
+
+static struct klp_object klpq_objs[] = {
+	{ .funcs = klpq_funcs },
+	{ }
+};
+
+static struct klp_patch klpq_patch = {
+	.mod = THIS_MODULE,
+	.objs = klpq_objs,
+	.replace = true,
+};
+
+static int __init klpq_init(void)
+{
+	return klp_enable_patch(&klpq_patch);
+}
+
+static void __exit klpq_exit(void)
+{
+}
+
+module_init(klpq_init);
+module_exit(klpq_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+MODULE_DESCRIPTION("klpq example: /proc/meminfo replaced (the leak check must not read it)");
