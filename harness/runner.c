@@ -386,6 +386,10 @@ static int wait_transition(struct cellrun *cr, const char *step, const char *nam
 			return -1;
 		const struct lp_patch *p = lp_find(pp, n, name);
 		*took = now_ms() - start;
+		/* klp_enable_patch() runs in the module's init: a module that loaded and is not
+		 * listed registered no livepatch (a few polls' grace for sysfs) */
+		if (enable && !p && *took >= 3 * POLL_MS)
+			return 2;
 		if (enable && p && p->enabled == 1 && p->transition == 0)
 			return 0;
 		if (!enable && (!p || (p->enabled == 0 && p->transition == 0)))
@@ -834,6 +838,12 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 	r = wait_transition(cr, step, mod, 1, &took);
 	if (r < 0) {
 		ret = GUEST_DOWN;
+		goto out;
+	}
+	if (r == 2) {
+		add(cr, step, "transition", V_FAIL, now_ms() - t0, "module %s registered no livepatch: "
+		    "it loaded, but /sys/kernel/livepatch/%s never appeared", mod, mod);
+		ret = STOPPED_CELL;
 		goto out;
 	}
 	took = now_ms() - t0; /* the transition window: load through settled */
