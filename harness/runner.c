@@ -44,6 +44,7 @@ struct cellrun {
 	int interrupted;
 	char *console_path;
 	uint64_t console_bytes;      /* read from the serial console so far */
+	long live;                   /* index of the last step applied and live, -1: none */
 	/* performance under load (scenario workloads): see the "perf" section below */
 	struct perf_samples *wl;     /* one per workload */
 	struct perf_phases phases;
@@ -951,7 +952,12 @@ static int apply_step(struct cellrun *cr, size_t i)
 
 	switch (load_and_settle(cr, st->name, mod, st->expect_load_fail, &seq)) {
 	case SETTLED: break;
-	case REFUSED_AS_EXPECTED: return 0;
+	case REFUSED_AS_EXPECTED:
+		/* did the live patch survive the refused load? its fixes must still show */
+		if (cr->live >= 0 && run_probes(cr, st->name, (size_t)cr->live, 1) < 0)
+			return -1;
+		console_crashes(cr, st->name);
+		return cr->down ? -1 : 0;
 	case STOPPED_CELL: return cr->down ? -1 : 1;
 	case GUEST_DOWN: return -1;
 	}
@@ -2149,6 +2155,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	cr.rn = rn;
 	cr.sc = rn->sc;
 	cr.cell = cell;
+	cr.live = -1;
 	cr.console = cscan_new();
 	progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
 	{
@@ -2188,23 +2195,27 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 			break;
 		applied = i + 1;
 		last_ok = !ps->steps[i].expect_load_fail;
+		if (last_ok)
+			cr.live = (long)i;
 		if (last_ok && perf_phase(&cr, PHASE_B, ps->steps[i].name) < 0)
 			break;
 	}
-	if (!cr.down && applied == ps->nr_steps && last_ok && rn->sc->rollback)
-		rollback(&cr, ps->nr_steps - 1);
-	if (cr.perf_on && !cr.down && applied == ps->nr_steps && last_ok) {
-		const struct loaded *l = loaded_find(&cr, cr.mods[ps->nr_steps - 1].name);
+	/* A refused last step leaves the step before it live: rollback, reapply, the pairs and
+	 * the leak cycles are done on that one. */
+	if (!cr.down && applied == ps->nr_steps && cr.live >= 0 && rn->sc->rollback)
+		rollback(&cr, (size_t)cr.live);
+	if (cr.perf_on && !cr.down && applied == ps->nr_steps && cr.live >= 0) {
+		const struct loaded *l = loaded_find(&cr, cr.mods[cr.live].name);
 		if (l && l->inserted)
-			perf_pairs(&cr, ps->nr_steps - 1);
+			perf_pairs(&cr, (size_t)cr.live);
 	}
 	if (cr.wl) {
-		perf_finish(&cr, applied && last_ok ? applied - 1 : 0);
+		perf_finish(&cr, cr.live >= 0 ? (size_t)cr.live : 0);
 		cr.perf_on = 0; /* the workloads are stopped: no more phases */
 		save_progress(&cr);
 	}
-	if (!cr.down && !cr.interrupted && applied == ps->nr_steps && last_ok) {
-		leak_check(&cr, ps->nr_steps - 1);
+	if (!cr.down && !cr.interrupted && applied == ps->nr_steps && cr.live >= 0) {
+		leak_check(&cr, (size_t)cr.live);
 		save_progress(&cr);
 	}
 	if (!cr.interrupted && applied + 1 < ps->nr_steps)

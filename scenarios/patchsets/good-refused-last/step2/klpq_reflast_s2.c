@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klpq_reflast_s2: step 2 of good-refused-last (klpq example livepatch).
+ * Its pre-patch callback refuses: the kernel must refuse the load, and step 1 stays live.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+
+static int klpq_cmdline_proc_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "klpq.fix1\n");
+	return 0;
+}
+
+static int klpq_pre_patch(struct klp_object *obj)
+{
+	pr_info("pre_patch: refusing to enable\n");
+	return -EINVAL;
+}
+
+static struct klp_func klpq_funcs[] = {
+	{ .old_name = "cmdline_proc_show", .new_func = klpq_cmdline_proc_show },
+	{ }
+};
+
+static struct klp_object klpq_objs[] = {
+	{ .funcs = klpq_funcs, .callbacks = { .pre_patch = klpq_pre_patch } },
+	{ }
+};
+
+static struct klp_patch klpq_patch = {
+	.mod = THIS_MODULE,
+	.objs = klpq_objs,
+	.replace = true,
+};
+
+static int __init klpq_init(void)
+{
+	return klp_enable_patch(&klpq_patch);
+}
+
+static void __exit klpq_exit(void)
+{
+}
+
+module_init(klpq_init);
+module_exit(klpq_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+MODULE_DESCRIPTION("klpq example: good-refused-last step 2");
