@@ -783,6 +783,44 @@ static void transcript_unpatch(const char *p, char buf[3][192], const char *exp[
 
 enum settle { SETTLED, REFUSED_AS_EXPECTED, STOPPED_CELL, GUEST_DOWN };
 
+/* A refusal the patch set expects must be the one it names: the errno and/or a text in the
+ * kernel's lines since the step began. Either way those lines are the evidence. */
+static void check_refusal(struct cellrun *cr, const char *step, const char *mod,
+			  const char *why, int err_no, int64_t seq, uint64_t ms)
+{
+	const struct step *st = NULL;
+	struct sb klog = SB_INIT;
+	struct check_result *c;
+	char want[256] = "", got_e[48];
+	int ok = 1;
+
+	for (size_t i = 0; i < cr->sc->patchset.nr_steps; i++)
+		if (!strcmp(cr->sc->patchset.steps[i].name, step))
+			st = &cr->sc->patchset.steps[i];
+	kmsg_since(cr, step, seq, &klog);
+	snprintf(got_e, sizeof(got_e), "%s (%d)", errno_name(err_no) ? errno_name(err_no) : "errno",
+		 err_no);
+	if (st && st->refusal_errno && st->refusal_errno != err_no) {
+		ok = 0;
+		snprintf(want, sizeof(want), "errno %s (%d)", errno_name(st->refusal_errno) ?
+			 errno_name(st->refusal_errno) : "?", st->refusal_errno);
+	} else if (st && st->refusal_log && !strstr(klog.buf, st->refusal_log)) {
+		ok = 0;
+		snprintf(want, sizeof(want), "a kernel line with '%.200s'", st->refusal_log);
+	}
+	if (ok)
+		c = add(cr, step, "load", V_PASS, ms, "refused as expected: %s, %s%s%s%s", why, got_e,
+			st && st->refusal_log ? ", the kernel said '" : "",
+			st && st->refusal_log ? st->refusal_log : "",
+			st && st->refusal_log ? "'" : "");
+	else
+		c = add(cr, step, "load", V_FAIL, ms, "%s refused, but not as the patch set expects: "
+			"%s, expected %s", mod, got_e, want);
+	check_evidence(c, "errno %d", err_no);
+	check_evidence_text(c, "kernel: ", klog.buf, 20);
+	sb_release(&klog);
+}
+
 /* Marks the kernel log (*seq), loads mod and waits for its transition, recording the load and
  * transition checks (a stall names its blockers). With expect_fail the load must be refused. */
 static int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
@@ -813,7 +851,7 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 		note_loaded(cr, mod);
 	if (expect_fail) {
 		if (r == 1)
-			add(cr, step, "load", V_PASS, now_ms() - t0, "refused as expected: %s", err.buf);
+			check_refusal(cr, step, mod, err.buf, err_no, *seq, now_ms() - t0);
 		else
 			add(cr, step, "load", V_FAIL, now_ms() - t0,
 			    "%s loaded, but the patch set says it must be refused", mod);

@@ -616,7 +616,25 @@ static int check_seq(struct yfile *f, const struct ynode *n, const char *field, 
 /* ---- patch sets -------------------------------------------------------------------- */
 
 static const char *const patchset_keys[] = { "name", "description", "steps", NULL };
-static const char *const step_keys[] = { "name", "source", "module", "expect", "probes", NULL };
+static const char *const step_keys[] = { "name", "source", "module", "expect", "refusal",
+					  "probes", NULL };
+static const char *const refusal_keys[] = { "errno", "log", NULL };
+
+/* The errno names a refused module load can give, and their numbers (x86_64 Linux). */
+static const struct { const char *name; int num; } errno_names[] = {
+	{ "EPERM", 1 }, { "ENOENT", 2 }, { "ENOEXEC", 8 }, { "EAGAIN", 11 }, { "ENOMEM", 12 },
+	{ "EACCES", 13 }, { "EFAULT", 14 }, { "EBUSY", 16 }, { "EEXIST", 17 }, { "ENODEV", 19 },
+	{ "EINVAL", 22 }, { "ENOSPC", 28 }, { "ENOSYS", 38 }, { "ENODATA", 61 },
+	{ "EOPNOTSUPP", 95 }, { "ETIMEDOUT", 110 }, { "EKEYREJECTED", 129 },
+};
+
+const char *errno_name(int num)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(errno_names); i++)
+		if (errno_names[i].num == num)
+			return errno_names[i].name;
+	return NULL;
+}
 static const char *const probe_keys[] = { "name", "run", "timeout_s", "rollback", NULL };
 
 static void probe_release(struct probe *pr)
@@ -632,6 +650,7 @@ static void step_release(struct step *st)
 	free(st->name);
 	free(st->source);
 	free(st->module);
+	free(st->refusal_log);
 	for (i = 0; i < st->nr_probes; i++)
 		probe_release(&st->probes[i]);
 	free(st->probes);
@@ -778,6 +797,70 @@ static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 			node_err(f, v, "%s must be 'loads' or 'load-fails', not %s", field,
 				 describe(v));
 			goto out;
+		}
+	}
+	free(field);
+
+	field = field_name(where, "refusal");
+	v = map_get(n, "refusal");
+	if (v && !st->expect_load_fail) {
+		node_err(f, v, "%s is for a step with 'expect: load-fails'", field);
+		goto out;
+	}
+	if (st->expect_load_fail && !v) {
+		node_err(f, map_get(n, "expect"), "%s: 'expect: load-fails' needs 'refusal' naming what "
+			 "the kernel must answer: errno (EINVAL, EBUSY, ... or a number) and/or log (a "
+			 "text of the kernel's lines)", where);
+		goto out;
+	}
+	if (v) {
+		const struct ynode *en, *lg;
+
+		if (check_map(f, v, field, refusal_keys))
+			goto out;
+		en = map_get(v, "errno");
+		lg = map_get(v, "log");
+		if (!en && !lg) {
+			node_err(f, v, "%s needs errno and/or log", field);
+			goto out;
+		}
+		if (en) {
+			char *end;
+			long num;
+
+			if (en->kind != YN_SCALAR || is_null(en)) {
+				node_err(f, en, "%s.errno must be an errno name or number, not %s", field,
+					 describe(en));
+				goto out;
+			}
+			num = strtol(en->text, &end, 10);
+			if (*en->text && !*end && num > 0 && num < 4096) {
+				st->refusal_errno = (int)num;
+			} else {
+				for (size_t k = 0; k < ARRAY_SIZE(errno_names); k++)
+					if (!strcmp(en->text, errno_names[k].name))
+						st->refusal_errno = errno_names[k].num;
+				if (!st->refusal_errno) {
+					node_err(f, en, "%s.errno '%.32s' is not an errno klpq knows (EPERM, "
+						 "ENOENT, ENOEXEC, EAGAIN, ENOMEM, EACCES, EFAULT, EBUSY, "
+						 "EEXIST, ENODEV, EINVAL, ENOSPC, ENOSYS, ENODATA, "
+						 "EOPNOTSUPP, ETIMEDOUT, EKEYREJECTED, or a number)", field,
+						 en->text);
+					goto out;
+				}
+			}
+		}
+		if (lg) {
+			char *lf = field_name(field, "log");
+			int bad = get_string(f, lg, lf, &st->refusal_log);
+
+			free(lf);
+			if (bad)
+				goto out;
+			if (!*st->refusal_log) {
+				node_err(f, lg, "%s.log must not be empty", field);
+				goto out;
+			}
 		}
 	}
 	free(field);

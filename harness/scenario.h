@@ -41,6 +41,8 @@ struct step {
 	struct probe *probes;
 	size_t nr_probes;
 	int expect_load_fail; /* "expect: load-fails": the step must be refused by the kernel */
+	int refusal_errno;    /* with it: the errno the refusal must give, or 0 for any */
+	char *refusal_log;    /* and/or a text the kernel's lines since the step must hold */
 };
 
 struct patchset {
@@ -142,6 +144,8 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e);
 void scenario_release(struct scenario *s);
 /* Loads PATH/patchset.yaml (PATH a folder) into out. */
 int patchset_load(const char *dir, struct patchset *out, struct kerr *e);
+/* "EINVAL" for 22, ... (the names refusal.errno accepts), or NULL. */
+const char *errno_name(int num);
 /* sources_anywhere: steps may name sources outside the patch set's folder (the scenario's
  * sources_outside_patchset: true); patchset_load refuses them. */
 int patchset_load_opts(const char *dir, int sources_anywhere, struct patchset *out,

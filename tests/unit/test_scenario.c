@@ -334,6 +334,57 @@ START_TEST(test_source_outside)
 }
 END_TEST
 
+/* expect: load-fails names what the kernel must answer (refusal: errno and/or log). */
+START_TEST(test_refusal)
+{
+	char dir[] = "/tmp/klpq-test-refusal-XXXXXX";
+	struct patchset p;
+	struct kerr e = KERR_INIT;
+	char *ko, *yaml;
+	FILE *o;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ko = path_join(dir, "x.ko");
+	o = fopen(ko, "w");
+	fclose(o);
+	yaml = path_join(dir, "patchset.yaml");
+	o = fopen(yaml, "w");
+	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    expect: load-fails\n", o);
+	fclose(o);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, "patchset.yaml:5:13: steps[0]: 'expect: load-fails' needs "
+			  "'refusal'") != NULL, "got: %s", e.msg);
+	o = fopen(yaml, "w");
+	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    expect: load-fails\n"
+	      "    refusal: { errno: EWHAT }\n", o);
+	fclose(o);
+	kerr_clear(&e);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, ":6:25: steps[0].refusal.errno 'EWHAT' is not an errno") != NULL,
+		      "got: %s", e.msg);
+	o = fopen(yaml, "w");
+	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    refusal: { errno: 22 }\n", o);
+	fclose(o);
+	kerr_clear(&e);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, "steps[0].refusal is for a step with 'expect: load-fails'") !=
+		      NULL, "got: %s", e.msg);
+	o = fopen(yaml, "w");
+	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    expect: load-fails\n"
+	      "    refusal: { errno: EINVAL, log: incompatible state }\n", o);
+	fclose(o);
+	kerr_clear(&e);
+	ck_assert_msg(patchset_load(dir, &p, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(p.steps[0].refusal_errno, 22);
+	ck_assert_str_eq(p.steps[0].refusal_log, "incompatible state");
+	ck_assert_str_eq(errno_name(22), "EINVAL");
+	patchset_release(&p);
+	rm_rf(dir);
+	free(ko);
+	free(yaml);
+}
+END_TEST
+
 /* A FIFO as the scenario or as patchset.yaml: refused at once, not a wait for a writer (the
  * test's timeout would catch a hang). */
 START_TEST(test_fifo_refused)
@@ -628,6 +679,7 @@ Suite *scenario_suite(void)
 	tcase_add_test(tc, test_fifo_refused);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_source_outside);
+	tcase_add_test(tc, test_refusal);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_local_relative);
 	tcase_add_test(tc, test_relative_path);
