@@ -29,7 +29,8 @@ static const char fixed_patchset[] =
 	"        run: \"true\"\n"
 	"  - name: step3\n"
 	"    module: prebuilt/step3.ko\n"
-	"    expect: load-fails\n";
+	"    expect: load-fails\n"
+	"    refusal: { errno: EINVAL }\n";
 
 static char *scratch;        /* the folder, made once */
 static char *scenario_path;  /* DIR/scenario.yaml */

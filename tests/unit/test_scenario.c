@@ -360,7 +360,7 @@ START_TEST(test_refusal)
 	fclose(o);
 	kerr_clear(&e);
 	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
-	ck_assert_msg(strstr(e.msg, ":6:25: steps[0].refusal.errno 'EWHAT' is not an errno") != NULL,
+	ck_assert_msg(strstr(e.msg, ":6:23: steps[0].refusal.errno 'EWHAT' is not an errno") != NULL,
 		      "got: %s", e.msg);
 	o = fopen(yaml, "w");
 	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    refusal: { errno: 22 }\n", o);
