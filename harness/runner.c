@@ -916,6 +916,53 @@ out:
 	return ret;
 }
 
+/* The step's declared method (patch set or step `method:`) against what the kernel shows: a
+ * cumulative step (atomic replace) leaves none of the cell's earlier patches listed, a stacked
+ * one leaves every one of them (6.1 has no `replace` attribute to read; where it exists it must
+ * agree too). A mismatch is a FAIL naming both sides. */
+static void check_method(struct cellrun *cr, const char *step, const char *mod,
+			 const struct lp_patch *p, const struct lp_patch *pp, size_t n)
+{
+	const struct step *st = NULL;
+	struct sb kept = SB_INIT, gone = SB_INIT;
+	struct check_result *r;
+	int stacked;
+
+	for (size_t i = 0; i < cr->sc->patchset.nr_steps; i++)
+		if (!strcmp(cr->sc->patchset.steps[i].name, step))
+			st = &cr->sc->patchset.steps[i];
+	if (!st)
+		return;
+	stacked = st->stacked == 1;
+	for (size_t k = 0; k < cr->nr_loaded; k++) {
+		const struct loaded *l = &cr->loaded[k];
+
+		if (!l->inserted || !strcmp(l->name, mod))
+			continue;
+		sb_addf(lp_find(pp, n, l->name) ? &kept : &gone, "%s%s",
+			(lp_find(pp, n, l->name) ? kept.len : gone.len) ? ", " : "", l->name);
+	}
+	if (!stacked && (p->replace == 0 || kept.len))
+		r = add(cr, step, "method", V_FAIL, 0, "%s is declared cumulative (atomic replace), but "
+		    "the kernel %s: it was stacked (built without .replace = true?)", mod,
+		    p->replace == 0 ? "says replace=0" : "still lists the earlier patch(es)");
+	else if (stacked && (p->replace == 1 || gone.len))
+		r = add(cr, step, "method", V_FAIL, 0, "%s is declared stacked, but the kernel %s%s: it "
+		    "replaced them (built with .replace = true?)", mod, p->replace == 1 ?
+		    "says replace=1" : "no longer lists ", p->replace == 1 ? "" : gone.buf);
+	else if (!stacked)
+		r = add(cr, step, "method", V_PASS, 0, "cumulative: %s%s", gone.len ? "replaced " :
+		    "the only patch", gone.buf);
+	else
+		r = add(cr, step, "method", V_PASS, 0, "stacked%s%s", kept.len ? " on " : ": the first",
+		    kept.buf);
+	check_evidence(r, "declared %s; listed besides %s: %s; replace attribute %d (-1: this "
+		       "kernel has none)", stacked ? "stacked" : "cumulative", mod,
+		       kept.len ? kept.buf : "none", p->replace);
+	sb_release(&kept);
+	sb_release(&gone);
+}
+
 /* The sysfs state after mod settled: it is enabled with every object patched; with atomic
  * replace it is the only patch left, and each replaced module can be removed. -1 guest down. */
 static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
@@ -951,6 +998,8 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 			       pp[k].transition, pp[k].replace, pp[k].stack_order, pp[k].objects,
 			       pp[k].objects_patched, pp[k].objects_loaded,
 			       *pp[k].absent ? " absent: " : "", pp[k].absent);
+	if (p)
+		check_method(cr, step, mod, p, pp, n);
 	for (size_t k = 0; k < cr->nr_loaded; k++) {
 		struct loaded *l = &cr->loaded[k];
 		struct sb uerr = SB_INIT;

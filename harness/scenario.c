@@ -615,9 +615,24 @@ static int check_seq(struct yfile *f, const struct ynode *n, const char *field, 
 
 /* ---- patch sets -------------------------------------------------------------------- */
 
-static const char *const patchset_keys[] = { "name", "description", "steps", NULL };
+static const char *const patchset_keys[] = { "name", "description", "method", "steps", NULL };
 static const char *const step_keys[] = { "name", "source", "module", "expect", "refusal",
-					  "probes", NULL };
+					  "method", "probes", NULL };
+
+/* method: cumulative (atomic replace: the step replaces every earlier patch) or stacked (it
+ * adds to them). -1 on a bad value (the error is set). */
+static int get_method(struct yfile *f, const struct ynode *v, const char *field, int *stacked)
+{
+	if (v->kind == YN_SCALAR && !strcmp(v->text, "cumulative"))
+		*stacked = 0;
+	else if (v->kind == YN_SCALAR && !strcmp(v->text, "stacked"))
+		*stacked = 1;
+	else
+		return node_err(f, v, "%s must be cumulative or stacked, not %s%.64s%s", field,
+				v->kind == YN_SCALAR ? "'" : "", v->kind == YN_SCALAR ? v->text :
+				describe(v), v->kind == YN_SCALAR ? "'" : "");
+	return 0;
+}
 static const char *const refusal_keys[] = { "errno", "log", NULL };
 
 /* The errno names a refused module load can give, and their numbers (x86_64 Linux). */
@@ -801,6 +816,13 @@ static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 	}
 	free(field);
 
+	field = field_name(where, "method");
+	v = map_get(n, "method");
+	st->stacked = -1; /* the patch set's method */
+	if (v && get_method(f, v, field, &st->stacked))
+		goto out;
+	free(field);
+
 	field = field_name(where, "refusal");
 	v = map_get(n, "refusal");
 	if (v && !st->expect_load_fail) {
@@ -919,6 +941,9 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 		return -1;
 	if (need(f, root, "the patch set", "steps", &steps) || check_seq(f, steps, "steps", 1))
 		return -1;
+	v = map_get(root, "method");
+	if (v && get_method(f, v, "method", &out->stacked))
+		return -1;
 
 	/* check_map has not run on the steps yet: count generously, map_get only reads. */
 	step_names.nodes = xcalloc(steps->nr, sizeof(*step_names.nodes));
@@ -934,6 +959,9 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 		if (r)
 			goto out;
 	}
+	for (i = 0; i < steps->nr; i++)
+		if (out->steps[i].stacked < 0)
+			out->steps[i].stacked = out->stacked;
 	/* A step builds (or loads) the patch set's own files: `../../etc` or a symlink out of
 	 * its folder would copy what it names into the module cache and run its Kbuild. The
 	 * scenario may allow otherwise (sources_outside_patchset: true). Checked last, so the

@@ -41,6 +41,7 @@ struct step {
 	struct probe *probes;
 	size_t nr_probes;
 	int expect_load_fail; /* "expect: load-fails": the step must be refused by the kernel */
+	int stacked;          /* method: 0 cumulative (atomic replace, the default), 1 stacked */
 	int refusal_errno;    /* with it: the errno the refusal must give, or 0 for any */
 	char *refusal_log;    /* and/or a text the kernel's lines since the step must hold */
 };
@@ -50,6 +51,7 @@ struct patchset {
 	char *dir;            /* absolute folder of patchset.yaml */
 	char *file;           /* absolute path of patchset.yaml */
 	char *description;
+	int stacked;          /* the patch set's method: 0 cumulative (default), 1 stacked */
 	struct step *steps;
 	size_t nr_steps;
 };

@@ -385,6 +385,48 @@ START_TEST(test_refusal)
 }
 END_TEST
 
+/* method: cumulative (default) or stacked, per patch set and per step. */
+START_TEST(test_method)
+{
+	char dir[] = "/tmp/klpq-test-method-XXXXXX";
+	struct patchset p;
+	struct kerr e = KERR_INIT;
+	char *ko, *yaml;
+	FILE *o;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ko = path_join(dir, "x.ko");
+	o = fopen(ko, "w");
+	fclose(o);
+	yaml = path_join(dir, "patchset.yaml");
+	o = fopen(yaml, "w");
+	fputs("name: m\nmethod: stacked\nsteps:\n  - name: s1\n    module: x.ko\n"
+	      "  - name: s2\n    module: x.ko\n    method: cumulative\n  - name: s3\n"
+	      "    module: x.ko\n", o);
+	fclose(o);
+	ck_assert_msg(patchset_load(dir, &p, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(p.steps[0].stacked, 1);
+	ck_assert_int_eq(p.steps[1].stacked, 0);
+	ck_assert_int_eq(p.steps[2].stacked, 1);
+	patchset_release(&p);
+	o = fopen(yaml, "w");
+	fputs("name: m\nsteps:\n  - name: s1\n    module: x.ko\n", o);
+	fclose(o);
+	ck_assert_msg(patchset_load(dir, &p, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(p.steps[0].stacked, 0); /* cumulative by default */
+	patchset_release(&p);
+	o = fopen(yaml, "w");
+	fputs("name: m\nmethod: layered\nsteps:\n  - name: s1\n    module: x.ko\n", o);
+	fclose(o);
+	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
+	ck_assert_msg(strstr(e.msg, "patchset.yaml:2:9: method must be cumulative or stacked, not "
+			  "'layered'") != NULL, "got: %s", e.msg);
+	rm_rf(dir);
+	free(ko);
+	free(yaml);
+}
+END_TEST
+
 /* A FIFO as the scenario or as patchset.yaml: refused at once, not a wait for a writer (the
  * test's timeout would catch a hang). */
 START_TEST(test_fifo_refused)
@@ -680,6 +722,7 @@ Suite *scenario_suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_source_outside);
 	tcase_add_test(tc, test_refusal);
+	tcase_add_test(tc, test_method);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_local_relative);
 	tcase_add_test(tc, test_relative_path);
