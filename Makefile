@@ -177,7 +177,7 @@ clean:
 	rm -rf build build-asan
 
 # The kill matrix (docs/reliability.md): SIGINT, SIGTERM and SIGKILL at boot, mid-step, during
-# rollback and after a finished cell, each followed by --resume; about 9 minutes.
+# rollback and after a finished cell, each followed by --resume; about 10 minutes.
 check-faults-run: all
 	$(Q)bash tests/faults/kill-matrix.sh
 
