@@ -4,6 +4,7 @@
 #include "proto.h"
 #include "results.h"
 #include "spawn.h"
+#include "vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +23,6 @@
 #define BANNER "Linux version "
 #define WORKAROUND_CPU "host,-arch-capabilities"
 
-const char *accel_qemu_binary(void)
-{
-	const char *q = getenv("KLPQ_QEMU");
-	return q && *q ? q : "qemu-system-x86_64";
-}
-
 enum trial_end {
 	T_BANNER,    /* the kernel printed its banner: KVM runs it */
 	T_EXITED,    /* QEMU ended before any banner */
@@ -44,28 +39,6 @@ struct trial {
 	size_t console_bytes;
 	uint64_t ms;
 };
-
-/* QEMU's first message without its "program: " and "error: " prefixes. */
-static void first_message(const char *err, char *out, size_t len)
-{
-	const char *p = err, *nl;
-
-	while (*p == '\n')
-		p++;
-	nl = strchr(p, '\n');
-	size_t n = nl ? (size_t)(nl - p) : strlen(p);
-	const char *colon = memmem(p, n, ": ", 2);
-
-	if (colon && !memchr(p, ' ', (size_t)(colon - p))) { /* "qemu-system-x86_64: " */
-		n -= (size_t)(colon + 2 - p);
-		p = colon + 2;
-	}
-	if (n >= 7 && !strncmp(p, "error: ", 7)) {
-		p += 7;
-		n -= 7;
-	}
-	snprintf(out, len, "%.*s", (int)n, p);
-}
 
 static void add_output(struct sb *to, int fd, size_t cap, int *open_)
 {
@@ -161,7 +134,7 @@ static void trial(const char *qemu, const char *kvm_cpu, const char *vmlinuz, un
 	}
 	t->console_bytes = out.len;
 	if (t->end == T_EXITED)
-		first_message(err.buf, t->what, sizeof(t->what));
+		vm_qemu_message(err.buf, t->what, sizeof(t->what));
 	if (!exited) {
 		kill(-c.pid, SIGKILL);
 		kill(c.pid, SIGKILL);
@@ -372,7 +345,7 @@ static int try_kvm(const char *qemu, const char *vmlinuz, unsigned ms, int stop_
 int accel_decide(enum accel_kind want, const char *vmlinuz, const struct accel_opts *o,
 		 struct accel_choice *c, struct kerr *e)
 {
-	const char *qemu = o->qemu ? o->qemu : accel_qemu_binary();
+	const char *qemu = o->qemu ? o->qemu : vm_qemu_binary();
 	const char *dev = o->kvm_dev ? o->kvm_dev : "/dev/kvm";
 	unsigned ms = o->trial_ms ? o->trial_ms : ACCEL_TRIAL_MS;
 	char key[65] = "", *dir = NULL, *entry = NULL, *lock = NULL;

@@ -31,7 +31,7 @@ struct accel_choice {
 };
 
 struct accel_opts {
-	const char *qemu;      /* NULL: $KLPQ_QEMU, else qemu-system-x86_64 from PATH */
+	const char *qemu;      /* NULL: vm_qemu_binary() */
 	const char *kvm_dev;   /* NULL: /dev/kvm */
 	const char *cache_dir; /* klpq's cache (entries go to its accel/); NULL: no cache */
 	unsigned trial_ms;     /* 0: ACCEL_TRIAL_MS */
@@ -43,8 +43,5 @@ struct accel_opts {
  * stopped, or when QEMU cannot be run at all. */
 int accel_decide(enum accel_kind want, const char *vmlinuz, const struct accel_opts *o,
 		 struct accel_choice *c, struct kerr *e);
-
-/* The QEMU binary klpq runs: $KLPQ_QEMU or "qemu-system-x86_64". */
-const char *accel_qemu_binary(void);
 
 #endif

@@ -345,33 +345,23 @@ static int accept_one(struct vm *vm, int ch, unsigned timeout_ms, struct kerr *e
 	}
 }
 
-static const char *qemu_binary(void)
+const char *vm_qemu_binary(void)
 {
 	const char *q = getenv("KLPQ_QEMU");
 	return q && *q ? q : "qemu-system-x86_64";
 }
 
-/* QEMU's first line of its own in qemu.log (the first line is the command line), without the
- * "qemu-system-x86_64: " and "error: " prefixes. */
-static void qemu_first_error(const char *log, char *out, size_t len)
+void vm_qemu_message(const char *text, char *out, size_t len)
 {
-	struct sb text = SB_INIT;
-	struct kerr e = KERR_INIT;
-	const char *p, *nl, *colon;
+	const char *p = text, *nl, *colon;
 	size_t n;
 
-	snprintf(out, len, "no message from QEMU");
-	if (read_file(log, &text, 1 << 20, &e) < 0)
-		goto out;
-	p = strchr(text.buf, '\n');
-	while (p && *p == '\n')
+	while (*p == '\n')
 		p++;
-	if (!p || !*p)
-		goto out;
 	nl = strchr(p, '\n');
 	n = nl ? (size_t)(nl - p) : strlen(p);
 	colon = memmem(p, n, ": ", 2);
-	if (colon && !memchr(p, ' ', (size_t)(colon - p))) {
+	if (colon && !memchr(p, ' ', (size_t)(colon - p))) { /* "qemu-system-x86_64: " */
 		n -= (size_t)(colon + 2 - p);
 		p = colon + 2;
 	}
@@ -380,7 +370,19 @@ static void qemu_first_error(const char *log, char *out, size_t len)
 		n -= 7;
 	}
 	snprintf(out, len, "%.*s", (int)(n < 200 ? n : 200), p);
-out:
+}
+
+/* QEMU's first message in qemu.log (whose first line is the command line). */
+static void qemu_first_error(const char *log, char *out, size_t len)
+{
+	struct sb text = SB_INIT;
+	struct kerr e = KERR_INIT;
+	const char *body;
+
+	snprintf(out, len, "no message from QEMU");
+	if (read_file(log, &text, 1 << 20, &e) == 0 && (body = strchr(text.buf, '\n')) &&
+	    body[strspn(body, "\n")])
+		vm_qemu_message(body, out, len);
 	sb_release(&text);
 }
 
@@ -434,7 +436,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	/* q35, not microvm: microvm lacks the HPET/PM timer the 6.1 kernels fall back on and
 	 * hung in early boot in 4 of 24 TCG boots (field notes). */
 	machine = xasprintf("q35,accel=%s", vm->accel);
-	argv[a++] = qemu_binary();
+	argv[a++] = vm_qemu_binary();
 	argv[a++] = "-name";
 	argv[a++] = cfg->name;
 	argv[a++] = "-machine";

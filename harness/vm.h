@@ -46,6 +46,12 @@ enum vm_wait_result {
 
 struct vm;
 
+/* The QEMU binary klpq runs: $KLPQ_QEMU or "qemu-system-x86_64". */
+const char *vm_qemu_binary(void);
+/* QEMU's first message line in text, without its "qemu-system-x86_64: " and "error: "
+ * prefixes, at most 200 bytes, into out. */
+void vm_qemu_message(const char *text, char *out, size_t len);
+
 /* 0; -1 with e set; VM_START_REFUSED (e set) when QEMU itself exited during its start-up (a bad
  * option, an accelerator it cannot use): deterministic, the same command line fails again. The
  * message then names how QEMU ended and its first error line (the rest is in qemu_log). */
