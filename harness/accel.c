@@ -1,6 +1,7 @@
 /* accel.c: see accel.h. */
 #define _GNU_SOURCE
 #include "accel.h"
+#include "pbuild.h"
 #include "proto.h"
 #include "results.h"
 #include "spawn.h"
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -179,12 +179,6 @@ static void describe_end(const struct trial *t, unsigned deadline_ms, char *buf,
 
 /* ---- the cache ---- */
 
-static void hex(const unsigned char *d, unsigned n, char *out)
-{
-	for (unsigned i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 /* argv0 as exec would find it (PATH lookup), or NULL. */
 static char *which(const char *prog)
 {
@@ -206,43 +200,31 @@ static char *which(const char *prog)
 }
 
 /* sha256 over what decides the answer: this boot of this host, the QEMU binary, the device and
- * the kernel image's bytes. 0, or -1 when the kernel cannot be read. */
-static int cache_key(const char *qemu, const char *kvm_dev, const char *vmlinuz, char key[65])
+ * the kernel image's content (its SHA-256, as the cell records it). 0, or -1 when the kernel
+ * cannot be read. */
+static int cache_key(const char *qemu, const char *kvm_dev, const char *vmlinuz,
+		     const char *kernel_sha256, char key[65])
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char dig[EVP_MAX_MD_SIZE], buf[65536];
-	unsigned dl = 0;
 	struct sb boot = SB_INIT, line = SB_INIT;
 	struct kerr e = KERR_INIT;
-	char host[256] = "";
+	char host[256] = "", ksum[65];
 	struct stat st;
 	char *q = which(qemu);
-	ssize_t n;
-	int fd, ret = -1;
+	int ret = -1;
 
-	if (!md)
-		abort();
-	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-	EVP_DigestUpdate(md, "klpq-accel-1", 13);
+	if (kernel_sha256)
+		snprintf(ksum, sizeof(ksum), "%s", kernel_sha256);
+	else if (sha256_file(vmlinuz, ksum, &e) < 0)
+		goto out;
 	read_file("/proc/sys/kernel/random/boot_id", &boot, 64, &e);
 	gethostname(host, sizeof(host) - 1);
-	sb_addf(&line, "boot=%s\nhost=%s\nqemu=%s\ndev=%s\n", boot.buf, host, q ? q : qemu, kvm_dev);
+	sb_addf(&line, "klpq-accel-1\nboot=%s\nhost=%s\nqemu=%s\ndev=%s\nkernel=%s\n", boot.buf,
+		host, q ? q : qemu, kvm_dev, ksum);
 	if (q && stat(q, &st) == 0)
 		sb_addf(&line, "qemu-stat=%lld,%lld,%lld\n", (long long)st.st_size,
 			(long long)st.st_mtime, (long long)st.st_ino);
-	EVP_DigestUpdate(md, line.buf, line.len + 1);
-	fd = open(vmlinuz, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		while ((n = xread(fd, buf, sizeof(buf))) > 0)
-			EVP_DigestUpdate(md, buf, (size_t)n);
-		close(fd);
-		if (n == 0) {
-			EVP_DigestFinal_ex(md, dig, &dl);
-			hex(dig, 32, key);
-			ret = 0;
-		}
-	}
-	EVP_MD_CTX_free(md);
+	ret = sha256_text(line.buf, line.len, key);
+out:
 	sb_release(&boot);
 	sb_release(&line);
 	free(q);
@@ -362,7 +344,7 @@ int accel_decide(enum accel_kind want, const char *vmlinuz, const struct accel_o
 		goto decided;
 	}
 	close(fd);
-	if (o->cache_dir && cache_key(qemu, dev, vmlinuz, key) == 0) {
+	if (o->cache_dir && cache_key(qemu, dev, vmlinuz, o->kernel_sha256, key) == 0) {
 		struct kerr le = KERR_INIT;
 
 		dir = path_join(o->cache_dir, "accel");

@@ -36,6 +36,7 @@ struct accel_opts {
 	const char *cache_dir; /* klpq's cache (entries go to its accel/); NULL: no cache */
 	unsigned trial_ms;     /* 0: ACCEL_TRIAL_MS */
 	int stop_fd;           /* readable -> give up (Ctrl-C); -1: none */
+	const char *kernel_sha256; /* the image's SHA-256 when the caller has it; NULL: read it */
 };
 
 /* Decides for a VM booting vmlinuz. 0 with *c filled (for ACCEL_TCG at once). -1 with e set

@@ -56,6 +56,17 @@ static void free_names(char **names, size_t nr)
 	free(names);
 }
 
+/* Finishes a SHA-256 context into 64 hex digits and a NUL. */
+static void digest_hex(EVP_MD_CTX *md, char out[65])
+{
+	unsigned char dig[32];
+	unsigned int dl = 0;
+
+	EVP_DigestFinal_ex(md, dig, &dl);
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+}
+
 static int hash_add_file(EVP_MD_CTX *md, const char *label, const char *path, int required,
 			 struct kerr *e)
 {
@@ -82,8 +93,6 @@ static int compute_key(const char *src, char **files, size_t nr, const struct ke
 		       char out[65], struct kerr *e)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char dig[32];
-	unsigned int dl = 0;
 	int ret = -1;
 	char *p;
 
@@ -111,9 +120,7 @@ static int compute_key(const char *src, char **files, size_t nr, const struct ke
 		if (r < 0)
 			goto out;
 	}
-	EVP_DigestFinal_ex(md, dig, &dl);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	digest_hex(md, out);
 	ret = 0;
 out:
 	EVP_MD_CTX_free(md);
@@ -361,8 +368,6 @@ void built_module_release(struct built_module *m)
 int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char dig[32];
-	unsigned int dl = 0;
 	int ret = -1;
 
 	if (!md)
@@ -393,9 +398,7 @@ int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e
 		if (r < 0)
 			goto out;
 	}
-	EVP_DigestFinal_ex(md, dig, &dl);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	digest_hex(md, out);
 	ret = 0;
 out:
 	EVP_MD_CTX_free(md);
@@ -405,8 +408,7 @@ out:
 int sha256_file(const char *path, char out[65], struct kerr *e)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char buf[65536], dig[32];
-	unsigned int dl = 0;
+	unsigned char buf[65536];
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -424,9 +426,20 @@ int sha256_file(const char *path, char out[65], struct kerr *e)
 		EVP_MD_CTX_free(md);
 		return kerr_errno(e, "cannot read %s", path);
 	}
-	EVP_DigestFinal_ex(md, dig, &dl);
+	digest_hex(md, out);
 	EVP_MD_CTX_free(md);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", dig[i]);
+	return 0;
+}
+
+int sha256_text(const void *data, size_t len, char out[65])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!md)
+		abort();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestUpdate(md, data, len);
+	digest_hex(md, out);
+	EVP_MD_CTX_free(md);
 	return 0;
 }

@@ -31,5 +31,7 @@ void built_module_release(struct built_module *m);
 int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e);
 /* SHA-256 of a file's bytes, as hex. */
 int sha256_file(const char *path, char out[65], struct kerr *e);
+/* SHA-256 of len bytes, as hex. 0. */
+int sha256_text(const void *data, size_t len, char out[65]);
 
 #endif

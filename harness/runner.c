@@ -2035,7 +2035,8 @@ static void qemu_log_tail(struct check_result *r, const char *qlog)
  * the cell and shown. -1 after adding the ERROR when the scenario's choice cannot be met. */
 static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 {
-	struct accel_opts o = { NULL, NULL, cr->rn->cache, 0, cr->rn->stop_fd };
+	struct accel_opts o = { .cache_dir = cr->rn->cache, .stop_fd = cr->rn->stop_fd,
+				.kernel_sha256 = cr->cell->kernel_sha256 };
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
 
