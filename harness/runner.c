@@ -783,20 +783,26 @@ static void transcript_unpatch(const char *p, char buf[3][192], const char *exp[
 
 enum settle { SETTLED, REFUSED_AS_EXPECTED, STOPPED_CELL, GUEST_DOWN };
 
+/* The patch set's step of that name (a check's step), or NULL ("rollback", "reapply", ...). */
+static const struct step *step_named(const struct cellrun *cr, const char *name)
+{
+	for (size_t i = 0; i < cr->sc->patchset.nr_steps; i++)
+		if (!strcmp(cr->sc->patchset.steps[i].name, name))
+			return &cr->sc->patchset.steps[i];
+	return NULL;
+}
+
 /* A refusal the patch set expects must be the one it names: the errno and/or a text in the
  * kernel's lines since the step began. Either way those lines are the evidence. */
 static void check_refusal(struct cellrun *cr, const char *step, const char *mod,
 			  const char *why, int err_no, int64_t seq, uint64_t ms)
 {
-	const struct step *st = NULL;
+	const struct step *st = step_named(cr, step);
 	struct sb klog = SB_INIT;
 	struct check_result *c;
 	char want[256] = "", got_e[48];
 	int ok = 1;
 
-	for (size_t i = 0; i < cr->sc->patchset.nr_steps; i++)
-		if (!strcmp(cr->sc->patchset.steps[i].name, step))
-			st = &cr->sc->patchset.steps[i];
 	kmsg_since(cr, step, seq, &klog);
 	snprintf(got_e, sizeof(got_e), "%s (%d)", errno_name(err_no) ? errno_name(err_no) : "errno",
 		 err_no);
@@ -923,14 +929,11 @@ out:
 static void check_method(struct cellrun *cr, const char *step, const char *mod,
 			 const struct lp_patch *p, const struct lp_patch *pp, size_t n)
 {
-	const struct step *st = NULL;
+	const struct step *st = step_named(cr, step);
 	struct sb kept = SB_INIT, gone = SB_INIT;
 	struct check_result *r;
 	int stacked;
 
-	for (size_t i = 0; i < cr->sc->patchset.nr_steps; i++)
-		if (!strcmp(cr->sc->patchset.steps[i].name, step))
-			st = &cr->sc->patchset.steps[i];
 	if (!st)
 		return;
 	stacked = st->stacked == 1;
