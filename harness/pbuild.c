@@ -383,6 +383,8 @@ int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e
 		int r = 0;
 
 		EVP_DigestUpdate(md, st->name, strlen(st->name) + 1);
+		if (!st->module && !st->source)
+			continue; /* a step that builds nothing: all of it is in patchset.yaml */
 		if (st->module) {
 			r = hash_add_file(md, "module", st->module, 1, e);
 		} else if (list_files(st->source, &files, &nr, e) == 0) {

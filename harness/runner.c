@@ -22,9 +22,14 @@
 #define CONSOLE_TAIL_LINES 40
 
 struct loaded {
-	char *name;     /* module name = livepatch name */
+	char *name;     /* module name (= livepatch name for a patch) */
 	int inserted;   /* module loaded */
+	int plain;      /* a helper or kernel module, not a livepatch */
 };
+
+/* A step's standing, for which probes still hold: a patch step is live from its load until a
+ * disable takes it (or the patch that replaced it) away. */
+enum step_state { ST_NONE, ST_LIVE, ST_RETIRED };
 
 struct cellrun {
 	struct runner *rn;
@@ -45,6 +50,9 @@ struct cellrun {
 	char *console_path;
 	uint64_t console_bytes;      /* read from the serial console so far */
 	long live;                   /* index of the last step applied and live, -1: none */
+	enum step_state *state;      /* one per step */
+	char ***kmod_paths;          /* per kmod step: host paths, dependencies first */
+	size_t *nr_kmod_paths;
 	/* performance under load (scenario workloads): see the "perf" section below */
 	struct perf_samples *wl;     /* one per workload */
 	struct perf_phases phases;
@@ -625,52 +633,78 @@ static int run_probe(struct cellrun *cr, const char *step, const struct probe *p
 	return *exit_code == 0 && !*timed_out ? 1 : 0;
 }
 
-/* Runs the probes of steps [0, upto]; want_pass: 1 patched behaviour expected, 0 unpatched
- * (only probes with rollback set). Returns -1 when the guest went down. */
-static int run_probes(struct cellrun *cr, const char *step, size_t upto, int want_pass)
+/* Runs probe p (written in step `from`) and records it: want_pass 1 the fix must show, 0 it must
+ * not (exit nonzero). 0 recorded, -1 the guest went down. */
+static int probe_check(struct cellrun *cr, const char *step, const struct step *from,
+		       const struct probe *p, int want_pass, int own)
+{
+	struct sb out = SB_INIT;
+	int code = -1, to = 0, ok;
+	uint64_t took = 0;
+	char name[160];
+	struct check_result *r;
+
+	snprintf(name, sizeof(name), "probe:%s", p->name);
+	ok = run_probe(cr, step, p, &code, &to, &out, &took);
+	if (ok < 0) {
+		sb_release(&out);
+		return -1;
+	}
+	if (want_pass && ok)
+		r = add(cr, step, name, V_PASS, took, "passes (from %s)", from->name);
+	else if (want_pass)
+		r = add(cr, step, name, V_FAIL, took, "%s probe %s %s after %s",
+			own ? "the" : "earlier step's", p->name, to ? "timed out" : "failed", step);
+	else if (!ok && !to)
+		r = add(cr, step, name, V_PASS, took, "shows the unpatched behaviour (exit %d)", code);
+	else
+		r = add(cr, step, name, V_FAIL, took, "probe %s %s %s%s", p->name,
+			to ? "timed out" : "still passes", p->expect_fail ? "after " : "without the "
+			"patch", p->expect_fail ? step : "");
+	check_evidence(r, "run: %s", p->run);
+	check_evidence(r, "exit %d%s", code, to ? ", timed out" : "");
+	check_evidence_text(r, "| ", out.buf, 40);
+	sb_release(&out);
+	return cr->down ? -1 : 0;
+}
+
+/* Runs the probes of the patch steps [0, upto]; want_pass: 1 patched behaviour expected (steps
+ * still live; a probe with recheck: false only for step `own`), 0 unpatched (only probes with
+ * rollback set). Probes that expect failure belong to their own step only. Returns -1 when the
+ * guest went down. */
+static int run_probes(struct cellrun *cr, const char *step, size_t upto, int want_pass, long own)
 {
 	const struct patchset *ps = &cr->sc->patchset;
 
 	for (size_t s = 0; s <= upto && s < ps->nr_steps; s++) {
-		for (size_t i = 0; i < ps->steps[s].nr_probes; i++) {
-			const struct probe *p = &ps->steps[s].probes[i];
-			struct sb out = SB_INIT;
-			int code = -1, to = 0, ok;
-			uint64_t took = 0;
-			char name[160];
-			struct check_result *r;
+		const struct step *st = &ps->steps[s];
 
-			if (!want_pass && !p->rollback_check)
+		if (st->kind != STEP_PATCH || st->expect_load_fail)
+			continue;
+		if (want_pass && cr->state && cr->state[s] != ST_LIVE)
+			continue;
+		for (size_t i = 0; i < st->nr_probes; i++) {
+			const struct probe *p = &st->probes[i];
+
+			if (p->expect_fail || (!want_pass && !p->rollback_check))
 				continue;
-			if (ps->steps[s].expect_load_fail)
+			if (want_pass && !p->recheck && (long)s != own)
 				continue;
-			snprintf(name, sizeof(name), "probe:%s", p->name);
-			ok = run_probe(cr, step, p, &code, &to, &out, &took);
-			if (ok < 0) {
-				sb_release(&out);
-				return -1;
-			}
-			if (want_pass && ok)
-				r = add(cr, step, name, V_PASS, took, "passes (from %s)",
-					ps->steps[s].name);
-			else if (want_pass)
-				r = add(cr, step, name, V_FAIL, took, "%s probe %s %s after %s",
-					s == upto ? "the" : "earlier step's", p->name,
-					to ? "timed out" : "failed", step);
-			else if (!ok && !to)
-				r = add(cr, step, name, V_PASS, took,
-					"shows the unpatched behaviour (exit %d)", code);
-			else
-				r = add(cr, step, name, V_FAIL, took, "probe %s %s without the patch",
-					p->name, to ? "timed out" : "still passes");
-			check_evidence(r, "run: %s", p->run);
-			check_evidence(r, "exit %d%s", code, to ? ", timed out" : "");
-			check_evidence_text(r, "| ", out.buf, 40);
-			sb_release(&out);
-			if (cr->down)
+			if (probe_check(cr, step, st, p, want_pass, (long)s == own || s == upto) < 0)
 				return -1;
 		}
 	}
+	return 0;
+}
+
+/* The probes a step wrote itself, each with its own expectation. */
+static int run_own_probes(struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+
+	for (size_t k = 0; k < st->nr_probes; k++)
+		if (probe_check(cr, st->name, st, &st->probes[k], !st->probes[k].expect_fail, 1) < 0)
+			return -1;
 	return 0;
 }
 
@@ -684,7 +718,7 @@ static struct loaded *loaded_find(struct cellrun *cr, const char *name)
 	return NULL;
 }
 
-static void note_loaded(struct cellrun *cr, const char *name)
+static void note_loaded_as(struct cellrun *cr, const char *name, int plain)
 {
 	struct loaded *l = loaded_find(cr, name);
 
@@ -694,19 +728,26 @@ static void note_loaded(struct cellrun *cr, const char *name)
 		l->name = xstrdup(name);
 	}
 	l->inserted = 1;
+	l->plain = plain;
 }
 
-/* Loads a module; 0 loaded, 1 refused by the kernel (message in err), -1 guest down. */
-static int load_module(struct cellrun *cr, const char *step, const char *modname,
-		       struct sb *err, int *err_no)
+static void note_loaded(struct cellrun *cr, const char *name)
+{
+	note_loaded_as(cr, name, 0);
+}
+
+/* Loads the module at a guest path with its parameters (or NULL); 0 loaded, 1 refused by the
+ * kernel (message in err), -1 guest down. */
+static int load_path(struct cellrun *cr, const char *step, const char *path, const char *params,
+		     struct sb *err, int *err_no)
 {
 	json_object *args = json_object_new_object();
-	char *path = xasprintf("/klpq/patches/%s.ko", modname);
 	struct proto_msg m;
 	int ret;
 
 	json_object_object_add(args, "path", json_object_new_string(path));
-	free(path);
+	if (params && *params)
+		json_object_object_add(args, "params", json_object_new_string(params));
 	if (call(cr, step, "load", "load", args, cr->sc->timeouts.transition_ms + agent_ms(cr),
 		 &m) != VM_OK)
 		return -1;
@@ -721,6 +762,17 @@ static int load_module(struct cellrun *cr, const char *step, const char *modname
 	return ret;
 }
 
+/* A livepatch (or helper) module of the patch set, from /klpq/patches. */
+static int load_module(struct cellrun *cr, const char *step, const char *modname,
+		       const char *params, struct sb *err, int *err_no)
+{
+	char *path = xasprintf("/klpq/patches/%s.ko", modname);
+	int ret = load_path(cr, step, path, params, err, err_no);
+
+	free(path);
+	return ret;
+}
+
 /* How long a module may stay referenced after its patch was disabled before that counts as
  * the patch's fault: livepatch drops its own reference from a workqueue a moment after the
  * patch leaves sysfs, so an unload in that moment gets EAGAIN on a correct patch. */
@@ -728,8 +780,8 @@ static int load_module(struct cellrun *cr, const char *step, const char *modname
 
 /* 0 removed; 1 refused (why in err; a reference still held after UNLOAD_SETTLE_MS); -1 the
  * guest is in trouble (recorded). */
-static int unload_module(struct cellrun *cr, const char *step, const char *modname,
-			 struct sb *err)
+static int unload_module_errno(struct cellrun *cr, const char *step, const char *modname,
+			       struct sb *err, int *err_no)
 {
 	uint64_t t0 = now_ms();
 	int ret, tries = 0;
@@ -750,6 +802,8 @@ static int unload_module(struct cellrun *cr, const char *step, const char *modna
 			continue;
 		}
 		ret = m.ok ? 0 : 1;
+		if (err_no)
+			*err_no = m.err_no;
 		if (!m.ok) {
 			sb_adds(err, m.error ? m.error : "refused");
 			if (m.err_no == EAGAIN)
@@ -762,6 +816,12 @@ static int unload_module(struct cellrun *cr, const char *step, const char *modna
 		proto_msg_release(&m);
 		return ret;
 	}
+}
+
+static int unload_module(struct cellrun *cr, const char *step, const char *modname,
+			 struct sb *err)
+{
+	return unload_module_errno(cr, step, modname, err, NULL);
 }
 
 static void transcript_apply(const char *p, char buf[3][192], const char *exp[3])
@@ -832,7 +892,7 @@ static void check_refusal(struct cellrun *cr, const char *step, const char *mod,
 static int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
 
 static enum settle load_and_settle(struct cellrun *cr, const char *step, const char *mod,
-				   int expect_fail, int64_t *seq)
+				   const char *params, int expect_fail, int nowait, int64_t *seq)
 {
 	struct sb err = SB_INIT;
 	char mark[192];
@@ -848,7 +908,7 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 	if (cr->perf_on && guest_now(cr, step, &win_start) < 0)
 		return GUEST_DOWN;
 	t0 = now_ms();
-	r = load_module(cr, step, mod, &err, &err_no);
+	r = load_module(cr, step, mod, params, &err, &err_no);
 	if (r < 0) {
 		ret = GUEST_DOWN;
 		goto out;
@@ -879,7 +939,15 @@ static enum settle load_and_settle(struct cellrun *cr, const char *step, const c
 		check_klog(cr, step, *seq, NULL, 0);
 		goto out;
 	}
-	add(cr, step, "load", V_PASS, now_ms() - t0, "%s loaded", mod);
+	add(cr, step, "load", V_PASS, now_ms() - t0, "%s loaded%s%s", mod, params && *params ?
+	    " with " : "", params && *params ? params : "");
+	if (nowait) {
+		/* wait: false: a later step acts while the transition may still be pending (a
+		 * busy task holds it); the sysfs check reads where it stands */
+		add(cr, step, "transition", V_SKIP, 0, "not waited for (wait: false)");
+		ret = SETTLED;
+		goto out;
+	}
 	r = wait_transition(cr, step, mod, 1, &took);
 	if (r < 0) {
 		ret = GUEST_DOWN;
@@ -940,7 +1008,7 @@ static void check_method(struct cellrun *cr, const char *step, const char *mod,
 	for (size_t k = 0; k < cr->nr_loaded; k++) {
 		const struct loaded *l = &cr->loaded[k];
 
-		if (!l->inserted || !strcmp(l->name, mod))
+		if (!l->inserted || l->plain || !strcmp(l->name, mod))
 			continue;
 		sb_addf(lp_find(pp, n, l->name) ? &kept : &gone, "%s%s",
 			(lp_find(pp, n, l->name) ? kept.len : gone.len) ? ", " : "", l->name);
@@ -966,9 +1034,25 @@ static void check_method(struct cellrun *cr, const char *step, const char *mod,
 	sb_release(&gone);
 }
 
+/* Whether a step after `after` unloads the module `name` itself (then klpq leaves it). */
+static int unloaded_later(const struct cellrun *cr, const char *step, const char *name)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	size_t i = 0;
+
+	while (i < ps->nr_steps && strcmp(ps->steps[i].name, step))
+		i++;
+	for (i++; i < ps->nr_steps; i++)
+		if (ps->steps[i].kind == STEP_UNLOAD && cr->mods[ps->steps[i].target].name &&
+		    !strcmp(cr->mods[ps->steps[i].target].name, name))
+			return 1;
+	return 0;
+}
+
 /* The sysfs state after mod settled: it is enabled with every object patched; with atomic
- * replace it is the only patch left, and each replaced module can be removed. -1 guest down. */
-static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
+ * replace it is the only patch left, and each replaced module can be removed (unless a later
+ * step removes it). With nowait the transition may still be pending. -1 guest down. */
+static int check_sysfs(struct cellrun *cr, const char *step, const char *mod, int nowait)
 {
 	struct lp_patch pp[32];
 	const struct lp_patch *p;
@@ -980,8 +1064,8 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 		return -1;
 	p = lp_find(pp, n, mod);
 	/* an object is patched exactly while its module is loaded (vmlinux always is) */
-	ok = p && p->enabled == 1 && p->transition == 0 && p->objects_wrong == 0;
-	if (ok && p->replace == 1 && n != 1)
+	ok = p && p->enabled == 1 && (nowait || p->transition == 0) && p->objects_wrong == 0;
+	if (ok && !nowait && p->replace == 1 && n != 1)
 		ok = 0;
 	{
 		char more[320] = "";
@@ -990,10 +1074,11 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 			snprintf(more, sizeof(more), "; %d not loaded, not patched: %s",
 				 p->objects - p->objects_loaded, p->absent);
 		c = add(cr, step, "sysfs", ok ? V_PASS : V_FAIL, 0,
-			ok ? "%s enabled%s, %d object(s) patched%s" :
-			     "livepatch state of %s is not as expected%s (%d object(s) patched%s)",
+			ok ? "%s enabled%s, %d object(s) patched%s%s" :
+			     "livepatch state of %s is not as expected%s (%d object(s) patched%s%s)",
 			mod, p && p->replace == 1 ? " with atomic replace" : "",
-			p ? p->objects_patched : 0, more);
+			p ? p->objects_patched : 0, more, p && p->transition == 1 ?
+			"; transition still pending" : "");
 	}
 	for (size_t k = 0; k < n; k++)
 		check_evidence(c, "%s: enabled=%d transition=%d replace=%d stack_order=%d "
@@ -1001,19 +1086,24 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 			       pp[k].transition, pp[k].replace, pp[k].stack_order, pp[k].objects,
 			       pp[k].objects_patched, pp[k].objects_loaded,
 			       *pp[k].absent ? " absent: " : "", pp[k].absent);
-	if (p)
+	if (p && !nowait)
 		check_method(cr, step, mod, p, pp, n);
 	for (size_t k = 0; k < cr->nr_loaded; k++) {
 		struct loaded *l = &cr->loaded[k];
 		struct sb uerr = SB_INIT;
 		int u;
 
-		if (!strcmp(l->name, mod) || !l->inserted)
+		if (!strcmp(l->name, mod) || !l->inserted || l->plain || nowait)
 			continue;
 		if (lp_find(pp, n, l->name)) {
 			if (p && p->replace == 1)
 				add(cr, step, "replaced", V_FAIL, 0,
 				    "%s is still listed after the atomic replace", l->name);
+			continue;
+		}
+		if (unloaded_later(cr, step, l->name)) {
+			add(cr, step, "replaced", V_PASS, 0, "%s replaced (a later step removes its "
+			    "module)", l->name);
 			continue;
 		}
 		u = unload_module(cr, step, l->name, &uerr);
@@ -1031,34 +1121,423 @@ static int check_sysfs(struct cellrun *cr, const char *step, const char *mod)
 	return 0;
 }
 
-/* Applies step i. 0 applied, 1 the step failed in a way that stops later steps, -1 guest down. */
-static int apply_step(struct cellrun *cr, size_t i)
+/* The module a step loads (patch, helper or kernel module), as the kernel names it; NULL for
+ * the other steps. */
+static const char *step_module(const struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+
+	if (st->kind == STEP_KMOD)
+		return st->kmod;
+	return cr->mods[i].name;
+}
+
+/* Whether a kernel line belongs to the patch set's transcript: it holds one of the patch
+ * set's log_filter texts (default "livepatch:" and the names of its modules, as the kernel's
+ * selftests filter); klpq's own marks and the taint notices are never part of it. */
+static int klog_wanted(const struct cellrun *cr, const char *line, size_t len)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), line);
+	if (!strncmp(buf, "klpq-mark: ", 11) || strstr(buf, "tainting kernel") ||
+	    strstr(buf, "taints kernel"))
+		return 0;
+	if (ps->nr_log_filter) {
+		for (size_t i = 0; i < ps->nr_log_filter; i++)
+			if (strstr(buf, ps->log_filter[i]))
+				return 1;
+		return 0;
+	}
+	if (strstr(buf, "livepatch:"))
+		return 1;
+	for (size_t i = 0; i < ps->nr_steps; i++) {
+		const char *m = step_module(cr, i);
+
+		if (m && strstr(buf, m))
+			return 1;
+	}
+	return 0;
+}
+
+/* A step's `log:`: the filtered kernel lines since the step began must be exactly these, in
+ * this order. Lines a transition prints just after sysfs settles may lag: short ones are read
+ * again for up to a second. */
+static void check_step_log(struct cellrun *cr, size_t i, int64_t seq)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	struct sb log = SB_INIT, got = SB_INIT;
+	struct check_result *r;
+	const char *pos, *line;
+	size_t len, n = 0, bad = (size_t)-1;
+
+	if (!st->has_log || cr->down)
+		return;
+	for (int round = 0; round < 6; round++) {
+		struct kerr ignore = KERR_INIT;
+
+		sb_reset(&log);
+		sb_reset(&got);
+		n = 0;
+		if (kmsg_since(cr, st->name, seq, &log) < 0)
+			goto out;
+		for (pos = log.buf; next_line(&pos, &line, &len);) {
+			if (!klog_wanted(cr, line, len))
+				continue;
+			sb_addf(&got, "%.*s\n", (int)len, line);
+			n++;
+		}
+		if (n >= st->nr_log)
+			break;
+		(void)vm_pump(cr->vm, 200, &ignore);
+	}
+	pos = got.buf;
+	for (size_t k = 0; k < st->nr_log || k < n; k++) {
+		int have = next_line(&pos, &line, &len);
+
+		if (k >= st->nr_log || !have || len != strlen(st->log[k]) ||
+		    memcmp(line, st->log[k], len)) {
+			bad = k;
+			break;
+		}
+	}
+	if (bad == (size_t)-1) {
+		r = add(cr, st->name, "klog", V_PASS, 0, "kernel log as expected: %zu line(s)", n);
+	} else {
+		const char *gl = NULL;
+		size_t gn = 0, k = 0;
+
+		for (pos = got.buf; next_line(&pos, &line, &len) && k <= bad; k++)
+			if (k == bad) {
+				gl = line;
+				gn = len;
+			}
+		if (bad >= st->nr_log)
+			r = add(cr, st->name, "klog", V_FAIL, 0, "kernel log has a line more than "
+				"expected (line %zu): '%.*s'", bad + 1, (int)gn, gl);
+		else if (!gl)
+			r = add(cr, st->name, "klog", V_FAIL, 0, "kernel log is missing line %zu: "
+				"'%s'", bad + 1, st->log[bad]);
+		else
+			r = add(cr, st->name, "klog", V_FAIL, 0, "kernel log differs at line %zu: "
+				"expected '%s', got '%.*s'", bad + 1, st->log[bad], (int)gn, gl);
+	}
+	for (size_t k = 0; k < st->nr_log; k++)
+		check_evidence(r, "expected: %s", st->log[k]);
+	check_evidence_text(r, "kernel: ", got.buf, 60);
+out:
+	sb_release(&log);
+	sb_release(&got);
+}
+
+/* After a step that is not a patch: every listed patch's objects must follow the modules that
+ * are loaded now (patched exactly while loaded). -1 guest down. */
+static int check_objects(struct cellrun *cr, const char *step)
+{
+	struct lp_patch pp[32];
+	struct check_result *c;
+	size_t n, wrong = 0;
+
+	if (lp_state(cr, step, "objects", pp, ARRAY_SIZE(pp), &n) < 0)
+		return -1;
+	if (!n)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		wrong += pp[k].objects_wrong != 0;
+	c = add(cr, step, "objects", wrong ? V_FAIL : V_PASS, 0, wrong ?
+		"%zu patch(es) with an object patched while its module is absent, or not while "
+		"it is loaded" : "every object of %zu patch(es) patched exactly while its module is "
+		"loaded", wrong ? wrong : n);
+	for (size_t k = 0; k < n; k++)
+		check_evidence(c, "%s: enabled=%d transition=%d objects=%d patched=%d loaded=%d%s%s",
+			       pp[k].name, pp[k].enabled, pp[k].transition, pp[k].objects,
+			       pp[k].objects_patched, pp[k].objects_loaded,
+			       *pp[k].absent ? " absent: " : "", pp[k].absent);
+	return 0;
+}
+
+/* The outcome of a step's action against its `expect`: refused (r == 1) with expect: fails is
+ * checked against `refusal`; anything else that does not match is a FAIL. 0 as expected, 1 not
+ * (stop the later steps). */
+static int judge_action(struct cellrun *cr, const struct step *st, const char *what, int r,
+			const char *why, int err_no, int64_t seq, uint64_t ms)
+{
+	if (st->expect_load_fail) {
+		if (r == 1) {
+			check_refusal(cr, st->name, what, why, err_no, seq, ms);
+			return 0;
+		}
+		add(cr, st->name, "action", V_FAIL, ms, "%s succeeded, but the patch set says the "
+		    "kernel must refuse it", what);
+		return 1;
+	}
+	if (r == 1) {
+		struct check_result *c = add(cr, st->name, "action", V_FAIL, ms, "%s refused: %s",
+					     what, why);
+		struct sb klog = SB_INIT;
+
+		check_evidence(c, "errno %d", err_no);
+		if (kmsg_since(cr, st->name, seq, &klog) == 0)
+			check_evidence_text(c, "kernel: ", klog.buf, 20);
+		sb_release(&klog);
+		return 1;
+	}
+	return 0;
+}
+
+/* A helper module of the patch set or a module of the kernel (its dependencies first). */
+static int step_load_plain(struct cellrun *cr, size_t i, int64_t seq)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	const char *mod = step_module(cr, i);
+	struct sb err = SB_INIT;
+	uint64_t t0 = now_ms();
+	int r = 0, err_no = 0, ret;
+	char *what;
+
+	if (st->kind == STEP_KMOD) {
+		for (size_t k = 0; k < cr->nr_kmod_paths[i] && r == 0; k++) {
+			const char *path = cr->kmod_paths[i][k];
+			int last = k + 1 == cr->nr_kmod_paths[i];
+
+			sb_reset(&err);
+			r = load_path(cr, st->name, path, last ? st->params : NULL, &err, &err_no);
+			if (r == 1 && !last && err_no == EEXIST)
+				r = 0; /* a dependency already loaded */
+			else if (r == 1 && !last)
+				sb_addf(&err, " (dependency %s)", path);
+		}
+	} else {
+		r = load_module(cr, st->name, mod, st->params, &err, &err_no);
+	}
+	if (r < 0) {
+		sb_release(&err);
+		return -1;
+	}
+	what = xasprintf("loading %s%s%s", mod, st->params ? " " : "", st->params ? st->params : "");
+	if (r == 0)
+		note_loaded_as(cr, mod, 1);
+	ret = judge_action(cr, st, what, r, err.buf, err_no, seq, now_ms() - t0);
+	if (!ret && r == 0)
+		add(cr, st->name, "action", V_PASS, now_ms() - t0, "%s loaded%s", mod,
+		    st->kind == STEP_KMOD ? " (a module of the kernel)" : " (helper)");
+	free(what);
+	sb_release(&err);
+	return ret;
+}
+
+static int step_unload(struct cellrun *cr, size_t i, int64_t seq)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	const char *mod = step_module(cr, st->target);
+	struct sb err = SB_INIT;
+	uint64_t t0 = now_ms();
+	int err_no = 0, r, ret;
+	char *what = xasprintf("removing %s", mod);
+
+	r = unload_module_errno(cr, st->name, mod, &err, &err_no);
+	if (r < 0) {
+		free(what);
+		sb_release(&err);
+		return -1;
+	}
+	if (r == 0) {
+		struct loaded *l = loaded_find(cr, mod);
+
+		if (l)
+			l->inserted = 0;
+	}
+	ret = judge_action(cr, st, what, r, err.buf, err_no, seq, now_ms() - t0);
+	if (!ret && r == 0)
+		add(cr, st->name, "action", V_PASS, now_ms() - t0, "%s removed", mod);
+	free(what);
+	sb_release(&err);
+	return ret;
+}
+
+/* Disables an earlier patch step's livepatch and waits until it is gone; what it (and what it
+ * replaced) fixed is retired. Its rollback probes must then fail when no other patch is left. */
+static int step_disable(struct cellrun *cr, size_t i, int64_t seq)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	const struct step *st = &ps->steps[i];
+	const char *mod = cr->mods[st->target].name;
+	json_object *args = json_object_new_object();
+	struct lp_patch pp[32];
+	struct proto_msg m;
+	uint64_t t0 = now_ms(), took;
+	size_t n;
+	int r, err_no;
+	char *what = xasprintf("disabling %s", mod), *why;
+
+	json_object_object_add(args, "name", json_object_new_string(mod));
+	json_object_object_add(args, "enabled", json_object_new_int(0));
+	if (call(cr, st->name, "disable", "lp_enable", args, agent_ms(cr), &m) != VM_OK) {
+		free(what);
+		return -1;
+	}
+	why = xstrdup(m.error ? m.error : "refused");
+	err_no = m.err_no;
+	r = m.ok ? 0 : 1;
+	proto_msg_release(&m);
+	r = judge_action(cr, st, what, r, why, err_no, seq, now_ms() - t0) ? -2 : r;
+	free(what);
+	free(why);
+	if (r != 0)
+		return r == -2 ? 1 : 0;
+	r = wait_transition(cr, st->name, mod, 0, &took);
+	if (r < 0)
+		return -1;
+	took = now_ms() - t0;
+	if (r == 1) {
+		report_stall(cr, st->name, "unpatch-transition", "unpatching", mod, 0, took);
+		return 1;
+	}
+	add(cr, st->name, "action", V_PASS, took, "%s disabled, unpatched in %.2f s", mod,
+	    took / 1000.0);
+	if (lp_state(cr, st->name, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
+		return -1;
+	cr->state[st->target] = ST_RETIRED;
+	for (size_t k = 0; k < ps->nr_steps; k++) {
+		const struct lp_patch *p = cr->mods[k].name ? lp_find(pp, n, cr->mods[k].name) : NULL;
+
+		if (cr->state[k] == ST_LIVE && (!p || p->enabled != 1))
+			cr->state[k] = ST_RETIRED;
+	}
+	if (n == 0) {
+		const struct step *t = &ps->steps[st->target];
+
+		for (size_t k = 0; k < t->nr_probes; k++)
+			if (t->probes[k].rollback_check && !t->probes[k].expect_fail &&
+			    probe_check(cr, st->name, t, &t->probes[k], 0, 1) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static int step_sysctl(struct cellrun *cr, size_t i, int64_t seq)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	json_object *args = json_object_new_object();
+	struct proto_msg m;
+	uint64_t t0 = now_ms();
+	char *what = xasprintf("setting %s = %s", st->sysctl_key, st->sysctl_value);
+	int r, ret;
+
+	json_object_object_add(args, "key", json_object_new_string(st->sysctl_key));
+	json_object_object_add(args, "value", json_object_new_string(st->sysctl_value));
+	if (call(cr, st->name, "sysctl", "sysctl", args, agent_ms(cr), &m) != VM_OK) {
+		free(what);
+		return -1;
+	}
+	r = m.ok ? 0 : 1;
+	ret = judge_action(cr, st, what, r, m.error ? m.error : "refused", m.err_no, seq,
+			   now_ms() - t0);
+	if (!ret && r == 0)
+		add(cr, st->name, "action", V_PASS, now_ms() - t0, "%s = %s", st->sysctl_key,
+		    st->sysctl_value);
+	proto_msg_release(&m);
+	free(what);
+	return ret;
+}
+
+static int step_run(struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	const char *argv[] = { "/bin/sh", "-c", st->run, NULL };
+	struct sb out = SB_INIT;
+	uint64_t t0 = now_ms();
+	struct check_result *c;
+	int code = -1;
+
+	if (guest_exec(cr, st->name, "action", argv, cr->sc->timeouts.probe_ms, &code, &out) < 0) {
+		sb_release(&out);
+		return -1;
+	}
+	c = add(cr, st->name, "action", code == 0 ? V_PASS : V_FAIL, now_ms() - t0,
+		code == 0 ? "ran (exit 0)" : "the step's command failed (exit %d)", code);
+	check_evidence(c, "run: %s", st->run);
+	check_evidence_text(c, "| ", out.buf, 40);
+	sb_release(&out);
+	return code == 0 ? 0 : 1;
+}
+
+/* A patch step: load the livepatch and settle it. 0 applied (or refused as expected), 1 the
+ * step failed in a way that stops later steps, -1 guest down. */
+static int step_patch(struct cellrun *cr, size_t i, int64_t *seq)
 {
 	const struct step *st = &cr->sc->patchset.steps[i];
 	const char *mod = cr->mods[i].name;
 	char tbuf[3][192];
 	const char *expect[3];
-	int64_t seq;
 
-	switch (load_and_settle(cr, st->name, mod, st->expect_load_fail, &seq)) {
+	switch (load_and_settle(cr, st->name, mod, st->params, st->expect_load_fail, st->nowait,
+				seq)) {
 	case SETTLED: break;
 	case REFUSED_AS_EXPECTED:
 		/* did the live patch survive the refused load? its fixes must still show */
-		if (cr->live >= 0 && run_probes(cr, st->name, (size_t)cr->live, 1) < 0)
+		if (cr->live >= 0 && run_probes(cr, st->name, (size_t)cr->live, 1, -1) < 0)
 			return -1;
-		console_crashes(cr, st->name);
 		return cr->down ? -1 : 0;
 	case STOPPED_CELL: return cr->down ? -1 : 1;
 	case GUEST_DOWN: return -1;
 	}
-	if (check_sysfs(cr, st->name, mod) < 0 || run_probes(cr, st->name, i, 1) < 0)
+	cr->state[i] = ST_LIVE;
+	if (check_sysfs(cr, st->name, mod, st->nowait) < 0 ||
+	    (i > 0 && run_probes(cr, st->name, i - 1, 1, -1) < 0))
 		return -1;
 	transcript_apply(mod, tbuf, expect);
-	check_klog(cr, st->name, seq, expect, 3);
+	check_klog(cr, st->name, *seq, expect, st->nowait ? 1 : 3);
+	return cr->down ? -1 : 0;
+}
+
+/* Applies step i, then what every step is checked by: its own probes, the probes of the patches
+ * still live, the objects against the loaded modules, its `log:`, crashes and taint. 0 applied,
+ * 1 the step failed in a way that stops later steps, -1 guest down. */
+static int apply_step(struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	char mark[192];
+	int64_t seq;
+	int r;
+
+	if (st->kind != STEP_PATCH) {
+		snprintf(mark, sizeof(mark), "%s begin", st->name);
+		if (kmsg_mark(cr, st->name, mark, &seq) < 0)
+			return -1;
+		cr->patched = 1; /* what goes wrong from here is the patch set's doing */
+	}
+	switch (st->kind) {
+	case STEP_PATCH: r = step_patch(cr, i, &seq); break;
+	case STEP_HELPER:
+	case STEP_KMOD: r = step_load_plain(cr, i, seq); break;
+	case STEP_UNLOAD: r = step_unload(cr, i, seq); break;
+	case STEP_DISABLE: r = step_disable(cr, i, seq); break;
+	case STEP_SYSCTL: r = step_sysctl(cr, i, seq); break;
+	default: r = step_run(cr, i); break;
+	}
+	if (r < 0 || cr->down)
+		return -1;
+	if (st->kind != STEP_PATCH && r == 0) {
+		/* the live patches' fixes must hold through whatever the step did */
+		if (check_objects(cr, st->name) < 0 ||
+		    run_probes(cr, st->name, cr->sc->patchset.nr_steps - 1, 1, -1) < 0)
+			return -1;
+		check_klog(cr, st->name, seq, NULL, 0);
+	}
+	if (r == 0 && !(st->kind == STEP_PATCH && st->expect_load_fail) && run_own_probes(cr, i) < 0)
+		return -1;
+	check_step_log(cr, i, seq);
 	console_crashes(cr, st->name);
 	if (!cr->down)
 		check_taint(cr, st->name);
-	return cr->down ? -1 : 0;
+	/* the newest patch still live: where rollback, the pairs and the leak cycles act */
+	cr->live = -1;
+	for (size_t k = 0; k < cr->sc->patchset.nr_steps; k++)
+		if (cr->state[k] == ST_LIVE)
+			cr->live = (long)k;
+	return cr->down ? -1 : r;
 }
 
 /* Disables the last applied step, checks the unpatched behaviour, unloads it and loads it
@@ -1110,7 +1589,7 @@ static void rollback(struct cellrun *cr, size_t last)
 	/* With atomic replace nothing else is live: every fix must be gone. Stacked patches below
 	 * keep theirs, so then the unpatched behaviour cannot be asserted. */
 	if (n == 0) {
-		if (run_probes(cr, S, last, 0) < 0)
+		if (run_probes(cr, S, last, 0, -1) < 0)
 			return;
 	} else {
 		add(cr, S, "probes", V_SKIP, 0, "%zu other patch(es) still live: unpatched "
@@ -1134,9 +1613,10 @@ static void rollback(struct cellrun *cr, size_t last)
 	if (u != 0)
 		return;
 	/* load again: the patch must apply cleanly a second time */
-	if (load_and_settle(cr, R, mod, 0, &seq) != SETTLED)
+	if (load_and_settle(cr, R, mod, cr->sc->patchset.steps[last].params, 0, 0, &seq) !=
+	    SETTLED)
 		return;
-	if (run_probes(cr, R, last, 1) < 0)
+	if (run_probes(cr, R, last, 1, (long)last) < 0)
 		return;
 	transcript_apply(mod, tb, expect);
 	check_klog(cr, R, seq, expect, 3);
@@ -1413,7 +1893,8 @@ static void perf_pairs(struct cellrun *cr, size_t last)
 			int want_b = half == 0 ? b_first : !b_first;
 
 			if (want_b && !loaded) {
-				if (load_and_settle(cr, step, mod, 0, &seq) != SETTLED)
+				if (load_and_settle(cr, step, mod, cr->sc->patchset.steps[last].params,
+						    0, 0, &seq) != SETTLED)
 					return;
 				loaded = 1;
 			}
@@ -1554,7 +2035,8 @@ static void leak_check(struct cellrun *cr, size_t last)
 	if (!cycles || cr->down)
 		return;
 	progress(cr, "leak: %u apply/remove cycle(s) of %s", cycles, mod);
-	if (!(l && l->inserted) && load_and_settle(cr, S, mod, 0, &seq) != SETTLED)
+	if (!(l && l->inserted) && load_and_settle(cr, S, mod, cr->sc->patchset.steps[last].params,
+						   0, 0, &seq) != SETTLED)
 		return;
 	if (leak_exercise(cr, S, last) < 0 || mem_measure(cr, S, mod, &m[0]) < 0)
 		return;
@@ -1562,7 +2044,9 @@ static void leak_check(struct cellrun *cr, size_t last)
 		char step[32];
 
 		snprintf(step, sizeof(step), "leak-cycle%u", i);
-		if (perf_unpatch(cr, step, mod) < 0 || load_and_settle(cr, step, mod, 0, &seq) != SETTLED)
+		if (perf_unpatch(cr, step, mod) < 0 ||
+		    load_and_settle(cr, step, mod, cr->sc->patchset.steps[last].params, 0, 0, &seq) !=
+		    SETTLED)
 			return;
 		if (leak_exercise(cr, step, last) < 0 || mem_measure(cr, step, mod, &m[i]) < 0)
 			return;
@@ -1912,6 +2396,52 @@ static void log_line(void *ctx, const char *msg)
 }
 
 /* Kernel, module builds and initramfs. 0, or -1 after recording the failure. */
+/* A kmod step's module and its dependencies, in load order, from the kernel's modules.dep. */
+static int kmod_resolve(struct cellrun *cr, size_t i)
+{
+	const struct step *st = &cr->sc->patchset.steps[i];
+	const char *wanted[] = { st->kmod, NULL };
+	char *dep_path = path_join(cr->k.modules, "modules.dep");
+	char *bi_path = path_join(cr->k.modules, "modules.builtin");
+	struct sb dep = SB_INIT, bi = SB_INIT;
+	struct kerr e = KERR_INIT, ignore = KERR_INIT;
+	char **paths = NULL;
+	size_t nr = 0;
+	int ret = -1;
+
+	if (read_file(dep_path, &dep, 64u << 20, &e) < 0) {
+		add(cr, st->name, "kmod", V_ERROR, 0, "%s", e.msg);
+		goto out;
+	}
+	if (read_file(bi_path, &bi, 64u << 20, &ignore) < 0)
+		sb_reset(&bi);
+	if (modules_load_order(dep.buf, bi.len ? bi.buf : NULL, wanted, &paths, &nr, &e) < 0) {
+		/* the patch set names a module this kernel does not have: its input, not ours */
+		add(cr, st->name, "kmod", V_FAIL, 0, "kernel %s has no module %s: %s", cr->k.release,
+		    st->kmod, e.msg);
+		goto out;
+	}
+	if (nr == 0) {
+		add(cr, st->name, "kmod", V_FAIL, 0, "%s is built into kernel %s: it cannot be "
+		    "loaded or removed", st->kmod, cr->k.release);
+		goto out;
+	}
+	cr->kmod_paths[i] = xcalloc(nr, sizeof(char *));
+	for (size_t k = 0; k < nr; k++)
+		cr->kmod_paths[i][k] = path_join(cr->k.modules, paths[k]);
+	cr->nr_kmod_paths[i] = nr;
+	ret = 0;
+out:
+	for (size_t k = 0; k < nr; k++)
+		free(paths[k]);
+	free(paths);
+	sb_release(&dep);
+	sb_release(&bi);
+	free(dep_path);
+	free(bi_path);
+	return ret;
+}
+
 static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 {
 	const struct patchset *ps = &cr->sc->patchset;
@@ -1940,9 +2470,19 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	add(cr, "prepare", "kernel", V_PASS, now_ms() - t0, "%s ready%s", cr->k.release,
 	    cr->k.from_cache ? " (cache)" : "");
 	cr->mods = xcalloc(ps->nr_steps, sizeof(*cr->mods));
+	cr->kmod_paths = xcalloc(ps->nr_steps, sizeof(*cr->kmod_paths));
+	cr->nr_kmod_paths = xcalloc(ps->nr_steps, sizeof(*cr->nr_kmod_paths));
 	for (size_t i = 0; i < ps->nr_steps; i++) {
 		struct sb blog = SB_INIT;
 		int fault = 0;
+
+		if (ps->steps[i].kind == STEP_KMOD) {
+			if (kmod_resolve(cr, i) < 0)
+				return -1;
+			continue;
+		}
+		if (ps->steps[i].kind != STEP_PATCH && ps->steps[i].kind != STEP_HELPER)
+			continue;
 		kerr_clear(&e);
 		t0 = now_ms();
 		if (pbuild_step(&ps->steps[i], &cr->k, cr->rn->cache, cr->rn->stop_fd, &cr->mods[i],
@@ -1955,10 +2495,14 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 		}
 		sb_release(&blog);
 		for (size_t j = 0; j < i; j++) {
-			if (!strcmp(cr->mods[j].name, cr->mods[i].name)) {
+			/* the same module in two steps (a re-apply, a downgrade) is fine; two
+			 * different modules of one name are not */
+			if (cr->mods[j].name && !strcmp(cr->mods[j].name, cr->mods[i].name) &&
+			    (strcmp(cr->mods[j].key, cr->mods[i].key) ||
+			     ps->steps[j].kind != ps->steps[i].kind)) {
 				add(cr, ps->steps[i].name, "build", V_FAIL, 0,
-				    "module name %s is used by step %s too: livepatch names must "
-				    "differ", cr->mods[i].name, ps->steps[j].name);
+				    "module name %s is used by step %s too, for a different module: "
+				    "module names must differ", cr->mods[i].name, ps->steps[j].name);
 				return -1;
 			}
 		}
@@ -1972,19 +2516,61 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
 	static const char *const boot_modules[] = { "virtio_pci", "virtio_console", NULL };
-	struct initramfs_file *files = xcalloc(ps->nr_steps + 1, sizeof(*files));
-	char **guest = xcalloc(ps->nr_steps, sizeof(*guest));
+	size_t nfiles = 0, ng = 0, max = ps->nr_steps + 1;
+	struct initramfs_file *files;
+	char **guest, **hosts;
+	size_t nh = 0;
 	struct initramfs_spec spec;
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
 	int ret;
 
+	for (size_t i = 0; i < ps->nr_steps; i++)
+		max += cr->nr_kmod_paths[i];
+	files = xcalloc(max, sizeof(*files));
+	guest = xcalloc(max, sizeof(*guest));
+	hosts = xcalloc(max, sizeof(*hosts));
 	for (size_t i = 0; i < ps->nr_steps; i++) {
-		guest[i] = xasprintf("/klpq/patches/%s.ko", cr->mods[i].name);
-		files[i].host_path = cr->mods[i].path;
-		files[i].guest_path = guest[i];
-		files[i].mode = 0644;
-		files[i].decompress = 1;
+		int dup = 0;
+
+		if (!cr->mods[i].name)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			dup |= cr->mods[j].name && !strcmp(cr->mods[j].name, cr->mods[i].name);
+		if (dup)
+			continue;
+		guest[ng] = xasprintf("/klpq/patches/%s.ko", cr->mods[i].name);
+		files[nfiles].host_path = cr->mods[i].path;
+		files[nfiles].guest_path = guest[ng++];
+		files[nfiles].mode = 0644;
+		files[nfiles++].decompress = 1;
+	}
+	/* a kmod step's modules go to /klpq/kmod/<file>.ko, stored decompressed; the guest path
+	 * replaces the host one in kmod_paths (the load order stays) */
+	for (size_t i = 0; i < ps->nr_steps; i++) {
+		for (size_t k = 0; k < cr->nr_kmod_paths[i]; k++) {
+			char *host = cr->kmod_paths[i][k], *base = strrchr(host, '/'), *dot;
+			char *g, *bdup;
+			int dup = 0;
+
+			bdup = xstrdup(base ? base + 1 : host);
+			dot = strstr(bdup, ".ko");
+			if (dot)
+				dot[3] = '\0';
+			g = xasprintf("/klpq/kmod/%s", bdup);
+			free(bdup);
+			for (size_t j = 0; j < ng; j++)
+				dup |= !strcmp(guest[j], g);
+			if (!dup) {
+				files[nfiles].host_path = host;
+				files[nfiles].guest_path = g;
+				files[nfiles].mode = 0644;
+				files[nfiles++].decompress = 1;
+				guest[ng++] = xstrdup(g);
+			}
+			cr->kmod_paths[i][k] = g; /* the guest's path from now on */
+			hosts[nh++] = host; /* freed once the archive is written */
+		}
 	}
 	memset(&spec, 0, sizeof(spec));
 	spec.output = out;
@@ -1994,7 +2580,7 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 	spec.release = cr->k.release;
 	spec.boot_modules = boot_modules;
 	spec.files = files;
-	spec.nr_files = ps->nr_steps;
+	spec.nr_files = nfiles;
 	if (cr->sc->nr_workloads) {
 		files[spec.nr_files].host_path = cr->rn->workload;
 		files[spec.nr_files].guest_path = "/bin/klpq-workload";
@@ -2004,10 +2590,13 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 	ret = initramfs_build(&spec, &e);
 	if (ret < 0)
 		add(cr, "prepare", "initramfs", V_ERROR, now_ms() - t0, "%s", e.msg);
-	for (size_t i = 0; i < ps->nr_steps; i++)
+	for (size_t i = 0; i < ng; i++)
 		free(guest[i]);
 	free(guest);
 	free(files);
+	for (size_t i = 0; i < nh; i++)
+		free(hosts[i]);
+	free(hosts);
 	return ret;
 }
 
@@ -2240,13 +2829,14 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	char *tmpdir = NULL, *initrd = NULL;
 	struct kerr e = KERR_INIT;
 	size_t applied = 0;
-	int last_ok = 0, write_failed = 0, tmp_lock = -1;
+	int write_failed = 0, tmp_lock = -1;
 
 	memset(&cr, 0, sizeof(cr));
 	cr.rn = rn;
 	cr.sc = rn->sc;
 	cr.cell = cell;
 	cr.live = -1;
+	cr.state = xcalloc(ps->nr_steps, sizeof(*cr.state));
 	cr.console = cscan_new();
 	progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
 	{
@@ -2274,7 +2864,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	if (stopped(&cr, "prepare") || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
 		goto end;
 	save_progress(&cr);
-	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0) < 0)
+	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0, -1) < 0)
 		goto end;
 	check_taint(&cr, "baseline");
 	if (rn->sc->nr_workloads && perf_start(&cr) < 0)
@@ -2285,10 +2875,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		if (r != 0)
 			break;
 		applied = i + 1;
-		last_ok = !ps->steps[i].expect_load_fail;
-		if (last_ok)
-			cr.live = (long)i;
-		if (last_ok && perf_phase(&cr, PHASE_B, ps->steps[i].name) < 0)
+		if (cr.state[i] == ST_LIVE && perf_phase(&cr, PHASE_B, ps->steps[i].name) < 0)
 			break;
 	}
 	/* A refused last step leaves the step before it live: rollback, reapply, the pairs and
@@ -2366,6 +2953,14 @@ end:
 		for (size_t i = 0; i < ps->nr_steps; i++)
 			built_module_release(&cr.mods[i]);
 	free(cr.mods);
+	for (size_t i = 0; cr.kmod_paths && i < ps->nr_steps; i++) {
+		for (size_t k = 0; k < cr.nr_kmod_paths[i]; k++)
+			free(cr.kmod_paths[i][k]);
+		free(cr.kmod_paths[i]);
+	}
+	free(cr.kmod_paths);
+	free(cr.nr_kmod_paths);
+	free(cr.state);
 	for (size_t i = 0; i < cr.nr_loaded; i++)
 		free(cr.loaded[i].name);
 	free(cr.loaded);

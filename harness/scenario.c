@@ -615,9 +615,11 @@ static int check_seq(struct yfile *f, const struct ynode *n, const char *field, 
 
 /* ---- patch sets -------------------------------------------------------------------- */
 
-static const char *const patchset_keys[] = { "name", "description", "method", "steps", NULL };
-static const char *const step_keys[] = { "name", "source", "module", "expect", "refusal",
-					  "method", "probes", NULL };
+static const char *const patchset_keys[] = { "name", "description", "method", "log_filter",
+					      "steps", NULL };
+static const char *const step_keys[] = { "name", "source", "module", "kmod", "disable",
+					  "unload", "sysctl", "run", "helper", "params", "wait",
+					  "expect", "refusal", "method", "probes", "log", NULL };
 
 /* method: cumulative (atomic replace: the step replaces every earlier patch) or stacked (it
  * adds to them). -1 on a bad value (the error is set). */
@@ -650,7 +652,8 @@ const char *errno_name(int num)
 			return errno_names[i].name;
 	return NULL;
 }
-static const char *const probe_keys[] = { "name", "run", "timeout_s", "rollback", NULL };
+static const char *const probe_keys[] = { "name", "run", "timeout_s", "rollback", "expect",
+					   "recheck", NULL };
 
 static void probe_release(struct probe *pr)
 {
@@ -666,6 +669,14 @@ static void step_release(struct step *st)
 	free(st->source);
 	free(st->module);
 	free(st->refusal_log);
+	free(st->params);
+	free(st->kmod);
+	free(st->sysctl_key);
+	free(st->sysctl_value);
+	free(st->run);
+	for (i = 0; i < st->nr_log; i++)
+		free(st->log[i]);
+	free(st->log);
 	for (i = 0; i < st->nr_probes; i++)
 		probe_release(&st->probes[i]);
 	free(st->probes);
@@ -679,6 +690,9 @@ void patchset_release(struct patchset *p)
 	free(p->dir);
 	free(p->file);
 	free(p->description);
+	for (i = 0; i < p->nr_log_filter; i++)
+		free(p->log_filter[i]);
+	free(p->log_filter);
 	for (i = 0; i < p->nr_steps; i++)
 		step_release(&p->steps[i]);
 	free(p->steps);
@@ -754,23 +768,124 @@ static int parse_probe(struct yfile *f, const struct ynode *n, const char *where
 	v = map_get(n, "rollback");
 	if (v && get_bool(f, v, field, &pr->rollback_check))
 		goto out;
+	free(field);
+
+	pr->recheck = 1;
+	field = field_name(where, "recheck");
+	v = map_get(n, "recheck");
+	if (v && get_bool(f, v, field, &pr->recheck))
+		goto out;
+	free(field);
+
+	field = field_name(where, "expect");
+	v = map_get(n, "expect");
+	if (v) {
+		if (v->kind == YN_SCALAR && !strcmp(v->text, "passes")) {
+			pr->expect_fail = 0;
+		} else if (v->kind == YN_SCALAR && !strcmp(v->text, "fails")) {
+			/* "this fix is gone now": checked after its own step only */
+			pr->expect_fail = 1;
+			pr->recheck = 0;
+			pr->rollback_check = 0;
+		} else {
+			node_err(f, v, "%s must be passes or fails, not %s%.64s%s", field,
+				 v->kind == YN_SCALAR ? "'" : "", v->kind == YN_SCALAR ? v->text :
+				 describe(v), v->kind == YN_SCALAR ? "'" : "");
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	free(field);
 	return ret;
 }
 
+/* The actions a step can take; exactly one per step. */
+static const char *const step_actions[] = { "source", "module", "kmod", "disable", "unload",
+					     "sysctl", "run", NULL };
+
+/* A one-line text sent to the guest: no control characters, at most max bytes. */
+static int get_line(struct yfile *f, const struct ynode *v, const char *field, size_t max,
+		    char **out)
+{
+	if (get_string(f, v, field, out))
+		return -1;
+	for (const char *c = *out; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return node_err(f, v, "%s must be one line without control characters", field);
+	if (strlen(*out) > max)
+		return node_err(f, v, "%s is %zu bytes, more than %zu", field, strlen(*out), max);
+	return 0;
+}
+
+/* params: "a=1 b=2" or a mapping {a: 1, b: 2} (its values plain scalars). */
+static int get_params(struct yfile *f, const struct ynode *v, const char *field, char **out)
+{
+	struct sb b = SB_INIT;
+
+	if (v->kind != YN_MAP)
+		return get_line(f, v, field, 1024, out);
+	for (size_t i = 0; i + 1 < v->nr; i += 2) {
+		const struct ynode *k = v->kids[i], *val = v->kids[i + 1];
+
+		if (val->kind != YN_SCALAR || is_null(val) || strpbrk(val->text, " \t\n\"")) {
+			sb_release(&b);
+			return node_err(f, val, "%s.%s must be a value without spaces or quotes, not "
+					"%s", field, k->text, val->kind == YN_SCALAR ? "that" :
+					describe(val));
+		}
+		if (!*k->text || strpbrk(k->text, " =\t\n\"")) {
+			sb_release(&b);
+			return node_err(f, k, "%s: '%.64s' is not a module parameter name", field,
+					k->text);
+		}
+		sb_addf(&b, "%s%s=%s", b.len ? " " : "", k->text, val->text);
+	}
+	if (b.len > 1024) {
+		sb_release(&b);
+		return node_err(f, v, "%s is more than 1024 bytes", field);
+	}
+	*out = xstrdup(b.len ? b.buf : "");
+	sb_release(&b);
+	return 0;
+}
+
+/* The earlier step a disable/unload names; -1 with the error set. */
+static int earlier_step(struct yfile *f, const struct ynode *v, const char *field,
+			const struct step *steps, size_t idx, int patch_only, size_t *out)
+{
+	if (v->kind != YN_SCALAR || is_null(v))
+		return node_err(f, v, "%s must be the name of an earlier step, not %s", field,
+				describe(v));
+	for (size_t i = 0; i < idx; i++) {
+		if (strcmp(steps[i].name, v->text))
+			continue;
+		if (patch_only ? steps[i].kind != STEP_PATCH :
+		    steps[i].kind != STEP_PATCH && steps[i].kind != STEP_HELPER &&
+		    steps[i].kind != STEP_KMOD)
+			return node_err(f, v, "%s: step '%s' (line %d) %s", field, v->text,
+					steps[i].line, patch_only ? "loads no livepatch" :
+					"loads no module");
+		*out = i;
+		return 0;
+	}
+	return node_err(f, v, "%s: no earlier step is named '%.64s'", field, v->text);
+}
+
 static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 		      struct seen_names *step_names, struct seen_names *probe_names,
-		      struct step *st)
+		      struct step *steps, size_t idx)
 {
-	const struct ynode *v, *src, *mod;
+	struct step *st = &steps[idx];
+	const struct ynode *v, *act = NULL;
+	const char *act_key = NULL;
 	char *field = NULL;
 	size_t i;
-	int ret = -1;
+	int ret = -1, helper = 0, loads;
 
 	if (check_map(f, n, where, step_keys))
 		return -1;
+	st->line = n->line;
 
 	field = field_name(where, "name");
 	if (need(f, n, where, "name", &v) || get_name(f, v, field, &st->name) ||
@@ -779,38 +894,126 @@ static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 	free(field);
 	field = NULL;
 
-	src = map_get(n, "source");
-	mod = map_get(n, "module");
-	if (src && mod) {
-		node_err(f, src->line > mod->line ? src : mod,
-			 "%s: give either 'source' or 'module', not both", where);
+	for (i = 0; step_actions[i]; i++) {
+		const struct ynode *a = map_get(n, step_actions[i]);
+
+		if (!a)
+			continue;
+		if (act) {
+			node_err(f, a->line > act->line ? a : act, "%s: give one of '%s' and '%s', "
+				 "not both", where, act_key, step_actions[i]);
+			goto out;
+		}
+		act = a;
+		act_key = step_actions[i];
+	}
+	if (!act) {
+		node_err(f, n, "%s: missing what the step does: 'source' (a folder with C source and "
+			 "Kbuild), 'module' (a prebuilt .ko), 'kmod' (a module of the kernel), "
+			 "'disable', 'unload', 'sysctl' or 'run'", where);
 		goto out;
 	}
-	if (!src && !mod) {
-		node_err(f, n, "%s: missing 'source' (a folder with C source and Kbuild) or "
-			 "'module' (a prebuilt .ko)", where);
+	field = field_name(where, act_key);
+	if (!strcmp(act_key, "source") || !strcmp(act_key, "module")) {
+		st->kind = STEP_PATCH;
+		if (act_key[0] == 's' ? get_existing(f, act, field, 1, &st->source) :
+					get_existing(f, act, field, 0, &st->module))
+			goto out;
+	} else if (!strcmp(act_key, "kmod")) {
+		st->kind = STEP_KMOD;
+		if (get_name(f, act, field, &st->kmod))
+			goto out;
+	} else if (!strcmp(act_key, "disable") || !strcmp(act_key, "unload")) {
+		st->kind = act_key[0] == 'd' ? STEP_DISABLE : STEP_UNLOAD;
+		if (earlier_step(f, act, field, steps, idx, st->kind == STEP_DISABLE, &st->target))
+			goto out;
+	} else if (!strcmp(act_key, "sysctl")) {
+		const struct ynode *k;
+
+		st->kind = STEP_SYSCTL;
+		if (act->kind != YN_MAP || act->nr != 2) {
+			node_err(f, act, "%s must be a mapping of one key to its value "
+				 "({kernel.ftrace_enabled: 0}), not %s", field, describe(act));
+			goto out;
+		}
+		k = act->kids[0];
+		if (!*k->text || strspn(k->text, "abcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+				     strlen(k->text) || strstr(k->text, "..") || *k->text == '.') {
+			node_err(f, k, "%s: '%.64s' is not a sysctl name (kernel.ftrace_enabled)",
+				 field, k->text);
+			goto out;
+		}
+		st->sysctl_key = xstrdup(k->text);
+		if (get_line(f, act->kids[1], field, 256, &st->sysctl_value))
+			goto out;
+	} else {
+		st->kind = STEP_RUN;
+		if (get_string(f, act, field, &st->run))
+			goto out;
+		if (!st->run[strspn(st->run, " \t\r\n")]) {
+			node_err(f, act, "%s must not be empty", field);
+			goto out;
+		}
+	}
+	free(field);
+	field = NULL;
+
+	v = map_get(n, "helper");
+	if (v && (get_bool(f, v, "helper", &helper) ||
+		  (st->kind != STEP_PATCH &&
+		   node_err(f, v, "%s.helper is for a step with source or module", where))))
+		goto out;
+	if (helper)
+		st->kind = STEP_HELPER;
+	loads = st->kind == STEP_PATCH || st->kind == STEP_HELPER || st->kind == STEP_KMOD;
+
+	field = field_name(where, "params");
+	v = map_get(n, "params");
+	if (v && !loads) {
+		node_err(f, v, "%s is for a step that loads a module", field);
 		goto out;
 	}
-	field = field_name(where, src ? "source" : "module");
-	if (src ? get_existing(f, src, field, 1, &st->source) :
-		  get_existing(f, mod, field, 0, &st->module))
+	if (v && get_params(f, v, field, &st->params))
 		goto out;
+	free(field);
+
+	field = field_name(where, "wait");
+	v = map_get(n, "wait");
+	if (v) {
+		int w = 1;
+
+		if (get_bool(f, v, field, &w))
+			goto out;
+		if (st->kind != STEP_PATCH) {
+			node_err(f, v, "%s is for a step that loads a livepatch", field);
+			goto out;
+		}
+		st->nowait = !w;
+	}
 	free(field);
 
 	field = field_name(where, "expect");
 	v = map_get(n, "expect");
 	if (v) {
-		if (v->kind == YN_SCALAR && !strcmp(v->text, "loads")) {
+		if (v->kind == YN_SCALAR && (!strcmp(v->text, "loads") || !strcmp(v->text, "ok"))) {
 			st->expect_load_fail = 0;
-		} else if (v->kind == YN_SCALAR && !strcmp(v->text, "load-fails")) {
+		} else if (v->kind == YN_SCALAR && (!strcmp(v->text, "load-fails") ||
+						    !strcmp(v->text, "fails"))) {
 			st->expect_load_fail = 1;
-		} else if (v->kind == YN_SCALAR && !is_null(v)) {
-			node_err(f, v, "%s must be 'loads' or 'load-fails', not '%.64s'", field,
-				 v->text);
-			goto out;
 		} else {
-			node_err(f, v, "%s must be 'loads' or 'load-fails', not %s", field,
-				 describe(v));
+			node_err(f, v, "%s must be 'ok' (or loads) or 'fails' (or load-fails), not "
+				 "%s%.64s%s", field, v->kind == YN_SCALAR ? "'" : "",
+				 v->kind == YN_SCALAR ? v->text : describe(v),
+				 v->kind == YN_SCALAR ? "'" : "");
+			goto out;
+		}
+		if (st->expect_load_fail && st->kind == STEP_RUN) {
+			node_err(f, v, "%s: a run step fails by its exit status; say the failing "
+				 "command's test in the shell instead", field);
+			goto out;
+		}
+		if (st->expect_load_fail && st->nowait) {
+			node_err(f, v, "%s: a refused load has no transition to leave waiting", field);
 			goto out;
 		}
 	}
@@ -819,20 +1022,47 @@ static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 	field = field_name(where, "method");
 	v = map_get(n, "method");
 	st->stacked = -1; /* the patch set's method */
+	if (v && st->kind != STEP_PATCH) {
+		node_err(f, v, "%s is for a step that loads a livepatch", field);
+		goto out;
+	}
 	if (v && get_method(f, v, field, &st->stacked))
 		goto out;
+	free(field);
+
+	field = field_name(where, "log");
+	v = map_get(n, "log");
+	if (v) {
+		if (check_seq(f, v, field, 0))
+			goto out;
+		st->has_log = 1;
+		st->log = xcalloc(v->nr + 1, sizeof(*st->log));
+		for (i = 0; i < v->nr; i++) {
+			char *lf = xasprintf("%s[%zu]", field, i);
+			int bad = get_line(f, v->kids[i], lf, 1000, &st->log[i]);
+
+			free(lf);
+			st->nr_log = i + !bad;
+			if (bad)
+				goto out;
+			if (!*st->log[i]) {
+				node_err(f, v->kids[i], "%s[%zu] must not be empty", field, i);
+				goto out;
+			}
+		}
+	}
 	free(field);
 
 	field = field_name(where, "refusal");
 	v = map_get(n, "refusal");
 	if (v && !st->expect_load_fail) {
-		node_err(f, v, "%s is for a step with 'expect: load-fails'", field);
+		node_err(f, v, "%s is for a step with 'expect: fails' (or load-fails)", field);
 		goto out;
 	}
 	if (st->expect_load_fail && !v) {
-		node_err(f, map_get(n, "expect"), "%s: 'expect: load-fails' needs 'refusal' naming what "
+		node_err(f, map_get(n, "expect"), "%s: 'expect: %s' needs 'refusal' naming what "
 			 "the kernel must answer: errno (EINVAL, EBUSY, ... or a number) and/or log (a "
-			 "text of the kernel's lines)", where);
+			 "text of the kernel's lines)", where, map_get(n, "expect")->text);
 		goto out;
 	}
 	if (v) {
@@ -944,6 +1174,23 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 	v = map_get(root, "method");
 	if (v && get_method(f, v, "method", &out->stacked))
 		return -1;
+	v = map_get(root, "log_filter");
+	if (v) {
+		if (check_seq(f, v, "log_filter", 1))
+			return -1;
+		out->log_filter = xcalloc(v->nr, sizeof(*out->log_filter));
+		for (i = 0; i < v->nr; i++) {
+			char *lf = xasprintf("log_filter[%zu]", i);
+			int bad = get_line(f, v->kids[i], lf, 256, &out->log_filter[i]);
+
+			free(lf);
+			out->nr_log_filter = i + !bad;
+			if (bad)
+				return -1;
+			if (!*out->log_filter[i])
+				return node_err(f, v->kids[i], "log_filter[%zu] must not be empty", i);
+		}
+	}
 
 	/* check_map has not run on the steps yet: count generously, map_get only reads. */
 	step_names.nodes = xcalloc(steps->nr, sizeof(*step_names.nodes));
@@ -953,7 +1200,7 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 	for (i = 0; i < steps->nr; i++) {
 		char *where = xasprintf("steps[%zu]", i);
 		int r = parse_step(f, steps->kids[i], where, &step_names, &probe_names,
-				   &out->steps[i]);
+				   out->steps, i);
 
 		free(where);
 		if (r)
@@ -972,6 +1219,8 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 		const struct ynode *n = map_get(steps->kids[i], st->source ? "source" : "module");
 		size_t tl = strlen(f->dir);
 
+		if (!got)
+			continue; /* a step that builds nothing */
 		if (strncmp(got, f->dir, tl) || got[tl] != '/') {
 			node_err(f, n, "steps[%zu].%s '%.200s' resolves to %s, outside the patch set's "
 				 "folder %s (a scenario that trusts it says sources_outside_patchset: "

@@ -32,6 +32,21 @@ struct probe {
 	char *run;            /* shell text run in the guest by /bin/sh -c */
 	unsigned timeout_ms;  /* default: scenario timeouts.probe_s */
 	int rollback_check;   /* 1 (default): after rollback this probe must exit nonzero */
+	int expect_fail;      /* "expect: fails": after its own step the probe must exit nonzero */
+	int recheck;          /* 1 (default): run again after every later step while its step
+			       * is live; 0: checked after its own step only */
+};
+
+/* What a step does. A patch step loads a livepatch module; the others act on the guest
+ * between (or during) patches, as the kernel's own livepatch selftests do. */
+enum step_kind {
+	STEP_PATCH,   /* source/module: a livepatch module */
+	STEP_HELPER,  /* source/module with helper: true: an ordinary module (a test target) */
+	STEP_KMOD,    /* kmod: a module of the kernel under test, with its dependencies */
+	STEP_DISABLE, /* disable: write 0 to an earlier patch step's enabled, wait it out */
+	STEP_UNLOAD,  /* unload: remove an earlier step's module */
+	STEP_SYSCTL,  /* sysctl: write one /proc/sys value */
+	STEP_RUN,     /* run: a shell command in the guest that must exit 0 */
 };
 
 struct step {
@@ -44,6 +59,18 @@ struct step {
 	int stacked;          /* method: 0 cumulative (atomic replace, the default), 1 stacked */
 	int refusal_errno;    /* with it: the errno the refusal must give, or 0 for any */
 	char *refusal_log;    /* and/or a text the kernel's lines since the step must hold */
+	enum step_kind kind;
+	char *params;         /* module parameters ("a=1 b=2") for patch/helper/kmod, or NULL */
+	char *kmod;           /* STEP_KMOD: the module's name */
+	size_t target;        /* STEP_DISABLE/STEP_UNLOAD: index of the earlier step acted on */
+	char *sysctl_key;     /* STEP_SYSCTL: "kernel.ftrace_enabled" */
+	char *sysctl_value;
+	char *run;            /* STEP_RUN: shell text */
+	int nowait;           /* "wait: false": do not wait for the patch's transition */
+	char **log;           /* the filtered kernel lines the step must produce, exactly */
+	size_t nr_log;
+	int has_log;          /* log: given (an empty list means: no such line at all) */
+	int line;             /* where the step was written */
 };
 
 struct patchset {
@@ -52,6 +79,9 @@ struct patchset {
 	char *file;           /* absolute path of patchset.yaml */
 	char *description;
 	int stacked;          /* the patch set's method: 0 cumulative (default), 1 stacked */
+	char **log_filter;    /* a kernel line is a step's when it holds one of these; default
+			       * "livepatch:" and the names of the patch set's modules */
+	size_t nr_log_filter;
 	struct step *steps;
 	size_t nr_steps;
 };

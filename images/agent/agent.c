@@ -905,6 +905,39 @@ static int do_lp_enable(struct req *rq)
 	return 0;
 }
 
+/* Writes one value to a sysctl, /proc/sys/<key with dots as slashes>, as sysctl(8) does; the
+ * kernel's refusal comes back as the errno. */
+static int do_sysctl(struct req *rq)
+{
+	const char *key = arg_str(rq, "key"), *value = arg_str(rq, "value");
+	char path[PATH_MAX], line[272];
+	int fd, n;
+
+	if (!key || !value)
+		return -1;
+	if (!*key || *key == '.' || strstr(key, "..") || strlen(value) > 256 ||
+	    strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(key))
+		return fail(rq, EINVAL, "sysctl: bad key \"%s\" or value", key);
+	if (path_fmt(path, sizeof(path), "/proc/sys/%s", key) < 0)
+		return fail_errno(rq, "sysctl %s", key);
+	for (char *c = path + strlen("/proc/sys/"); *c; c++)
+		if (*c == '.')
+			*c = '/';
+	n = snprintf(line, sizeof(line), "%s\n", value);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_errno(rq, "sysctl %s: open %s", key, path);
+	if (write_all(fd, line, (size_t)n) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return fail_errno(rq, "sysctl %s = %s", key, value);
+	}
+	if (close(fd) < 0)
+		return fail_errno(rq, "sysctl %s: close", key);
+	return 0;
+}
+
 /* Runs in the forked child: only async-signal-safe calls until execvp. Never returns. */
 static void __attribute__((noreturn)) probe_child(char *const argv[], int out_fd, int err_fd)
 {
@@ -1561,6 +1594,7 @@ static const struct agent_op {
 	{ "unload", do_unload },
 	{ "lp_state", do_lp_state },
 	{ "lp_enable", do_lp_enable },
+	{ "sysctl", do_sysctl },
 	{ "exec", do_exec },
 	{ "mark", do_mark },
 	{ "kmsg", do_kmsg },

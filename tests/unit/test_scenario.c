@@ -334,6 +334,112 @@ START_TEST(test_source_outside)
 }
 END_TEST
 
+/* The step kinds the kernel's selftests need: helpers, kernel modules, disable, unload, sysctl,
+ * run, params, wait: false and log:, each with its rules. */
+static const char *steps_try(const char *dir, const char *text, struct patchset *p,
+			     struct kerr *e)
+{
+	char *yaml = path_join(dir, "patchset.yaml");
+	FILE *o = fopen(yaml, "w");
+
+	fputs(text, o);
+	fclose(o);
+	free(yaml);
+	kerr_clear(e);
+	if (patchset_load(dir, p, e) == 0)
+		return NULL;
+	return e->msg;
+}
+
+START_TEST(test_step_kinds)
+{
+	char dir[] = "/tmp/klpq-test-kinds-XXXXXX";
+	struct patchset p;
+	struct kerr e = KERR_INIT;
+	const char *m;
+	char *ko;
+	FILE *o;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ko = path_join(dir, "x.ko");
+	o = fopen(ko, "w");
+	fclose(o);
+	m = steps_try(dir, "name: k\nlog_filter: [\"livepatch:\", test_klp]\nsteps:\n"
+		      "  - {name: dbg, run: \"echo hi\"}\n"
+		      "  - {name: tgt, module: x.ko, helper: true, params: {block: Y, n: 2}}\n"
+		      "  - {name: lp, module: x.ko, params: \"replace=0\", wait: false,\n"
+		      "     log: [\"livepatch: enabling patch 'x'\"],\n"
+		      "     probes: [{name: gone, run: \"false\", expect: fails},\n"
+		      "              {name: once, run: \"true\", recheck: false}]}\n"
+		      "  - {name: iso, kmod: isofs}\n"
+		      "  - {name: ft, sysctl: {kernel.ftrace_enabled: 0}, expect: fails,\n"
+		      "     refusal: {errno: EBUSY}}\n"
+		      "  - {name: off, disable: lp}\n"
+		      "  - {name: rm, unload: tgt}\n", &p, &e);
+	ck_assert_msg(m == NULL, "got: %s", m);
+	ck_assert_uint_eq(p.nr_steps, 7);
+	ck_assert_int_eq(p.steps[0].kind, STEP_RUN);
+	ck_assert_int_eq(p.steps[1].kind, STEP_HELPER);
+	ck_assert_str_eq(p.steps[1].params, "block=Y n=2");
+	ck_assert_int_eq(p.steps[2].kind, STEP_PATCH);
+	ck_assert_int_eq(p.steps[2].nowait, 1);
+	ck_assert_uint_eq(p.steps[2].nr_log, 1);
+	ck_assert_int_eq(p.steps[2].probes[0].expect_fail, 1);
+	ck_assert_int_eq(p.steps[2].probes[0].recheck, 0);
+	ck_assert_int_eq(p.steps[2].probes[1].recheck, 0);
+	ck_assert_int_eq(p.steps[3].kind, STEP_KMOD);
+	ck_assert_str_eq(p.steps[3].kmod, "isofs");
+	ck_assert_int_eq(p.steps[4].kind, STEP_SYSCTL);
+	ck_assert_str_eq(p.steps[4].sysctl_key, "kernel.ftrace_enabled");
+	ck_assert_str_eq(p.steps[4].sysctl_value, "0");
+	ck_assert_int_eq(p.steps[4].refusal_errno, 16);
+	ck_assert_int_eq(p.steps[5].kind, STEP_DISABLE);
+	ck_assert_uint_eq(p.steps[5].target, 2);
+	ck_assert_int_eq(p.steps[6].kind, STEP_UNLOAD);
+	ck_assert_uint_eq(p.steps[6].target, 1);
+	ck_assert_uint_eq(p.nr_log_filter, 2);
+	patchset_release(&p);
+
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: off, disable: lp}\n"
+		      "  - {name: lp, module: x.ko}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, ":3:26: steps[0].disable: no earlier step is named 'lp'"),
+		      "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: t, module: x.ko, helper: true}\n"
+		      "  - {name: off, disable: t}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, "steps[1].disable: step 't' (line 3) loads no livepatch"),
+		      "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: r, run: \"true\", params: a=1}\n", &p,
+		      &e);
+	ck_assert_msg(m && strstr(m, "steps[0].params is for a step that loads a module"),
+		      "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: t, module: x.ko, helper: true, wait: "
+		      "false}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, "steps[0].wait is for a step that loads a livepatch"),
+		      "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: t, module: x.ko, run: ls}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, "give one of 'module' and 'run', not both"), "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: s, sysctl: {kernel/x: 1}}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, "'kernel/x' is not a sysctl name"), "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: s, run: \"x\", log: [\"\"]}\n", &p, &e);
+	ck_assert_msg(m && strstr(m, "steps[0].log[0] must not be empty"), "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: s, run: \"x\", expect: fails}\n", &p,
+		      &e);
+	ck_assert_msg(m && strstr(m, "a run step fails by its exit status"), "got: %s", m);
+	m = steps_try(dir, "name: k\nsteps:\n  - {name: s, module: x.ko, params: \"a\\tb\"}\n",
+		      &p, &e);
+	ck_assert_msg(m && strstr(m, "params must be one line without control characters"),
+		      "got: %s", m);
+	unlink(ko);
+	free(ko);
+	{
+		char *y = path_join(dir, "patchset.yaml");
+		unlink(y);
+		free(y);
+	}
+	rmdir(dir);
+}
+END_TEST
+
 /* expect: load-fails names what the kernel must answer (refusal: errno and/or log). */
 START_TEST(test_refusal)
 {
@@ -367,7 +473,7 @@ START_TEST(test_refusal)
 	fclose(o);
 	kerr_clear(&e);
 	ck_assert_int_eq(patchset_load(dir, &p, &e), -1);
-	ck_assert_msg(strstr(e.msg, "steps[0].refusal is for a step with 'expect: load-fails'") !=
+	ck_assert_msg(strstr(e.msg, "steps[0].refusal is for a step with 'expect: fails'") !=
 		      NULL, "got: %s", e.msg);
 	o = fopen(yaml, "w");
 	fputs("name: r\nsteps:\n  - name: s1\n    module: x.ko\n    expect: load-fails\n"
@@ -585,7 +691,7 @@ static const struct bad_case bad_patchsets[] = {
 	{ "bad-patchsets/step-name-unsafe", 3, 11, "steps[0].name", NULL },
 	{ "bad-patchsets/step-name-twice", 7, 11, "used twice (first at line 3)", NULL },
 	{ "bad-patchsets/step-both", 5, 13, "not both", NULL },
-	{ "bad-patchsets/step-neither", 3, 5, "missing 'source'", NULL },
+	{ "bad-patchsets/step-neither", 3, 5, "missing what the step does", NULL },
 	{ "bad-patchsets/step-source-missing", 4, 13, "steps[0].source", NULL },
 	{ "bad-patchsets/step-source-file", 4, 13, "not a folder", NULL },
 	{ "bad-patchsets/step-module-folder", 4, 13, "not a regular file", NULL },
@@ -598,7 +704,7 @@ static const struct bad_case bad_patchsets[] = {
 	{ "bad-patchsets/probe-timeout-zero", 8, 20, "timeout_s must be more than 0", NULL },
 	{ "bad-patchsets/probe-timeout-garbage", 8, 20, "timeout_s", NULL },
 	{ "bad-patchsets/probe-rollback-bad", 6, 43, "rollback must be true or false", NULL },
-	{ "bad-patchsets/probe-unknown-key", 8, 9, "unknown key 'expect' in steps[0].probes[0]",
+	{ "bad-patchsets/probe-unknown-key", 8, 9, "unknown key 'expected' in steps[0].probes[0]",
 	  NULL },
 };
 
@@ -722,6 +828,7 @@ Suite *scenario_suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_source_outside);
 	tcase_add_test(tc, test_refusal);
+	tcase_add_test(tc, test_step_kinds);
 	tcase_add_test(tc, test_method);
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_local_relative);
