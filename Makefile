@@ -6,6 +6,8 @@
 #   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
 #   make check-faulty  the whole stability corpus (docs/corpus.md)
 #   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
+#   make check-selftests  the kernel's own livepatch selftests through klpq, 6.1 and 6.12
+#                      (docs/conformance.md)
 #   make check-fresh   a fresh machine for real: purge the -dev packages, make demo in a clone
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
 #   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
@@ -106,7 +108,8 @@ deps-dev:
 
 # These install what is missing first, then do their work in a second make (TARGET-run), whose
 # pkg-config flags are computed once the packages are there.
-AFTER_DEPS := demo check check-unit check-vm check-faulty check-faults check-perf check-flood bench
+AFTER_DEPS := demo check check-unit check-vm check-faulty check-faults check-selftests check-perf \
+	      check-flood bench
 AFTER_DEPS_DEV := fuzz asan valgrind
 $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
@@ -181,6 +184,11 @@ clean:
 check-faults-run: all
 	$(Q)bash tests/faults/kill-matrix.sh
 
+# The kernel's livepatch selftests of linux-source-6.1 and -6.12, each behaviour a klpq patch set
+# on the suite's Debian kernel (docs/conformance.md).
+check-selftests-run: all
+	$(Q)bash tests/selftests/run.sh
+
 # The whole stability corpus on a real kernel (docs/corpus.md), about 8 minutes.
 check-faulty-run: all
 	$(Q)bash tests/vm/faulty.sh
@@ -199,6 +207,7 @@ bench-run: all
 	$(Q)bash tests/bench/overhead.sh
 
 .PHONY: all pkgcheck checkcheck deps deps-dev install clean check-workloads check-fresh \
+	check-selftests-run \
 	$(AFTER_DEPS) $(AFTER_DEPS_DEV) $(AFTER_DEPS:%=%-run) $(AFTER_DEPS_DEV:%=%-run)
 
 # Header dependencies written by -MD.

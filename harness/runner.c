@@ -874,13 +874,16 @@ static void check_refusal(struct cellrun *cr, const char *step, const char *mod,
 		ok = 0;
 		snprintf(want, sizeof(want), "a kernel line with '%.200s'", st->refusal_log);
 	}
+	const char *cn = !st || st->kind == STEP_PATCH || st->kind == STEP_HELPER ||
+			 st->kind == STEP_KMOD ? "load" : "action";
+
 	if (ok)
-		c = add(cr, step, "load", V_PASS, ms, "refused as expected: %s, %s%s%s%s", why, got_e,
+		c = add(cr, step, cn, V_PASS, ms, "refused as expected: %s, %s%s%s%s", why, got_e,
 			st && st->refusal_log ? ", the kernel said '" : "",
 			st && st->refusal_log ? st->refusal_log : "",
 			st && st->refusal_log ? "'" : "");
 	else
-		c = add(cr, step, "load", V_FAIL, ms, "%s refused, but not as the patch set expects: "
+		c = add(cr, step, cn, V_FAIL, ms, "%s refused, but not as the patch set expects: "
 			"%s, expected %s", mod, got_e, want);
 	check_evidence(c, "errno %d", err_no);
 	check_evidence_text(c, "kernel: ", klog.buf, 20);
@@ -1017,6 +1020,9 @@ static void check_method(struct cellrun *cr, const char *step, const char *mod,
 		r = add(cr, step, "method", V_FAIL, 0, "%s is declared cumulative (atomic replace), but "
 		    "the kernel %s: it was stacked (built without .replace = true?)", mod,
 		    p->replace == 0 ? "says replace=0" : "still lists the earlier patch(es)");
+	else if (stacked && p->stack_order >= 0 && p->stack_order != (int)n)
+		r = add(cr, step, "method", V_FAIL, 0, "%s is declared stacked, but the kernel puts it "
+		    "at stack_order %d of %zu patch(es): it is not on top", mod, p->stack_order, n);
 	else if (stacked && (p->replace == 1 || gone.len))
 		r = add(cr, step, "method", V_FAIL, 0, "%s is declared stacked, but the kernel %s%s: it "
 		    "replaced them (built with .replace = true?)", mod, p->replace == 1 ?
@@ -1592,8 +1598,14 @@ static void rollback(struct cellrun *cr, size_t last)
 		if (run_probes(cr, S, last, 0, -1) < 0)
 			return;
 	} else {
+		/* a stack: the top is gone, the patches below must still hold their fixes */
 		add(cr, S, "probes", V_SKIP, 0, "%zu other patch(es) still live: unpatched "
-		    "behaviour not checked", n);
+		    "behaviour not checked; their own probes must still pass", n);
+		cr->state[last] = ST_RETIRED;
+		r = run_probes(cr, S, last, 1, -1);
+		cr->state[last] = ST_LIVE;
+		if (r < 0)
+			return;
 	}
 	transcript_unpatch(mod, tb, expect);
 	check_klog(cr, S, seq, expect, 2);

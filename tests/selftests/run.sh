@@ -146,7 +146,14 @@ for row in open(os.path.join(here, "behaviours.tsv")):
         if not os.path.exists(c):
             print(f"{bid}: the {v} suite has no {moddir}/{mod}.c"); sys.exit(1)
         os.makedirs(os.path.join(d, "src", mod))
-        shutil.copy(c, os.path.join(d, "src", mod))
+        todo = [c]
+        while todo:  # test_klp_state3.c includes test_klp_state2.c: copy what it includes
+            f = todo.pop()
+            shutil.copy(f, os.path.join(d, "src", mod))
+            for inc in re.findall(r'^#include "([^"/]+)"', open(f).read(), re.M):
+                p = os.path.join(src, moddir, inc)
+                if os.path.exists(p) and not os.path.exists(os.path.join(d, "src", mod, inc)):
+                    todo.append(p)
         open(os.path.join(d, "src", mod, "Kbuild"), "w").write(f"obj-m := {mod}.o\n")
     it = iter(segs)
     def splice(m):
