@@ -358,6 +358,99 @@ out:
 	return ret;
 }
 
+/* A patch set's helper program: the C file compiled statically by the host's cc for the
+ * guest, cached by its content as programs/<sha256>/<name>. As a module build, compiled as the
+ * unprivileged build user when klpq runs as root. */
+int pbuild_program(const struct program *pg, const char *cache, int stop_fd, char **out_path,
+		   int *patch_fault, struct sb *build_log, struct kerr *e)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char key[65], *dest = NULL, *tmp = NULL, *bin = NULL, *src = NULL, *pdir = NULL;
+	int ret = -1, have_user;
+	uid_t bu = 0;
+	gid_t bg = 0;
+
+	*out_path = NULL;
+	*patch_fault = 0;
+	if (!md)
+		return kerr_set(e, "cannot create a SHA-256 context");
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	EVP_DigestUpdate(md, "klpq-program-1", 15);
+	EVP_DigestUpdate(md, pg->name, strlen(pg->name) + 1);
+	if (hash_add_file(md, "source", pg->source, 1, e) < 0) {
+		EVP_MD_CTX_free(md);
+		return -1;
+	}
+	digest_hex(md, key);
+	EVP_MD_CTX_free(md);
+	pdir = xasprintf("%s/programs", cache);
+	dest = xasprintf("%s/%s", pdir, key);
+	bin = path_join(dest, pg->name);
+	if (path_exists(bin)) {
+		*out_path = bin;
+		bin = NULL;
+		ret = 0;
+		goto out;
+	}
+	if (mkdir_p(pdir, 0755, e) < 0)
+		goto out;
+	tmp = xasprintf("%s.tmp.%ld", dest, (long)getpid());
+	rm_rf(tmp);
+	if (mkdir(tmp, 0700) < 0) {
+		kerr_errno(e, "cannot create %s", tmp);
+		goto out;
+	}
+	have_user = build_user(&bu, &bg);
+	src = xasprintf("%s/%s.c", tmp, pg->name);
+	if (copy_file(pg->source, src, e) < 0)
+		goto out;
+	if (chmod(src, 0600) < 0 || (have_user && (chown(src, bu, bg) < 0 ||
+						   chown(tmp, bu, bg) < 0))) {
+		kerr_errno(e, "cannot hand %s to the build user", tmp);
+		goto out;
+	}
+	{
+		char *o = path_join(tmp, pg->name);
+		const char *argv[] = { "cc", "-static", "-O2", "-o", o, src, NULL };
+		struct kerr be = KERR_INIT;
+		struct run_opts ro = RUN_OPTS_INIT;
+		int r;
+
+		ro.timeout_ms = BUILD_TIMEOUT_MS;
+		ro.stop_fd = stop_fd;
+		ro.drop_privs = have_user;
+		ro.as_uid = bu;
+		ro.as_gid = bg;
+		r = run_capture(argv, &ro, build_log, &be);
+		free(o);
+		if (r < 0) {
+			*patch_fault = ro.end == RUN_FAILED;
+			kerr_set(e, "program %s %s: %s", pg->name, *patch_fault ?
+				 "does not compile" : "could not be compiled", be.msg);
+			goto out;
+		}
+	}
+	if (have_user && reown_tree(tmp, e) < 0)
+		goto out;
+	rm_rf(dest);
+	if (rename(tmp, dest) < 0) {
+		kerr_errno(e, "cannot move %s to %s", tmp, dest);
+		goto out;
+	}
+	*out_path = bin;
+	bin = NULL;
+	ret = 0;
+out:
+	if (tmp && ret < 0)
+		rm_rf(tmp);
+	free(tmp);
+	free(src);
+	free(bin);
+	free(dest);
+	free(pdir);
+	return ret;
+}
+
 void built_module_release(struct built_module *m)
 {
 	free(m->path);
@@ -376,6 +469,9 @@ int pbuild_patchset_hash(const struct patchset *ps, char out[65], struct kerr *e
 	EVP_DigestUpdate(md, "klpq-patchset-1", 16);
 	if (hash_add_file(md, "patchset.yaml", ps->file, 1, e) < 0)
 		goto out;
+	for (size_t i = 0; i < ps->nr_programs; i++)
+		if (hash_add_file(md, ps->programs[i].name, ps->programs[i].source, 1, e) < 0)
+			goto out;
 	for (size_t i = 0; i < ps->nr_steps; i++) {
 		const struct step *st = &ps->steps[i];
 		char **files = NULL;

@@ -25,6 +25,10 @@ struct built_module {
  * out or was stopped (stop_fd readable) leaves *patch_fault = 0. build_log receives the log. */
 int pbuild_step(const struct step *st, const struct kernel *k, const char *cache, int stop_fd,
 		struct built_module *out, int *patch_fault, struct sb *build_log, struct kerr *e);
+/* Compiles a patch set's helper program for the guest (static), cached by content; the path
+ * of the binary in *out_path (the caller frees). Faults as pbuild_step. */
+int pbuild_program(const struct program *pg, const char *cache, int stop_fd, char **out_path,
+		   int *patch_fault, struct sb *build_log, struct kerr *e);
 void built_module_release(struct built_module *m);
 /* SHA-256 over the patch set's content: patchset.yaml and every step's source files (or its
  * prebuilt .ko). What --resume compares before it keeps a finished cell. */

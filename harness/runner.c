@@ -53,6 +53,7 @@ struct cellrun {
 	enum step_state *state;      /* one per step */
 	char ***kmod_paths;          /* per kmod step: host paths, dependencies first */
 	size_t *nr_kmod_paths;
+	char **programs;             /* host paths of the patch set's built programs */
 	/* performance under load (scenario workloads): see the "perf" section below */
 	struct perf_samples *wl;     /* one per workload */
 	struct perf_phases phases;
@@ -890,6 +891,48 @@ static void check_refusal(struct cellrun *cr, const char *step, const char *mod,
 	sb_release(&klog);
 }
 
+/* A step's module parameters: `params`, plus the one line of its `params_file` read from the
+ * guest now (the pids of processes a run step started). 0 with *out set (free it), 1 the file
+ * could not be used (a FAIL of the step, recorded), -1 guest down. */
+static int step_params(struct cellrun *cr, const struct step *st, char **out)
+{
+	json_object *args, *d;
+	struct proto_msg m;
+	struct sb p = SB_INIT;
+	const char *text = "";
+	size_t len = 0;
+
+	*out = NULL;
+	if (!st->params_file) {
+		*out = st->params ? xstrdup(st->params) : NULL;
+		return 0;
+	}
+	args = json_object_new_object();
+	json_object_object_add(args, "path", json_object_new_string(st->params_file));
+	json_object_object_add(args, "max", json_object_new_int(4096));
+	if (call(cr, st->name, "params", "read", args, agent_ms(cr), &m) != VM_OK)
+		return -1;
+	if (m.ok && json_object_object_get_ex(m.result, "data", &d) &&
+	    json_object_is_type(d, json_type_string)) {
+		text = json_object_get_string(d);
+		len = (size_t)json_object_get_string_len(d);
+	}
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		len--;
+	if (!m.ok || !len || memchr(text, '\n', len) || memchr(text, '\0', len)) {
+		add(cr, st->name, "params", V_FAIL, 0, "params_file %s %s", st->params_file,
+		    !m.ok ? (m.error ? m.error : "cannot be read") : !len ? "is empty" :
+		    "holds more than one line");
+		proto_msg_release(&m);
+		return 1;
+	}
+	sb_addf(&p, "%s%s%.*s", st->params ? st->params : "", st->params ? " " : "", (int)len, text);
+	proto_msg_release(&m);
+	*out = xstrdup(p.buf);
+	sb_release(&p);
+	return 0;
+}
+
 /* Marks the kernel log (*seq), loads mod and waits for its transition, recording the load and
  * transition checks (a stall names its blockers). With expect_fail the load must be refused. */
 static int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
@@ -1300,28 +1343,35 @@ static int step_load_plain(struct cellrun *cr, size_t i, int64_t seq)
 	struct sb err = SB_INIT;
 	uint64_t t0 = now_ms();
 	int r = 0, err_no = 0, ret;
-	char *what;
+	char *what, *params;
 
+	ret = step_params(cr, st, &params);
+	if (ret != 0) {
+		sb_release(&err);
+		return ret;
+	}
 	if (st->kind == STEP_KMOD) {
 		for (size_t k = 0; k < cr->nr_kmod_paths[i] && r == 0; k++) {
 			const char *path = cr->kmod_paths[i][k];
 			int last = k + 1 == cr->nr_kmod_paths[i];
 
 			sb_reset(&err);
-			r = load_path(cr, st->name, path, last ? st->params : NULL, &err, &err_no);
+			r = load_path(cr, st->name, path, last ? params : NULL, &err, &err_no);
 			if (r == 1 && !last && err_no == EEXIST)
 				r = 0; /* a dependency already loaded */
 			else if (r == 1 && !last)
 				sb_addf(&err, " (dependency %s)", path);
 		}
 	} else {
-		r = load_module(cr, st->name, mod, st->params, &err, &err_no);
+		r = load_module(cr, st->name, mod, params, &err, &err_no);
 	}
 	if (r < 0) {
 		sb_release(&err);
+		free(params);
 		return -1;
 	}
-	what = xasprintf("loading %s%s%s", mod, st->params ? " " : "", st->params ? st->params : "");
+	what = xasprintf("loading %s%s%s", mod, params ? " " : "", params ? params : "");
+	free(params);
 	if (r == 0)
 		note_loaded_as(cr, mod, 1);
 	ret = judge_action(cr, st, what, r, err.buf, err_no, seq, now_ms() - t0);
@@ -1478,8 +1528,15 @@ static int step_patch(struct cellrun *cr, size_t i, int64_t *seq)
 	char tbuf[3][192];
 	const char *expect[3];
 
-	switch (load_and_settle(cr, st->name, mod, st->params, st->expect_load_fail, st->nowait,
-				seq)) {
+	char *params;
+	enum settle r;
+	int pr = step_params(cr, st, &params);
+
+	if (pr != 0)
+		return pr;
+	r = load_and_settle(cr, st->name, mod, params, st->expect_load_fail, st->nowait, seq);
+	free(params);
+	switch (r) {
 	case SETTLED: break;
 	case REFUSED_AS_EXPECTED:
 		/* did the live patch survive the refused load? its fixes must still show */
@@ -2481,6 +2538,25 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	}
 	add(cr, "prepare", "kernel", V_PASS, now_ms() - t0, "%s ready%s", cr->k.release,
 	    cr->k.from_cache ? " (cache)" : "");
+	cr->programs = xcalloc(ps->nr_programs + 1, sizeof(*cr->programs));
+	for (size_t i = 0; i < ps->nr_programs; i++) {
+		struct sb blog = SB_INIT;
+		int fault = 0;
+
+		kerr_clear(&e);
+		t0 = now_ms();
+		if (pbuild_program(&ps->programs[i], cr->rn->cache, cr->rn->stop_fd, &cr->programs[i],
+				   &fault, &blog, &e) < 0) {
+			r = add(cr, "prepare", "program", fault ? V_FAIL : V_ERROR, now_ms() - t0, "%s",
+				e.msg);
+			check_evidence_text(r, "| ", blog.buf, 60);
+			sb_release(&blog);
+			return -1;
+		}
+		sb_release(&blog);
+		add(cr, "prepare", "program", V_PASS, now_ms() - t0, "%s built for the guest",
+		    ps->programs[i].name);
+	}
 	cr->mods = xcalloc(ps->nr_steps, sizeof(*cr->mods));
 	cr->kmod_paths = xcalloc(ps->nr_steps, sizeof(*cr->kmod_paths));
 	cr->nr_kmod_paths = xcalloc(ps->nr_steps, sizeof(*cr->nr_kmod_paths));
@@ -2528,7 +2604,7 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
 	static const char *const boot_modules[] = { "virtio_pci", "virtio_console", NULL };
-	size_t nfiles = 0, ng = 0, max = ps->nr_steps + 1;
+	size_t nfiles = 0, ng = 0, max = ps->nr_steps + ps->nr_programs + 1;
 	struct initramfs_file *files;
 	char **guest, **hosts;
 	size_t nh = 0;
@@ -2556,6 +2632,12 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 		files[nfiles].guest_path = guest[ng++];
 		files[nfiles].mode = 0644;
 		files[nfiles++].decompress = 1;
+	}
+	for (size_t i = 0; i < ps->nr_programs; i++) {
+		guest[ng] = xasprintf("/klpq/bin/%s", ps->programs[i].name);
+		files[nfiles].host_path = cr->programs[i];
+		files[nfiles].guest_path = guest[ng++];
+		files[nfiles++].mode = 0755;
 	}
 	/* a kmod step's modules go to /klpq/kmod/<file>.ko, stored decompressed; the guest path
 	 * replaces the host one in kmod_paths (the load order stays) */
@@ -2972,6 +3054,9 @@ end:
 	}
 	free(cr.kmod_paths);
 	free(cr.nr_kmod_paths);
+	for (size_t i = 0; cr.programs && i < ps->nr_programs; i++)
+		free(cr.programs[i]);
+	free(cr.programs);
 	free(cr.state);
 	for (size_t i = 0; i < cr.nr_loaded; i++)
 		free(cr.loaded[i].name);

@@ -616,9 +616,10 @@ static int check_seq(struct yfile *f, const struct ynode *n, const char *field, 
 /* ---- patch sets -------------------------------------------------------------------- */
 
 static const char *const patchset_keys[] = { "name", "description", "method", "log_filter",
-					      "steps", NULL };
+					      "programs", "steps", NULL };
+static const char *const program_keys[] = { "name", "source", NULL };
 static const char *const step_keys[] = { "name", "source", "module", "kmod", "disable",
-					  "unload", "sysctl", "run", "helper", "params", "wait",
+					  "unload", "sysctl", "run", "helper", "params", "params_file", "wait",
 					  "expect", "refusal", "method", "probes", "log", NULL };
 
 /* method: cumulative (atomic replace: the step replaces every earlier patch) or stacked (it
@@ -670,6 +671,7 @@ static void step_release(struct step *st)
 	free(st->module);
 	free(st->refusal_log);
 	free(st->params);
+	free(st->params_file);
 	free(st->kmod);
 	free(st->sysctl_key);
 	free(st->sysctl_value);
@@ -693,6 +695,11 @@ void patchset_release(struct patchset *p)
 	for (i = 0; i < p->nr_log_filter; i++)
 		free(p->log_filter[i]);
 	free(p->log_filter);
+	for (i = 0; i < p->nr_programs; i++) {
+		free(p->programs[i].name);
+		free(p->programs[i].source);
+	}
+	free(p->programs);
 	for (i = 0; i < p->nr_steps; i++)
 		step_release(&p->steps[i]);
 	free(p->steps);
@@ -977,6 +984,18 @@ static int parse_step(struct yfile *f, const struct ynode *n, const char *where,
 		goto out;
 	free(field);
 
+	field = field_name(where, "params_file");
+	v = map_get(n, "params_file");
+	if (v && (!loads ? node_err(f, v, "%s is for a step that loads a module", field) :
+		  get_line(f, v, field, 256, &st->params_file)))
+		goto out;
+	if (st->params_file && *st->params_file != '/') {
+		node_err(f, v, "%s must be an absolute path in the guest, not '%.64s'", field,
+			 st->params_file);
+		goto out;
+	}
+	free(field);
+
 	field = field_name(where, "wait");
 	v = map_get(n, "wait");
 	if (v) {
@@ -1190,6 +1209,48 @@ static int parse_patchset(struct yfile *f, const struct ynode *root, struct patc
 			if (!*out->log_filter[i])
 				return node_err(f, v->kids[i], "log_filter[%zu] must not be empty", i);
 		}
+	}
+
+	v = map_get(root, "programs");
+	if (v) {
+		struct seen_names pn = { NULL, 0 };
+
+		if (check_seq(f, v, "programs", 1))
+			return -1;
+		pn.nodes = xcalloc(v->nr, sizeof(*pn.nodes));
+		out->programs = xcalloc(v->nr, sizeof(*out->programs));
+		for (i = 0; i < v->nr; i++) {
+			const struct ynode *pg = v->kids[i], *x;
+			char *w = xasprintf("programs[%zu]", i), *fld = NULL;
+			int bad = check_map(f, pg, w, program_keys);
+
+			out->nr_programs = i + 1;
+			if (!bad) {
+				fld = field_name(w, "name");
+				bad = need(f, pg, w, "name", &x) ||
+				      get_name(f, x, fld, &out->programs[i].name) ||
+				      seen_check(f, &pn, x, fld, "program");
+				free(fld);
+			}
+			if (!bad) {
+				fld = field_name(w, "source");
+				bad = need(f, pg, w, "source", &x) ||
+				      get_existing(f, x, fld, 0, &out->programs[i].source);
+				if (!bad && !f->sources_anywhere &&
+				    (strncmp(out->programs[i].source, f->dir, strlen(f->dir)) ||
+				     out->programs[i].source[strlen(f->dir)] != '/'))
+					bad = node_err(f, x, "%s '%.200s' resolves to %s, outside the "
+						       "patch set's folder %s", fld, x->text,
+						       out->programs[i].source, f->dir);
+				free(fld);
+			}
+			free(w);
+			if (bad) {
+				free(pn.nodes);
+				return -1;
+			}
+		}
+		free(pn.nodes);
 	}
 
 	/* check_map has not run on the steps yet: count generously, map_get only reads. */

@@ -61,6 +61,7 @@ struct step {
 	char *refusal_log;    /* and/or a text the kernel's lines since the step must hold */
 	enum step_kind kind;
 	char *params;         /* module parameters ("a=1 b=2") for patch/helper/kmod, or NULL */
+	char *params_file;    /* a guest file whose one line is added to params at the load */
 	char *kmod;           /* STEP_KMOD: the module's name */
 	size_t target;        /* STEP_DISABLE/STEP_UNLOAD: index of the earlier step acted on */
 	char *sysctl_key;     /* STEP_SYSCTL: "kernel.ftrace_enabled" */
@@ -73,6 +74,13 @@ struct step {
 	int line;             /* where the step was written */
 };
 
+/* A helper program of the patch set: a C file built for the guest (static) and put in it as
+ * /klpq/bin/<name>, for a `run` step to start (a hammer of the patched call). */
+struct program {
+	char *name;           /* name_is_safe() */
+	char *source;         /* absolute path of the .c file */
+};
+
 struct patchset {
 	char *name;           /* name_is_safe() */
 	char *dir;            /* absolute folder of patchset.yaml */
@@ -82,6 +90,8 @@ struct patchset {
 	char **log_filter;    /* a kernel line is a step's when it holds one of these; default
 			       * "livepatch:" and the names of the patch set's modules */
 	size_t nr_log_filter;
+	struct program *programs;
+	size_t nr_programs;
 	struct step *steps;
 	size_t nr_steps;
 };

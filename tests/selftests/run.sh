@@ -155,6 +155,12 @@ for row in open(os.path.join(here, "behaviours.tsv")):
                 if os.path.exists(p) and not os.path.exists(os.path.join(d, "src", mod, inc)):
                     todo.append(p)
         open(os.path.join(d, "src", mod, "Kbuild"), "w").write(f"obj-m := {mod}.o\n")
+    for prog in sorted(set(re.findall(r'source: prog/(\S+)', text))):
+        c = os.path.join(sel, prog)
+        if not os.path.exists(c):
+            print(f"{bid}: the {v} suite has no {prog}"); sys.exit(1)
+        os.makedirs(os.path.join(d, "prog"), exist_ok=True)
+        shutil.copy(c, os.path.join(d, "prog"))
     it = iter(segs)
     def splice(m):
         if m.group(1).startswith("x-"):

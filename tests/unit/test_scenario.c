@@ -400,6 +400,38 @@ START_TEST(test_step_kinds)
 	ck_assert_uint_eq(p.nr_log_filter, 2);
 	patchset_release(&p);
 
+	{
+		char *c = path_join(dir, "hammer.c");
+
+		o = fopen(c, "w");
+		fclose(o);
+		m = steps_try(dir, "name: k\nprograms:\n  - {name: hammer, source: hammer.c}\n"
+			      "steps:\n  - {name: lp, module: x.ko, params: a=1, params_file: "
+			      "/tmp/pids}\n", &p, &e);
+		ck_assert_msg(m == NULL, "got: %s", m);
+		ck_assert_uint_eq(p.nr_programs, 1);
+		ck_assert_str_eq(p.programs[0].name, "hammer");
+		ck_assert_str_eq(p.programs[0].source, c);
+		ck_assert_str_eq(p.steps[0].params_file, "/tmp/pids");
+		patchset_release(&p);
+		m = steps_try(dir, "name: k\nprograms:\n  - {name: hammer, source: hammer.c}\n"
+			      "  - {name: hammer, source: hammer.c}\nsteps:\n  - {name: lp, module: "
+			      "x.ko}\n", &p, &e);
+		ck_assert_msg(m && strstr(m, "programs[1].name: program name 'hammer' is used "
+					   "twice"), "got: %s", m);
+		m = steps_try(dir, "name: k\nprograms:\n  - {name: h, source: /etc/passwd}\n"
+			      "steps:\n  - {name: lp, module: x.ko}\n", &p, &e);
+		ck_assert_msg(m && strstr(m, "outside the patch set's folder"), "got: %s", m);
+		m = steps_try(dir, "name: k\nsteps:\n  - {name: r, run: ls, params_file: /x}\n",
+			      &p, &e);
+		ck_assert_msg(m && strstr(m, "steps[0].params_file is for a step that loads a "
+					   "module"), "got: %s", m);
+		m = steps_try(dir, "name: k\nsteps:\n  - {name: lp, module: x.ko, params_file: "
+			      "pids}\n", &p, &e);
+		ck_assert_msg(m && strstr(m, "must be an absolute path in the guest"), "got: %s", m);
+		unlink(c);
+		free(c);
+	}
 	m = steps_try(dir, "name: k\nsteps:\n  - {name: off, disable: lp}\n"
 		      "  - {name: lp, module: x.ko}\n", &p, &e);
 	ck_assert_msg(m && strstr(m, ":3:26: steps[0].disable: no earlier step is named 'lp'"),
