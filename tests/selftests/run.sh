@@ -134,7 +134,10 @@ for row in open(os.path.join(here, "behaviours.tsv")):
         print(f"{bid}: {script} has no test \"{title}\""); sys.exit(1)
     segs = segments(tr[title])
     text = open(os.path.join(here, "behaviours", bid, "patchset.yaml")).read()
-    steps = re.findall(r'^  - name: (\S+)$', text, re.M)
+    head, sep, body = text.partition("\nsteps:\n")  # the steps' names, not the programs'
+    if not sep:
+        print(f"{bid}: patchset.yaml has no top-level steps: list"); sys.exit(1)
+    steps = re.findall(r'^  - name: (\S+)$', body, re.M)
     mapped = [s for s in steps if not s.startswith("x-")]
     if None in segs or len(segs) != len(mapped):
         print(f"{bid}: {len(mapped)} command step(s) but the transcript of \"{title}\" has "
@@ -169,7 +172,7 @@ for row in open(os.path.join(here, "behaviours.tsv")):
         return m.group(0) + "\n    log:" + (" []" if not seg else "".join(
             "\n      - " + yq(l) for l in seg))
     open(os.path.join(d, "patchset.yaml"), "w").write(
-        re.sub(r'^  - name: (\S+)$', splice, text, flags=re.M))
+        head + sep + re.sub(r'^  - name: (\S+)$', splice, body, flags=re.M))
     names.append(bid)
 if not names:
     print("no behaviour selected"); sys.exit(1)
