@@ -265,6 +265,7 @@ struct lp_patch {
 	int objects_loaded;          /* objects whose module is loaded (vmlinux always) */
 	int objects_wrong;           /* patched while its module is absent, or not while loaded */
 	char absent[256];            /* the objects whose module is not loaded, comma-separated */
+	char objs[512];              /* ",name,name," of every module object (vmlinux excluded) */
 };
 
 static int lp_state(struct cellrun *cr, const char *step, const char *name,
@@ -299,6 +300,13 @@ static int lp_state(struct cellrun *cr, const char *step, const char *name,
 				int patched = proto_get_int(o, "patched", 0) == 1;
 				int loaded = proto_get_int(o, "loaded", 1) == 1;
 
+				const char *on = proto_get_str(o, "name", "?");
+
+				if (strcmp(on, "vmlinux") && strlen(lp->objs) + strlen(on) + 3 <
+							     sizeof(lp->objs))
+					snprintf(lp->objs + strlen(lp->objs),
+						 sizeof(lp->objs) - strlen(lp->objs), "%s%s,",
+						 *lp->objs ? "" : ",", on);
 				lp->objects++;
 				lp->objects_patched += patched;
 				lp->objects_loaded += loaded;
@@ -825,21 +833,39 @@ static int unload_module(struct cellrun *cr, const char *step, const char *modna
 	return unload_module_errno(cr, step, modname, err, NULL);
 }
 
-static void transcript_apply(const char *p, char buf[3][192], const char *exp[3])
+/* The livepatch transcript of a patch's enable (and below, of its disable); with the scenario's
+ * livepatch_debug the pr_debug lines too. Returns the number of lines. */
+static size_t transcript_apply(const struct cellrun *cr, const char *p, char buf[5][192],
+			       const char *exp[5])
 {
-	snprintf(buf[0], 192, "livepatch: enabling patch '%s'", p);
-	snprintf(buf[1], 192, "'%s': starting patching transition", p);
-	snprintf(buf[2], 192, "'%s': patching complete", p);
-	for (int i = 0; i < 3; i++)
+	size_t n = 0;
+
+	snprintf(buf[n++], 192, "livepatch: enabling patch '%s'", p);
+	if (cr->sc->livepatch_debug)
+		snprintf(buf[n++], 192, "'%s': initializing patching transition", p);
+	snprintf(buf[n++], 192, "'%s': starting patching transition", p);
+	if (cr->sc->livepatch_debug)
+		snprintf(buf[n++], 192, "'%s': completing patching transition", p);
+	snprintf(buf[n++], 192, "'%s': patching complete", p);
+	for (size_t i = 0; i < n; i++)
 		exp[i] = buf[i];
+	return n;
 }
 
-static void transcript_unpatch(const char *p, char buf[3][192], const char *exp[3])
+static size_t transcript_unpatch(const struct cellrun *cr, const char *p, char buf[5][192],
+				 const char *exp[5])
 {
-	snprintf(buf[0], 192, "'%s': starting unpatching transition", p);
-	snprintf(buf[1], 192, "'%s': unpatching complete", p);
-	exp[0] = buf[0];
-	exp[1] = buf[1];
+	size_t n = 0;
+
+	if (cr->sc->livepatch_debug)
+		snprintf(buf[n++], 192, "'%s': initializing unpatching transition", p);
+	snprintf(buf[n++], 192, "'%s': starting unpatching transition", p);
+	if (cr->sc->livepatch_debug)
+		snprintf(buf[n++], 192, "'%s': completing unpatching transition", p);
+	snprintf(buf[n++], 192, "'%s': unpatching complete", p);
+	for (size_t i = 0; i < n; i++)
+		exp[i] = buf[i];
+	return n;
 }
 
 enum settle { SETTLED, REFUSED_AS_EXPECTED, STOPPED_CELL, GUEST_DOWN };
@@ -1280,6 +1306,72 @@ out:
 	sb_release(&got);
 }
 
+/* After a module came (loading 1) or went: every listed patch with an object for it says so in
+ * the kernel log ("applying patch 'P' to loading module 'M'", "reverting patch 'P' on unloading
+ * module 'M'"), in any order between patches. -1 guest down. */
+static int check_module_lines(struct cellrun *cr, const char *step, const char *mod,
+			      int loading, int64_t seq)
+{
+	struct lp_patch pp[32];
+	struct sb log = SB_INIT, missing = SB_INIT;
+	struct check_result *c;
+	char key[80];
+	size_t n, want = 0;
+
+	if (lp_state(cr, step, "transcript", pp, ARRAY_SIZE(pp), &n) < 0)
+		return -1;
+	snprintf(key, sizeof(key), ",%s,", mod);
+	for (size_t k = 0; k < n; k++)
+		want += strstr(pp[k].objs, key) != NULL;
+	if (!want)
+		return 0;
+	if (kmsg_since(cr, step, seq, &log) < 0) {
+		sb_release(&log);
+		return -1;
+	}
+	for (int round = 0; ; round++) {
+		sb_reset(&missing);
+		for (size_t k = 0; k < n; k++) {
+			char line[320];
+
+			if (!strstr(pp[k].objs, key))
+				continue;
+			snprintf(line, sizeof(line), loading ? "applying patch '%s' to loading module "
+				 "'%s'" : "reverting patch '%s' on unloading module '%s'", pp[k].name,
+				 mod);
+			if (!strstr(log.buf, line))
+				sb_addf(&missing, "%s%s", missing.len ? "; " : "", line);
+		}
+		if (!missing.len || round == 5)
+			break;
+		struct kerr ignore = KERR_INIT;
+		(void)vm_pump(cr->vm, 200, &ignore);
+		sb_reset(&log);
+		if (kmsg_since(cr, step, seq, &log) < 0) {
+			sb_release(&log);
+			sb_release(&missing);
+			return -1;
+		}
+	}
+	if (missing.len)
+		c = add(cr, step, "transcript", V_FAIL, 0, "livepatch log is missing \"%s\"",
+			missing.buf);
+	else
+		c = add(cr, step, "transcript", V_PASS, 0, "%zu patch(es) %s module %s", want,
+			loading ? "applied to the loading" : "reverted on the unloading", mod);
+	{
+		const char *pos, *line;
+		size_t len;
+
+		for (pos = log.buf; next_line(&pos, &line, &len);)
+			if (memmem(line, len, "livepatch", 9))
+				check_evidence(c, "%.*s", (int)len, line);
+	}
+	sb_release(&log);
+	sb_release(&missing);
+	return 0;
+}
+
 /* After a step that is not a patch: every listed patch's objects must follow the modules that
  * are loaded now (patched exactly while loaded). -1 guest down. */
 static int check_objects(struct cellrun *cr, const char *step)
@@ -1380,6 +1472,8 @@ static int step_load_plain(struct cellrun *cr, size_t i, int64_t seq)
 		    st->kind == STEP_KMOD ? " (a module of the kernel)" : " (helper)");
 	free(what);
 	sb_release(&err);
+	if (!ret && r == 0 && check_module_lines(cr, st->name, mod, 1, seq) < 0)
+		return -1;
 	return ret;
 }
 
@@ -1409,6 +1503,9 @@ static int step_unload(struct cellrun *cr, size_t i, int64_t seq)
 		add(cr, st->name, "action", V_PASS, now_ms() - t0, "%s removed", mod);
 	free(what);
 	sb_release(&err);
+	if (!ret && r == 0 && cr->sc->patchset.steps[st->target].kind != STEP_PATCH &&
+	    check_module_lines(cr, st->name, mod, 0, seq) < 0)
+		return -1;
 	return ret;
 }
 
@@ -1525,8 +1622,9 @@ static int step_patch(struct cellrun *cr, size_t i, int64_t *seq)
 {
 	const struct step *st = &cr->sc->patchset.steps[i];
 	const char *mod = cr->mods[i].name;
-	char tbuf[3][192];
-	const char *expect[3];
+	char tbuf[5][192];
+	const char *expect[5];
+	size_t n;
 
 	char *params;
 	enum settle r;
@@ -1550,8 +1648,10 @@ static int step_patch(struct cellrun *cr, size_t i, int64_t *seq)
 	if (check_sysfs(cr, st->name, mod, st->nowait) < 0 ||
 	    (i > 0 && run_probes(cr, st->name, i - 1, 1, -1) < 0))
 		return -1;
-	transcript_apply(mod, tbuf, expect);
-	check_klog(cr, st->name, *seq, expect, st->nowait ? 1 : 3);
+	n = transcript_apply(cr, mod, tbuf, expect);
+	/* not waited for: the lines up to "starting patching transition" are printed by the load */
+	check_klog(cr, st->name, *seq, expect, st->nowait ? n - (cr->sc->livepatch_debug ? 2 : 1) :
+		   n);
 	return cr->down ? -1 : 0;
 }
 
@@ -1603,12 +1703,13 @@ static int apply_step(struct cellrun *cr, size_t i)
 	return cr->down ? -1 : r;
 }
 
-/* Disables the last applied step, checks the unpatched behaviour, unloads it and loads it
- * again (the state a fleet is left in after a rollback and a re-push). */
-static void rollback(struct cellrun *cr, size_t last)
+/* Disables step idx's patch and removes its module, under the check step name S: the patch
+ * must unpatch in time, and then either no patch is left and every rollback probe of the steps
+ * up to `top` fails, or patches are still live below it (a stack) and their probes still pass.
+ * The step is retired. 0 removed, -1 stopped (recorded). */
+static int rollback_one(struct cellrun *cr, size_t idx, size_t top, const char *S)
 {
-	const char *mod = cr->mods[last].name;
-	const char *S = "rollback", *R = "reapply";
+	const char *mod = cr->mods[idx].name;
 	json_object *args;
 	struct proto_msg m;
 	struct lp_patch pp[32];
@@ -1617,57 +1718,55 @@ static void rollback(struct cellrun *cr, size_t last)
 	int64_t seq;
 	uint64_t took = 0, t0;
 	int r, u;
-	char tb[3][192];
-	const char *expect[3];
+	char tb[5][192], mark[96];
+	const char *expect[5];
 
-	if (kmsg_mark(cr, S, "rollback begin", &seq) < 0)
-		return;
+	snprintf(mark, sizeof(mark), "%s begin", S);
+	if (kmsg_mark(cr, S, mark, &seq) < 0)
+		return -1;
 	args = json_object_new_object();
 	json_object_object_add(args, "name", json_object_new_string(mod));
 	json_object_object_add(args, "enabled", json_object_new_int(0));
 	t0 = now_ms();
 	if (call(cr, S, "disable", "lp_enable", args, agent_ms(cr), &m) != VM_OK)
-		return;
+		return -1;
 	if (!m.ok) {
 		add(cr, S, "disable", V_FAIL, now_ms() - t0, "cannot disable %s: %s", mod,
 		    m.error ? m.error : "?");
 		proto_msg_release(&m);
-		return;
+		return -1;
 	}
 	proto_msg_release(&m);
 	add(cr, S, "disable", V_PASS, now_ms() - t0, "wrote 0 to %s/enabled", mod);
 	r = wait_transition(cr, S, mod, 0, &took);
 	if (r < 0)
-		return;
+		return -1;
 	took = now_ms() - t0;
-	json_object_object_add(cr->cell->metrics, "unpatch_transition_ms",
-			       json_object_new_int64((int64_t)took));
+	if (!json_object_object_get_ex(cr->cell->metrics, "unpatch_transition_ms", NULL))
+		json_object_object_add(cr->cell->metrics, "unpatch_transition_ms",
+				       json_object_new_int64((int64_t)took));
 	if (r == 1) {
 		report_stall(cr, S, "unpatch-transition", "unpatching", mod, 0, took);
-		return;
+		return -1;
 	}
 	add(cr, S, "unpatch-transition", V_PASS, took, "unpatched in %.2f s", took / 1000.0);
 	if (lp_state(cr, S, "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
-		return;
+		return -1;
+	cr->state[idx] = ST_RETIRED;
 	/* With atomic replace nothing else is live: every fix must be gone. Stacked patches below
-	 * keep theirs, so then the unpatched behaviour cannot be asserted. */
+	 * keep theirs, so then the unpatched behaviour cannot be asserted, but theirs can. */
 	if (n == 0) {
-		if (run_probes(cr, S, last, 0, -1) < 0)
-			return;
+		if (run_probes(cr, S, top, 0, -1) < 0)
+			return -1;
 	} else {
-		/* a stack: the top is gone, the patches below must still hold their fixes */
 		add(cr, S, "probes", V_SKIP, 0, "%zu other patch(es) still live: unpatched "
 		    "behaviour not checked; their own probes must still pass", n);
-		cr->state[last] = ST_RETIRED;
-		r = run_probes(cr, S, last, 1, -1);
-		cr->state[last] = ST_LIVE;
-		if (r < 0)
-			return;
+		if (run_probes(cr, S, top, 1, -1) < 0)
+			return -1;
 	}
-	transcript_unpatch(mod, tb, expect);
-	check_klog(cr, S, seq, expect, 2);
+	check_klog(cr, S, seq, expect, transcript_unpatch(cr, mod, tb, expect));
 	if (cr->down)
-		return;
+		return -1;
 	u = unload_module(cr, S, mod, &err);
 	if (u == 0) {
 		struct loaded *l = loaded_find(cr, mod);
@@ -1679,16 +1778,69 @@ static void rollback(struct cellrun *cr, size_t last)
 		    err.buf);
 	}
 	sb_release(&err);
-	if (u != 0)
-		return;
-	/* load again: the patch must apply cleanly a second time */
-	if (load_and_settle(cr, R, mod, cr->sc->patchset.steps[last].params, 0, 0, &seq) !=
+	return u == 0 ? 0 : -1;
+}
+
+/* Loads step idx's patch again (check step name R): it must apply cleanly a second time, with
+ * its probes and those of the steps below it passing. 0 applied, -1 not. */
+static int reapply_one(struct cellrun *cr, size_t idx, const char *R)
+{
+	const char *mod = cr->mods[idx].name;
+	char tb[5][192];
+	const char *expect[5];
+	int64_t seq;
+
+	if (load_and_settle(cr, R, mod, cr->sc->patchset.steps[idx].params, 0, 0, &seq) !=
 	    SETTLED)
+		return -1;
+	cr->state[idx] = ST_LIVE;
+	if (run_probes(cr, R, idx, 1, (long)idx) < 0)
+		return -1;
+	check_klog(cr, R, seq, expect, transcript_apply(cr, mod, tb, expect));
+	return cr->down ? -1 : 0;
+}
+
+/* Rolls the cell's live patches back and pushes them again (the state a fleet is left in after
+ * a rollback and a re-push). One patch (cumulative): disable it, check the unpatched behaviour,
+ * remove it, load it again. A stack: top down, each disable checked with the probes of the
+ * patches below it (and, once none is left, every fix gone), then bottom up again. */
+static void rollback(struct cellrun *cr, size_t last)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+	struct lp_patch pp[32];
+	size_t stack[32], ns = 0, n;
+	char name[32];
+
+	if (lp_state(cr, "rollback", "sysfs", pp, ARRAY_SIZE(pp), &n) < 0)
 		return;
-	if (run_probes(cr, R, last, 1, (long)last) < 0)
+	for (size_t k = 0; k <= last && ns < ARRAY_SIZE(stack); k++) {
+		const struct lp_patch *p = cr->mods[k].name ? lp_find(pp, n, cr->mods[k].name) : NULL;
+
+		if (ps->steps[k].kind == STEP_PATCH && cr->state[k] == ST_LIVE && p &&
+		    p->enabled == 1)
+			stack[ns++] = k;
+	}
+	if (ns < 2) {
+		if (rollback_one(cr, last, last, "rollback") == 0)
+			reapply_one(cr, last, "reapply");
 		return;
-	transcript_apply(mod, tb, expect);
-	check_klog(cr, R, seq, expect, 3);
+	}
+	for (size_t j = ns; j-- > 0;) {
+		if (j == ns - 1)
+			snprintf(name, sizeof(name), "rollback");
+		else
+			snprintf(name, sizeof(name), "rollback-%zu", ns - j);
+		if (rollback_one(cr, stack[j], last, name) < 0)
+			return;
+	}
+	for (size_t j = 0; j < ns; j++) {
+		if (j == ns - 1)
+			snprintf(name, sizeof(name), "reapply");
+		else
+			snprintf(name, sizeof(name), "reapply-%zu", ns - j);
+		if (reapply_one(cr, stack[j], name) < 0)
+			return;
+	}
 }
 
 /* ---- performance under load ------------------------------------------------------------
@@ -2773,6 +2925,10 @@ static int boot(struct cellrun *cr, const char *initrd)
 	/* printk.devkmsg=on: the agent's kernel-log marks must not be rate limited.
 	 * panic=-1 with QEMU's -no-reboot: a panic ends the VM at once instead of hanging. */
 	sb_adds(&cmdline, "console=ttyS0,115200 panic=-1 printk.devkmsg=on sysrq_always_enabled");
+	/* livepatch_debug: the pr_debug lines of kernel/livepatch, as the kernel's selftests turn
+	 * them on, without the per-task lines of klp_try_switch_task */
+	if (sc->livepatch_debug)
+		sb_adds(&cmdline, " dyndbg=\"file kernel/livepatch/* +p; func klp_try_switch_task -p\"");
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));

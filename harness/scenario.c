@@ -1337,7 +1337,7 @@ out:
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
 	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
-	"sources_outside_patchset", NULL
+	"sources_outside_patchset", "livepatch_debug", NULL
 };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
@@ -2197,6 +2197,9 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 	if ((v = map_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
 		return -1;
 	if ((v = map_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))
+		return -1;
+	if ((v = map_get(root, "livepatch_debug")) &&
+	    get_bool(f, v, "livepatch_debug", &s->livepatch_debug))
 		return -1;
 	if ((v = map_get(root, "rollback")) && get_bool(f, v, "rollback", &s->rollback))
 		return -1;

@@ -179,6 +179,7 @@ struct scenario {
 	enum { RECOVER_NONE, RECOVER_SIGNAL, RECOVER_REVERSE } stall_recovery; /* default signal */
 	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
 	int rollback;         /* default 1: disable the last step, check, re-enable */
+	int livepatch_debug;  /* 1: dyndbg on for kernel/livepatch; transcripts include pr_debug */
 };
 
 /* 0, or -1 with "FILE:LINE:COL: message" in e. On failure *out is released. */

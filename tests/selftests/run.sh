@@ -182,7 +182,9 @@ with open(os.path.join(work, "selftests.yaml"), "w") as f:
             "vm: {memory_mb: 1024, cpus: 2, accel: auto}\npatchsets:\n" +
             "".join(f"  - patchsets/{n}\n" for n in names) +
             "timeouts: {boot_s: 180, transition_s: 30, probe_s: 10, agent_s: 30}\n"
-            "taint: {allow: [K, E, O]}\nrollback: false\nleak: {cycles: 0}\n")
+            "taint: {allow: [K, E, O]}\nrollback: false\nleak: {cycles: 0}\n"
+            "# the selftests' setup_config: pr_debug of kernel/livepatch on\n"
+            "livepatch_debug: true\n")
 print(f"selftests {v}: {len(names)} behaviour(s) written to {work}")
 PY
 	then
