@@ -195,6 +195,35 @@ static int reown_tree(const char *dir, struct kerr *e)
 }
 
 /* The one .ko in dir, or NULL. */
+/* Runs a build command, as the build user when there is one (klpq as root). 0 it succeeded; -1
+ * with the reason in be, *patch_fault 1 when the command ran and said no (the patch's fault). */
+static int build_run(const char *const *argv, int stop_fd, int have_user, uid_t uid, gid_t gid,
+		     struct sb *log, int *patch_fault, struct kerr *be)
+{
+	struct run_opts o = RUN_OPTS_INIT;
+	int r;
+
+	o.timeout_ms = BUILD_TIMEOUT_MS;
+	o.stop_fd = stop_fd;
+	o.drop_privs = have_user;
+	o.as_uid = uid;
+	o.as_gid = gid;
+	r = run_capture(argv, &o, log, be);
+	*patch_fault = r < 0 && o.end == RUN_FAILED;
+	return r;
+}
+
+/* The finished build folder becomes klpq's again (nobody else's to change) and replaces dest. */
+static int build_publish(const char *tmp, const char *dest, int have_user, struct kerr *e)
+{
+	if (have_user && reown_tree(tmp, e) < 0)
+		return -1;
+	rm_rf(dest);
+	if (rename(tmp, dest) < 0)
+		return kerr_errno(e, "cannot move %s to %s", tmp, dest);
+	return 0;
+}
+
 static char *find_ko(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -308,17 +337,11 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 		const char *argv[] = { "make", "-C", k->build, m, "CONFIG_DEBUG_INFO_BTF_MODULES=",
 				       "modules", NULL };
 		struct kerr be = KERR_INIT;
-		struct run_opts o = RUN_OPTS_INIT;
-		o.timeout_ms = BUILD_TIMEOUT_MS;
-		o.stop_fd = stop_fd;
-		o.drop_privs = have_user;
-		o.as_uid = bu;
-		o.as_gid = bg;
-		int r = run_capture(argv, &o, build_log, &be);
+		/* only a compiler that ran and said no is the patch's fault */
+		int r = build_run(argv, stop_fd, have_user, bu, bg, build_log, patch_fault, &be);
+
 		free(m);
 		if (r < 0) {
-			/* only a compiler that ran and said no is the patch's fault */
-			*patch_fault = o.end == RUN_FAILED;
 			kerr_set(e, "step %s %s %s: %s", st->name,
 				 *patch_fault ? "does not build against" : "could not be built for",
 				 k->label, be.msg);
@@ -334,14 +357,8 @@ int pbuild_step(const struct step *st, const struct kernel *k, const char *cache
 		}
 		free(ko);
 	}
-	/* the result is klpq's again, and nobody else's to change */
-	if (have_user && reown_tree(tmp, e) < 0)
+	if (build_publish(tmp, dest, have_user, e) < 0)
 		goto out;
-	rm_rf(dest);
-	if (rename(tmp, dest) < 0) {
-		kerr_errno(e, "cannot move %s to %s", tmp, dest);
-		goto out;
-	}
 	out->path = find_ko(dest);
 	set_name(out);
 	ret = 0;
@@ -413,30 +430,17 @@ int pbuild_program(const struct program *pg, const char *cache, int stop_fd, cha
 		char *o = path_join(tmp, pg->name);
 		const char *argv[] = { "cc", "-static", "-O2", "-o", o, src, NULL };
 		struct kerr be = KERR_INIT;
-		struct run_opts ro = RUN_OPTS_INIT;
-		int r;
+		int r = build_run(argv, stop_fd, have_user, bu, bg, build_log, patch_fault, &be);
 
-		ro.timeout_ms = BUILD_TIMEOUT_MS;
-		ro.stop_fd = stop_fd;
-		ro.drop_privs = have_user;
-		ro.as_uid = bu;
-		ro.as_gid = bg;
-		r = run_capture(argv, &ro, build_log, &be);
 		free(o);
 		if (r < 0) {
-			*patch_fault = ro.end == RUN_FAILED;
 			kerr_set(e, "program %s %s: %s", pg->name, *patch_fault ?
 				 "does not compile" : "could not be compiled", be.msg);
 			goto out;
 		}
 	}
-	if (have_user && reown_tree(tmp, e) < 0)
+	if (build_publish(tmp, dest, have_user, e) < 0)
 		goto out;
-	rm_rf(dest);
-	if (rename(tmp, dest) < 0) {
-		kerr_errno(e, "cannot move %s to %s", tmp, dest);
-		goto out;
-	}
 	*out_path = bin;
 	bin = NULL;
 	ret = 0;
