@@ -1,0 +1,173 @@
+/* cell.h: what the files of one cell's run share (internal to the runner; runner.h is the
+ * interface). runner.c has the cell flow; each cell-*.c file one family of checks:
+ *   cell-guest.c      recording checks, the guest's crash reports, whose fault a dead or silent
+ *                     guest is, and the agent call every check goes through
+ *   cell-livepatch.c  livepatch state in sysfs, transitions, stall detection and recovery
+ *   cell-klog.c       the kernel log: marks, transcripts, step log: assertions, crashes, taint
+ *   cell-probes.c     probes
+ *   cell-modules.c    loading and removing modules, a patch's load and settle, refusals, the
+ *                     sysfs and method checks
+ *   cell-steps.c      the step kinds (patch, helper, kmod, disable, unload, sysctl, run)
+ *   cell-rollback.c   rollback and reapply, a stack top down
+ *   cell-perf.c       the performance phases under the scenario's workloads
+ *   cell-judge.c      the performance judgement of those phases
+ *   cell-leak.c       the leak check across patch cycles
+ */
+#ifndef KLPQ_CELL_H
+#define KLPQ_CELL_H
+
+#include "perf.h"
+#include "runner.h"
+#include "console.h"
+#include "kernel.h"
+#include "pbuild.h"
+#include "vm.h"
+
+#include <stdint.h>
+
+#define POLL_MS 250
+#define CONSOLE_TAIL_LINES 40
+
+struct loaded {
+	char *name;     /* module name (= livepatch name for a patch) */
+	int inserted;   /* module loaded */
+	int plain;      /* a helper or kernel module, not a livepatch */
+};
+
+/* A step's standing, for which probes still hold: a patch step is live from its load until a
+ * disable takes it (or the patch that replaced it) away. */
+enum step_state { ST_NONE, ST_LIVE, ST_RETIRED };
+
+struct cellrun {
+	struct runner *rn;
+	const struct scenario *sc;
+	struct cell_result *cell;
+	struct kernel k;
+	struct built_module *mods;   /* one per step */
+	struct vm *vm;
+	struct cscan *console;
+	size_t console_seen;         /* console reports already turned into checks */
+	char **titles;               /* crash titles reported, to keep console and kmsg apart */
+	size_t nr_titles;
+	struct loaded *loaded;
+	size_t nr_loaded;
+	int patched;                 /* a patch step has been applied: trouble is the kernel's */
+	int down;                    /* the guest is dead or silent: skip what needs it */
+	int interrupted;
+	char *console_path;
+	uint64_t console_bytes;      /* read from the serial console so far */
+	long live;                   /* index of the last step applied and live, -1: none */
+	enum step_state *state;      /* one per step */
+	char ***kmod_paths;          /* per kmod step: host paths, dependencies first */
+	size_t *nr_kmod_paths;
+	char **programs;             /* host paths of the patch set's built programs */
+	/* performance under load (scenario workloads): see the "perf" section below */
+	struct perf_samples *wl;     /* one per workload */
+	struct perf_phases phases;
+	int perf_on;                 /* workloads are running */
+};
+
+struct lp_patch {
+	char name[128];
+	int enabled, transition, replace, stack_order;
+	int objects, objects_patched;
+	int objects_loaded;          /* objects whose module is loaded (vmlinux always) */
+	int objects_wrong;           /* patched while its module is absent, or not while loaded */
+	char absent[256];            /* the objects whose module is not loaded, comma-separated */
+	char objs[512];              /* ",name,name," of every module object (vmlinux excluded) */
+};
+
+enum settle { SETTLED, REFUSED_AS_EXPECTED, STOPPED_CELL, GUEST_DOWN };
+
+void cr_progress(struct cellrun *cr, const char *fmt, ...) KLPQ_ATTR_FMT(2, 3);
+struct check_result *cr_add(struct cellrun *cr, const char *step, const char *name,
+			    enum verdict v, uint64_t ms, const char *fmt, ...) KLPQ_ATTR_FMT(6, 7);
+
+/* cell-guest.c */
+void report_crashes(struct cellrun *cr, const char *step, const char *source,
+		    struct cscan *c, size_t from);
+void console_crashes(struct cellrun *cr, const char *step);
+void guest_trouble(struct cellrun *cr, const char *step, const char *name,
+		   enum vm_wait_result w, const struct kerr *e);
+enum vm_wait_result cr_call(struct cellrun *cr, const char *step, const char *name,
+			    const char *op, json_object *args, unsigned timeout_ms,
+			    struct proto_msg *reply);
+unsigned agent_ms(const struct cellrun *cr);
+
+/* cell-livepatch.c */
+int lp_state(struct cellrun *cr, const char *step, const char *name,
+	     struct lp_patch *out, size_t max, size_t *nr);
+const struct lp_patch *lp_find(const struct lp_patch *p, size_t n, const char *name);
+void report_stall(struct cellrun *cr, const char *step, const char *check,
+		  const char *what, const char *patch, int target, uint64_t took);
+int wait_transition(struct cellrun *cr, const char *step, const char *name, int enable,
+		    uint64_t *took);
+void stall_recover(struct cellrun *cr, const char *step, const char *mod);
+
+/* cell-klog.c */
+int kmsg_mark(struct cellrun *cr, const char *step, const char *text, int64_t *seq);
+int kmsg_since(struct cellrun *cr, const char *step, int64_t seq, struct sb *out);
+void check_klog(struct cellrun *cr, const char *step, int64_t seq,
+		const char *const *expect, size_t nr_expect);
+void check_taint(struct cellrun *cr, const char *step);
+void check_step_log(struct cellrun *cr, size_t i, int64_t seq);
+int check_module_lines(struct cellrun *cr, const char *step, const char *mod,
+		       int loading, int64_t seq);
+
+/* cell-probes.c */
+int run_probe(struct cellrun *cr, const char *step, const struct probe *p, int *exit_code,
+	      int *timed_out, struct sb *output, uint64_t *took);
+int probe_check(struct cellrun *cr, const char *step, const struct step *from,
+		const struct probe *p, int want_pass, int own);
+int run_probes(struct cellrun *cr, const char *step, size_t upto, int want_pass, long own);
+int run_own_probes(struct cellrun *cr, size_t i);
+
+/* cell-modules.c */
+struct loaded *loaded_find(struct cellrun *cr, const char *name);
+void note_loaded_as(struct cellrun *cr, const char *name, int plain);
+int load_path(struct cellrun *cr, const char *step, const char *path, const char *params,
+	      struct sb *err, int *err_no);
+int load_module(struct cellrun *cr, const char *step, const char *modname,
+		const char *params, struct sb *err, int *err_no);
+int unload_module_errno(struct cellrun *cr, const char *step, const char *modname,
+			struct sb *err, int *err_no);
+int unload_module(struct cellrun *cr, const char *step, const char *modname,
+		  struct sb *err);
+size_t transcript_apply(const struct cellrun *cr, const char *p, char buf[5][192],
+			const char *exp[5]);
+size_t transcript_unpatch(const struct cellrun *cr, const char *p, char buf[5][192],
+			  const char *exp[5]);
+void check_refusal(struct cellrun *cr, const char *step, const char *mod,
+		   const char *why, int err_no, int64_t seq, uint64_t ms);
+int step_params(struct cellrun *cr, const struct step *st, char **out);
+enum settle load_and_settle(struct cellrun *cr, const char *step, const char *mod,
+			    const char *params, int expect_fail, int nowait, int64_t *seq);
+int check_sysfs(struct cellrun *cr, const char *step, const char *mod, int nowait);
+
+/* cell-steps.c */
+const char *step_module(const struct cellrun *cr, size_t i);
+int apply_step(struct cellrun *cr, size_t i);
+
+/* cell-rollback.c */
+void rollback_cell(struct cellrun *cr, size_t last);
+
+/* cell-perf.c */
+int guest_exec(struct cellrun *cr, const char *step, const char *name,
+	       const char *const *argv, unsigned timeout_ms, int *exit_code, struct sb *out);
+int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
+int perf_pull(struct cellrun *cr, const char *step);
+int perf_phase(struct cellrun *cr, enum perf_phase_kind kind, const char *label);
+int perf_start(struct cellrun *cr);
+int perf_unpatch(struct cellrun *cr, const char *step, const char *mod);
+void perf_pairs(struct cellrun *cr, size_t last);
+
+/* cell-leak.c */
+void leak_check(struct cellrun *cr, size_t last);
+
+/* cell-judge.c */
+void perf_finish(struct cellrun *cr, size_t last);
+
+/* cell-guest.c: the console callback of the VM (console bytes into the crash scanner) */
+void on_console(void *ctx, const char *buf, size_t len);
+
+#endif
