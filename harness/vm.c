@@ -386,15 +386,75 @@ static void qemu_first_error(const char *log, char *out, size_t len)
 	sb_release(&text);
 }
 
+void vm_qemu_argv(const struct vm_config *cfg, const char *accel, const char *const sock[3],
+		  struct qemu_argv *out)
+{
+	static const char *const id[3] = { "con", "agent", "qmp" };
+	size_t n = 0;
+
+#define ARG(x) (out->v[n++] = xstrdup(x))
+	memset(out, 0, sizeof(*out));
+	ARG(vm_qemu_binary());
+	ARG("-name");
+	ARG(cfg->name);
+	/* q35, not microvm: microvm lacks the HPET/PM timer the 6.1 kernels fall back on and
+	 * hung in early boot in 4 of 24 TCG boots (field notes). */
+	ARG("-machine");
+	out->v[n++] = xasprintf("q35,accel=%s", accel);
+	ARG("-cpu");
+	ARG(cfg->cpu && *cfg->cpu ? cfg->cpu : strcmp(accel, "kvm") ? "max" : "host");
+	ARG("-m");
+	out->v[n++] = xasprintf("%u", cfg->memory_mb);
+	ARG("-smp");
+	out->v[n++] = xasprintf("%u", cfg->cpus);
+	ARG("-nodefaults");
+	ARG("-no-user-config");
+	ARG("-display");
+	ARG("none");
+	ARG("-no-reboot"); /* a reboot (panic=-1, triple fault) ends QEMU: never a loop */
+	ARG("-kernel");
+	ARG(cfg->kernel);
+	ARG("-initrd");
+	ARG(cfg->initrd);
+	ARG("-append");
+	ARG(cfg->cmdline);
+	for (int ch = 0; ch < 3; ch++) {
+		ARG("-chardev");
+		out->v[n++] = xasprintf("socket,id=%s,path=%s", id[ch], sock[ch]);
+		if (ch == 0) {
+			ARG("-serial");
+			ARG("chardev:con");
+			ARG("-device");
+			ARG("virtio-serial-pci,id=vser0");
+		} else if (ch == 1) {
+			ARG("-device");
+			ARG("virtserialport,bus=vser0.0,chardev=agent,name=org.klpq.agent");
+		} else {
+			ARG("-mon");
+			ARG("chardev=qmp,mode=control");
+		}
+	}
+	ARG("-nic");
+	ARG(cfg->network ? "user,model=virtio-net-pci" : "none");
+#undef ARG
+	out->n = n;
+}
+
+void vm_qemu_argv_release(struct qemu_argv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	memset(a, 0, sizeof(*a));
+}
+
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 {
 	struct vm *vm = xcalloc(1, sizeof(*vm));
 	static const char *const sock_names[NR_CH] = { "console.sock", "agent.sock", "qmp.sock" };
 	char *sock[NR_CH] = { NULL };
-	char *chardev[NR_CH] = { NULL };
-	char *mem = NULL, *smp = NULL, *machine = NULL;
-	const char *argv[64];
-	int a = 0, ret = -1;
+	struct qemu_argv qa = { { NULL }, 0 };
+	const char **argv;
+	int ret = -1;
 
 	*out = NULL;
 	vm->cfg = *cfg;
@@ -427,59 +487,12 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 		kerr_errno(e, "cannot create the logs of VM %s", cfg->name);
 		goto fail;
 	}
-	for (int ch = 0; ch < NR_CH; ch++)
-		chardev[ch] = xasprintf("socket,id=%s,path=%s",
-					ch == CH_CONSOLE ? "con" : ch == CH_AGENT ? "agent" : "qmp",
-					sock[ch]);
-	mem = xasprintf("%u", cfg->memory_mb);
-	smp = xasprintf("%u", cfg->cpus);
-	/* q35, not microvm: microvm lacks the HPET/PM timer the 6.1 kernels fall back on and
-	 * hung in early boot in 4 of 24 TCG boots (field notes). */
-	machine = xasprintf("q35,accel=%s", vm->accel);
-	argv[a++] = vm_qemu_binary();
-	argv[a++] = "-name";
-	argv[a++] = cfg->name;
-	argv[a++] = "-machine";
-	argv[a++] = machine;
-	argv[a++] = "-cpu";
-	argv[a++] = cfg->cpu && *cfg->cpu ? cfg->cpu : strcmp(vm->accel, "kvm") ? "max" : "host";
-	argv[a++] = "-m";
-	argv[a++] = mem;
-	argv[a++] = "-smp";
-	argv[a++] = smp;
-	argv[a++] = "-nodefaults";
-	argv[a++] = "-no-user-config";
-	argv[a++] = "-display";
-	argv[a++] = "none";
-	argv[a++] = "-no-reboot"; /* a reboot (panic=-1, triple fault) ends QEMU: never a loop */
-	argv[a++] = "-kernel";
-	argv[a++] = cfg->kernel;
-	argv[a++] = "-initrd";
-	argv[a++] = cfg->initrd;
-	argv[a++] = "-append";
-	argv[a++] = cfg->cmdline;
-	argv[a++] = "-chardev";
-	argv[a++] = chardev[CH_CONSOLE];
-	argv[a++] = "-serial";
-	argv[a++] = "chardev:con";
-	argv[a++] = "-device";
-	argv[a++] = "virtio-serial-pci,id=vser0";
-	argv[a++] = "-chardev";
-	argv[a++] = chardev[CH_AGENT];
-	argv[a++] = "-device";
-	argv[a++] = "virtserialport,bus=vser0.0,chardev=agent,name=org.klpq.agent";
-	argv[a++] = "-chardev";
-	argv[a++] = chardev[CH_QMP];
-	argv[a++] = "-mon";
-	argv[a++] = "chardev=qmp,mode=control";
-	if (cfg->network) {
-		argv[a++] = "-nic";
-		argv[a++] = "user,model=virtio-net-pci";
-	} else {
-		argv[a++] = "-nic";
-		argv[a++] = "none";
+	{
+		const char *paths[NR_CH] = { sock[CH_CONSOLE], sock[CH_AGENT], sock[CH_QMP] };
+
+		vm_qemu_argv(cfg, vm->accel, paths, &qa);
 	}
-	argv[a] = NULL;
+	argv = (const char **)qa.v;
 	vm->qemu.argv = argv;
 	vm->qemu.out_fd = vm->qemu_log_fd;
 	vm->qemu.pdeathsig = SIGKILL;
@@ -496,7 +509,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 		ret = VM_START_REFUSED; /* no such binary, not executable: the same next time */
 		goto fail;
 	}
-	vm->qemu.argv = NULL; /* argv lives on this stack frame only */
+	vm->qemu.argv = NULL; /* argv lives in qa, released below */
 	for (int ch = 0; ch < NR_CH; ch++)
 		if (accept_one(vm, ch, 30000, e) < 0)
 			goto fail;
@@ -546,13 +559,9 @@ fail:
 			ret = VM_START_REFUSED;
 		}
 	}
-	for (int ch = 0; ch < NR_CH; ch++) {
+	for (int ch = 0; ch < NR_CH; ch++)
 		free(sock[ch]);
-		free(chardev[ch]);
-	}
-	free(mem);
-	free(smp);
-	free(machine);
+	vm_qemu_argv_release(&qa);
 	if (ret < 0)
 		vm_destroy(vm);
 	return ret;

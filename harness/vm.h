@@ -56,6 +56,16 @@ void vm_qemu_message(const char *text, char *out, size_t len);
  * option, an accelerator it cannot use): deterministic, the same command line fails again. The
  * message then names how QEMU ended and its first error line (the rest is in qemu_log). */
 #define VM_START_REFUSED (-2)
+/* The QEMU command line for cfg (a pure function, for tests too): accel "kvm" or "tcg", sock
+ * the console, agent and QMP socket paths. The strings are owned by out (release it). */
+struct qemu_argv {
+	char *v[64];          /* NULL-terminated */
+	size_t n;
+};
+void vm_qemu_argv(const struct vm_config *cfg, const char *accel, const char *const sock[3],
+		  struct qemu_argv *out);
+void vm_qemu_argv_release(struct qemu_argv *a);
+
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e);
 const char *vm_accel(const struct vm *vm);
 const char *vm_qemu_version(const struct vm *vm);

@@ -14,6 +14,8 @@ Suite *workloads_suite(void);
 Suite *report_suite(void);
 Suite *accel_suite(void);
 Suite *util_suite(void);
+Suite *vm_suite(void);
+Suite *spawn_suite(void);
 
 int main(void)
 {
@@ -31,6 +33,8 @@ int main(void)
 	srunner_add_suite(sr, report_suite());
 	srunner_add_suite(sr, accel_suite());
 	srunner_add_suite(sr, util_suite());
+	srunner_add_suite(sr, vm_suite());
+	srunner_add_suite(sr, spawn_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
