@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,34 +42,54 @@ static int drop_privileges(const struct child *c)
 	return 0;
 }
 
-static void child_setup_and_exec(const struct child *c, int errpipe, pid_t parent, int devnull,
-				 char *const *envp)
+/* The step of the child's set-up that failed, carried back with its errno through the pipe. */
+enum child_step { CS_PGROUP, CS_PDEATHSIG, CS_DUP2, CS_PRIVS, CS_CHDIR, CS_EXEC };
+static const char *const child_step_name[] = { "setpgid", "prctl(PR_SET_PDEATHSIG)", "dup2",
+					       "dropping privileges", "chdir", "exec" };
+struct child_failure {
+	int step;
+	int err;
+};
+
+/* Runs in the child between fork and exec: async-signal-safe calls only (the program's path and
+ * the environment were made before the fork). */
+static void child_setup_and_exec(const struct child *c, const char *path, int errpipe,
+				 pid_t parent, int devnull, char *const *envp)
 {
 	int in = c->in_fd >= 0 ? c->in_fd : devnull;
 	int out = c->out_fd >= 0 ? c->out_fd : devnull;
 	int err = c->err_fd >= 0 ? c->err_fd : out;
-	int saved;
+	struct child_failure f = { CS_EXEC, 0 };
 
-	if (c->new_pgroup)
-		setpgid(0, 0);
+	/* Default dispositions first, then an empty mask: every signal was blocked across the fork
+	 * so that none of klpq's handlers runs in the child. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	{
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	if (c->new_pgroup && setpgid(0, 0) < 0) {
+		f.step = CS_PGROUP;
+		goto fail;
+	}
 	if (c->pdeathsig) {
-		if (prctl(PR_SET_PDEATHSIG, c->pdeathsig) < 0)
+		if (prctl(PR_SET_PDEATHSIG, c->pdeathsig) < 0) {
+			f.step = CS_PDEATHSIG;
 			goto fail;
+		}
 		if (getppid() != parent) /* parent already gone: do not outlive it */
 			_exit(127);
 	}
-	/* Default dispositions and an empty mask: klpq blocks/handles signals QEMU must not inherit. */
-	{
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-	}
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
+		f.step = CS_DUP2;
 		goto fail;
+	}
 	/* Nothing above stderr reaches the program, whatever klpq's caller left open without
 	 * close-on-exec (a lock QEMU would otherwise hold): marked close-on-exec, not closed, so
 	 * the exec-error pipe still works until the exec. */
@@ -77,73 +98,146 @@ static void child_setup_and_exec(const struct child *c, int errpipe, pid_t paren
 		for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
-	if (c->drop_privs && drop_privileges(c) < 0)
+	if (c->drop_privs && drop_privileges(c) < 0) {
+		f.step = CS_PRIVS;
 		goto fail;
-	if (c->cwd && chdir(c->cwd) < 0)
+	}
+	if (c->cwd && chdir(c->cwd) < 0) {
+		f.step = CS_CHDIR;
 		goto fail;
-	execvpe(c->argv[0], (char *const *)c->argv, envp);
+	}
+	execve(path, (char *const *)c->argv, envp);
 fail:
-	saved = errno;
-	while (write(errpipe, &saved, sizeof(saved)) < 0 && errno == EINTR)
+	f.err = errno;
+	while (write(errpipe, &f, sizeof(f)) < 0 && errno == EINTR)
 		;
 	_exit(127);
 }
 
+/* argv[0] as execvp(3) would find it, looked up before the fork: a name with a '/' as it is,
+ * else the first executable regular file of that name in PATH. NULL with errno (ENOENT,
+ * EACCES) when there is none. */
+static char *resolve_program(const char *name)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	int seen_eacces = 0;
+
+	if (strchr(name, '/'))
+		return xstrdup(name);
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;; p = end + 1) {
+		struct stat st;
+		char *cand;
+
+		end = strchr(p, ':');
+		if (!end)
+			end = p + strlen(p);
+		cand = xasprintf("%.*s%s%s", (int)(end - p), p, end > p ? "/" : "", name);
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0)
+				return cand;
+			seen_eacces = 1;
+		}
+		free(cand);
+		if (!*end)
+			break;
+	}
+	errno = seen_eacces ? EACCES : ENOENT;
+	return NULL;
+}
+
+/* environ with the child's extra "KEY=VALUE" entries merged in by key (an extra entry replaces
+ * the inherited one of the same key). The strings stay the caller's and environ's. */
+static char **merged_env(const char *const *extra)
+{
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n])
+		n++;
+	while (extra[k])
+		k++;
+	envp = xcalloc(n + k + 1, sizeof(*envp));
+	n = 0;
+	for (char **e = environ; *e; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t kl = eq ? (size_t)(eq - *e) + 1 : strlen(*e);
+		int replaced = 0;
+
+		for (size_t i = 0; extra[i] && !replaced; i++)
+			replaced = !strncmp(extra[i], *e, kl);
+		if (!replaced)
+			envp[n++] = *e;
+	}
+	for (size_t i = 0; i < k; i++)
+		envp[n++] = (char *)extra[i];
+	return envp;
+}
+
 int child_start(struct child *c, struct kerr *e)
 {
-	int pipefd[2], devnull, saved = 0;
+	int pipefd[2], devnull;
 	pid_t parent = getpid();
-	char **envp = environ;
-	size_t nenv = 0, nextra = 0, i;
+	char **envp = environ, *path;
+	struct child_failure f;
+	sigset_t all, old;
 
 	if (!c->argv || !c->argv[0])
 		return kerr_set(e, "internal error: empty command");
-	if (c->env) {
-		while (environ[nenv])
-			nenv++;
-		while (c->env[nextra])
-			nextra++;
-		envp = xcalloc(nenv + nextra + 1, sizeof(*envp));
-		for (i = 0; i < nenv; i++)
-			envp[i] = environ[i];
-		for (i = 0; i < nextra; i++)
-			envp[nenv + i] = (char *)c->env[i];
-	}
+	path = resolve_program(c->argv[0]);
+	if (!path)
+		return kerr_errno(e, "cannot run %s: not %s in PATH", c->argv[0],
+				  errno == EACCES ? "executable" : "found");
+	if (c->env)
+		envp = merged_env(c->env);
 	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
 		kerr_errno(e, "cannot start %s", c->argv[0]);
 		if (devnull >= 0)
 			close(devnull);
-		if (envp != environ)
-			free(envp);
-		return -1;
+		goto out_fail;
 	}
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	c->pid = fork();
-	if (c->pid < 0) {
-		kerr_errno(e, "cannot fork for %s", c->argv[0]);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		close(devnull);
-		if (envp != environ)
-			free(envp);
-		return -1;
-	}
 	if (c->pid == 0)
-		child_setup_and_exec(c, pipefd[1], parent, devnull, envp);
+		child_setup_and_exec(c, path, pipefd[1], parent, devnull, envp);
+	f.err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(pipefd[1]);
 	close(devnull);
-	if (envp != environ)
-		free(envp);
-	if (xread(pipefd[0], &saved, sizeof(saved)) == sizeof(saved)) {
+	if (c->pid < 0) {
+		close(pipefd[0]);
+		errno = f.err;
+		kerr_errno(e, "cannot fork for %s", c->argv[0]);
+		goto out_fail;
+	}
+	if (xread(pipefd[0], &f, sizeof(f)) == sizeof(f)) {
 		close(pipefd[0]);
 		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		c->pid = -1;
-		errno = saved;
-		return kerr_errno(e, "cannot run %s", c->argv[0]);
+		errno = f.err;
+		if (f.step == CS_EXEC)
+			kerr_errno(e, "cannot run %s", c->argv[0]);
+		else if (f.step == CS_CHDIR)
+			kerr_errno(e, "cannot run %s: chdir %s", c->argv[0], c->cwd);
+		else
+			kerr_errno(e, "cannot run %s: %s", c->argv[0],
+				   f.step >= 0 && f.step <= CS_EXEC ? child_step_name[f.step] : "?");
+		goto out_fail;
 	}
 	close(pipefd[0]);
+	if (envp != environ)
+		free(envp);
+	free(path);
 	return 0;
+out_fail:
+	if (envp != environ)
+		free(envp);
+	free(path);
+	return -1;
 }
 
 int child_wait(struct child *c)

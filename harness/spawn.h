@@ -1,9 +1,12 @@
 /* spawn.h: the one way klpq starts child processes (QEMU, apt-get, dpkg-deb, depmod, make).
  *
- * argv arrays only, never a shell. Every descriptor klpq opens is close-on-exec; the child gets
- * exactly stdin/stdout/stderr as configured. An exec failure is carried back through a
- * close-on-exec pipe, so child_start() fails with the real errno instead of a child exiting 127.
- * Children are always reaped by child_wait*().
+ * argv arrays only, never a shell. The program is looked up in PATH before the fork (the child
+ * only calls async-signal-safe functions), every signal is blocked across the fork, and the child
+ * starts with default dispositions and an empty mask. Every descriptor klpq opens is
+ * close-on-exec; the child gets exactly stdin/stdout/stderr as configured. A failing set-up step
+ * (dup2, chdir, dropping privileges, exec) is carried back with its errno through a close-on-exec
+ * pipe, so child_start() fails naming it instead of a child exiting 127. Children are always
+ * reaped by child_wait*().
  */
 #ifndef KLPQ_SPAWN_H
 #define KLPQ_SPAWN_H
@@ -14,7 +17,8 @@
 struct child {
 	const char *const *argv;  /* NULL-terminated; argv[0] is looked up in PATH */
 	const char *cwd;          /* or NULL */
-	const char *const *env;   /* extra "KEY=VALUE" entries, NULL-terminated, or NULL */
+	const char *const *env;   /* "KEY=VALUE" entries, NULL-terminated, or NULL: merged into
+				   * klpq's environment by key (an entry replaces that key) */
 	int in_fd;                /* -1: /dev/null */
 	int out_fd;               /* -1: /dev/null */
 	int err_fd;               /* -1: same as out_fd */
