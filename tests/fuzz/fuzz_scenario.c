@@ -1,4 +1,5 @@
-/* fuzz_scenario.c: libFuzzer target for the scenario and patch-set loaders (harness/scenario.c).
+/* fuzz_scenario.c: libFuzzer target for the scenario and patch-set loaders (harness/scenario.c,
+ * patchset.c, yfile.c).
  *
  * Once per process a scratch folder is made:
  *   DIR/scenario.yaml                        <- the input (loaded with scenario_load)

@@ -38,7 +38,7 @@ CFLAGS_FUZZ="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address
 # target -> harness sources it links
 sources() {
 	case $1 in
-	scenario) echo "harness/scenario.c harness/kname.c harness/perf.c harness/util.c" ;;
+	scenario) echo "harness/scenario.c harness/scenario-kernels.c harness/patchset.c harness/yfile.c harness/kname.c harness/perf.c harness/util.c" ;;
 	proto) echo "harness/proto.c" ;;
 	console) echo "harness/console.c" ;;
 	*) return 1 ;;
