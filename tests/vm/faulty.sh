@@ -43,11 +43,12 @@ if sel != "-":
     hits = [k for k in c["checks"] if k["step"] == step and k["check"] == check and k["status"] == status]
     assert hits, "no %s check; have: %s" % (sel, [(k["step"], k["check"], k["status"]) for k in c["checks"] if k["status"] != "PASS"][:8])
     assert any(re.search(regex, k["title"]) for k in hits), "title %r does not match %r" % (hits[0]["title"], regex)
-    print(hits[0]["title"])
+    print("# " + hits[0]["title"])
 PY
-	then printf 'ok - %s\n' "$name"
-	else printf 'not ok - %s (%s)\n' "$name" "$d"; failed=1; fi
+	then printf 'ok %d - %s\n' "$ran" "$name"
+	else printf 'not ok %d - %s (%s)\n' "$ran" "$name" "$d"; failed=1; fi
 done < tests/vm/corpus.tsv
-echo "corpus: $ran case(s), results in $OUT"
+echo "# corpus: $ran case(s), results in $OUT"
+printf '1..%d\n' "$ran"
 [ $ran -gt 0 ] || { echo "no case matched"; exit 2; }
 exit $failed

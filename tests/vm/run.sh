@@ -13,7 +13,18 @@ cases=("$@")
 	truncated-deb hostile-kbuild)
 failed=0
 
-note() { printf '%s\n' "$*"; }
+# TAP: "ok N - ..." / "not ok N - ..." (with "# SKIP reason" where a case cannot run here), every
+# other line a "# " comment, and the plan "1..N" at the end; the exit code fails with any not ok.
+tap_n=0
+note() {
+	local m="$*"
+	case $m in
+	"ok - "*|"not ok - "*)
+		tap_n=$((tap_n + 1))
+		printf '%s %d - %s\n' "${m%% - *}" "$tap_n" "${m#* - }" ;;
+	*) printf '%s\n' "$m" | sed 's/^/# /' ;;
+	esac
+}
 
 # run_case NAME EXPECTED_EXIT SCENARIO PYTHON_ASSERTIONS
 run_case() {
@@ -23,7 +34,7 @@ run_case() {
 	"$KLPQ" run -o "$dir" "$scen" > "$dir/stdout.txt" 2>&1
 	rc=$?
 	if [ "$rc" -ne "$want" ]; then
-		note "not ok - $name: exit $rc, expected $want"; tail -n 40 "$dir/stdout.txt"
+		note "not ok - $name: exit $rc, expected $want"; note "$(tail -n 40 "$dir/stdout.txt")"
 		failed=1; return
 	fi
 	if ! python3 - "$dir" "$check" <<'PY'
@@ -722,9 +733,11 @@ assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB"
 print("flood: klpq", run["harness"], "cell", cell["duration_ms"], "ms")
 '
 		;;
-	*) note "unknown case $c"; failed=1 ;;
+	*) note "not ok - $c: unknown case"; failed=1 ;;
 	esac
 	if leftover_qemu; then note "not ok - $c left a QEMU process running"; failed=1; fi
 done
 note "results of these tests: $OUT"
+printf '1..%d\n' "$tap_n"
+[ $tap_n -gt 0 ] || failed=1
 exit $failed
