@@ -75,10 +75,11 @@ $(BUILD)/klpq: $(BUILD)/harness/klpq.o $(BUILD)/libklpq.a
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS) $(LDFLAGS)
 
 # The guest agent is PID 1 in a busybox initramfs: static, with the same protocol codec.
-$(BUILD)/klpq-agent: images/agent/agent.c harness/proto.c harness/proto.h | pkgcheck
+AGENT_SRC := $(wildcard images/agent/*.c)
+$(BUILD)/klpq-agent: $(AGENT_SRC) images/agent/agent.h harness/proto.c harness/proto.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
-	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ images/agent/agent.c \
+	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ $(AGENT_SRC) \
 		harness/proto.c -ljson-c
 
 # The guest's load generators (docs/workloads.md): static, libcrypto's SHA-256 included.
@@ -90,11 +91,11 @@ $(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h) | pkgcheck
 		-e "libcrypto.a(.*): in function" $@.log || true; test -x $@
 
 # Test-only agent that can abuse its own channel on request (tests/vm: hostile-channel).
-$(BUILD)/klpq-agent-faults: images/agent/agent.c harness/proto.c harness/proto.h | pkgcheck
+$(BUILD)/klpq-agent-faults: $(AGENT_SRC) images/agent/agent.h harness/proto.c harness/proto.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -DKLPQ_AGENT_FAULTS -Iharness -o $@ \
-		images/agent/agent.c harness/proto.c -ljson-c
+		$(AGENT_SRC) harness/proto.c -ljson-c
 
 $(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/workloads/wlmath.o $(BUILD)/libklpq.a | checkcheck
 	@$(if $(Q),echo "  LD      $@")
@@ -125,7 +126,7 @@ SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 asan-run:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" \
 		LDFLAGS="$(SAN)" all build-asan/check-unit build-asan/klpq-agent-faults
-	$(Q)CK_DEFAULT_TIMEOUT=120 build-asan/check-unit
+	$(Q)KLPQ_AGENT=build-asan/klpq-agent CK_DEFAULT_TIMEOUT=120 build-asan/check-unit
 	$(Q)# ASan's quarantine holds up to 256 MB of freed memory by design: the memory bound
 	$(Q)# (64 MiB) is asserted by make check on the real build, not here.
 	$(Q)KLPQ=build-asan/klpq KLPQ_TEST_MAX_RSS_KB=1048576 bash tests/vm/run.sh

@@ -16,6 +16,7 @@ Suite *accel_suite(void);
 Suite *util_suite(void);
 Suite *vm_suite(void);
 Suite *spawn_suite(void);
+Suite *agent_suite(void);
 
 int main(void)
 {
@@ -35,6 +36,7 @@ int main(void)
 	srunner_add_suite(sr, util_suite());
 	srunner_add_suite(sr, vm_suite());
 	srunner_add_suite(sr, spawn_suite());
+	srunner_add_suite(sr, agent_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
