@@ -166,12 +166,35 @@ int do_lp_state(struct req *rq)
 	return 0;
 }
 
+/* Writes text to a sysfs or procfs file in one write; the kernel's refusal (at the open, the
+ * write or the close) fails the request with its errno, as "OP NAME: ...". */
+static int write_value(struct req *rq, const char *path, const char *text, size_t len,
+		       const char *op, const char *name)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail_errno(rq, "%s %s: open %s", op, name, path);
+	if (write_all(fd, text, len) < 0) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return fail_errno(rq, "%s %s: write %.*s", op, name, (int)(len && text[len - 1] ==
+				  '\n' ? len - 1 : len), text);
+	}
+	/* sysfs stores on write; close reports nothing new, but check it anyway */
+	if (close(fd) < 0)
+		return fail_errno(rq, "%s %s: close", op, name);
+	return 0;
+}
+
 int do_lp_enable(struct req *rq)
 {
 	const char *name = arg_str(rq, "name");
 	json_object *v;
 	char path[PATH_MAX];
-	int enabled, fd, ret;
+	int enabled;
 
 	if (!name)
 		return -1;
@@ -189,20 +212,7 @@ int do_lp_enable(struct req *rq)
 	}
 	if (path_fmt(path, sizeof(path), LIVEPATCH_DIR "/%s/enabled", name) < 0)
 		return fail_errno(rq, "lp_enable %s", name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail_errno(rq, "lp_enable %s: open %s", name, path);
-	ret = write_all(fd, enabled ? "1" : "0", 1);
-	if (ret < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return fail_errno(rq, "lp_enable %s: write %d", name, enabled);
-	}
-	/* sysfs stores on write; close reports nothing new, but check it anyway */
-	if (close(fd) < 0)
-		return fail_errno(rq, "lp_enable %s: close", name);
-	return 0;
+	return write_value(rq, path, enabled ? "1" : "0", 1, "lp_enable", name);
 }
 
 /* Writes one value to a sysctl, /proc/sys/<key with dots as slashes>, as sysctl(8) does; the
@@ -211,7 +221,7 @@ int do_sysctl(struct req *rq)
 {
 	const char *key = arg_str(rq, "key"), *value = arg_str(rq, "value");
 	char path[PATH_MAX], line[272];
-	int fd, n;
+	int n;
 
 	if (!key || !value)
 		return -1;
@@ -224,16 +234,5 @@ int do_sysctl(struct req *rq)
 		if (*c == '.')
 			*c = '/';
 	n = snprintf(line, sizeof(line), "%s\n", value);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return fail_errno(rq, "sysctl %s: open %s", key, path);
-	if (write_all(fd, line, (size_t)n) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return fail_errno(rq, "sysctl %s = %s", key, value);
-	}
-	if (close(fd) < 0)
-		return fail_errno(rq, "sysctl %s: close", key);
-	return 0;
+	return write_value(rq, path, line, (size_t)n, "sysctl", key);
 }
