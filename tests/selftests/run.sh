@@ -14,7 +14,9 @@
 # agree. Exit 0 only when every behaviour of the asked suites agrees.
 #
 # Environment: KLPQ (default build/klpq), KLPQ_SELFTESTS_OUT (default build/selftests),
-# KLPQ_SELFTESTS_ONLY (a regular expression of behaviour ids to run), KLPQ_JOBS (default 2).
+# KLPQ_SELFTESTS_ONLY (a regular expression of behaviour ids to run), KLPQ_JOBS (default 2),
+# KLPQ_SELFTESTS_CPUS (vCPUs of a behaviour whose row names none; default 1, see
+# docs/conformance.md, "Two crashes on 2 vCPUs").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
@@ -122,7 +124,8 @@ names = {}  # vCPUs -> behaviours
 for row in open(os.path.join(here, "behaviours.tsv")):
     if row.startswith("#") or not row.strip():
         continue
-    bid, script, suites, title, cpus = (row.rstrip("\n").split("\t") + ["2"])[:5]
+    bid, script, suites, title, cpus = (row.rstrip("\n").split("\t") + [""])[:5]
+    cpus = cpus or os.environ.get("KLPQ_SELFTESTS_CPUS") or "1"
     if v not in suites.split() or (only and not re.search(only, bid)):
         continue
     if not os.path.exists(os.path.join(sel, script)):
@@ -199,7 +202,7 @@ PY
 	python3 - "$v" "$work" <<'PY' || rc=1
 import glob, json, os, sys
 v, work = sys.argv[1:3]
-rows, bad = [], 0
+rows, bad, told = [], 0, []
 want = {}
 for row in open("tests/selftests/behaviours.tsv"):
     if not row.startswith("#") and row.strip():
@@ -219,12 +222,17 @@ for bid in sorted(os.listdir(os.path.join(work, "patchsets"))):
     if c and not agree:
         firsts = [k for k in c["checks"] if k["status"] != "PASS" and k["status"] != "SKIP"]
         why = " -- " + "; ".join(f'{k["step"]}/{k["check"]}: {k["title"]}' for k in firsts[:2])
+        for k in firsts[:1]:
+            told.append(f"# st-{bid} {k['step']}/{k['check']} evidence:")
+            told += ["#   " + l for l in k.get("evidence", [])[:24]]
     rows.append(f"| {script} | {title} | st-{bid} | {verdict} | ok | {'yes' if agree else 'NO'} |")
     print(f"{'ok' if agree else 'not ok'} - {v} {script}: {title}: klpq {verdict}{why}")
 with open(os.path.join(work, "table.md"), "w") as f:
     f.write("| selftest | behaviour | klpq patch set | klpq verdict | selftest expects | agree |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
 print(f"selftests {v}: {len(rows) - bad} of {len(rows)} agree (table: {work}/table.md)")
+# what went wrong, last: a CI log's tail is often all there is of it
+print("\n".join(told)) if told else None
 sys.exit(1 if bad else 0)
 PY
 done
