@@ -5,7 +5,7 @@
 #include "proto.h"
 #include "results.h"
 #include "spawn.h"
-#include "vm.h"
+#include "vm-qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -248,7 +248,7 @@ static int cache_read(const char *path, struct accel_choice *c)
 	return ok ? 0 : -1;
 }
 
-static void cache_write(const char *path, const struct accel_choice *c, const char *qemu,
+static void cache_write(const char *path, struct accel_choice *c, const char *qemu,
 			const char *vmlinuz)
 {
 	json_object *o = json_object_new_object();
@@ -267,7 +267,8 @@ static void cache_write(const char *path, const struct accel_choice *c, const ch
 	json_object_object_add(o, "kernel", json_object_new_string(vmlinuz));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (write_file_atomic(path, s, strlen(s), &e) < 0)
-		fprintf(stderr, "klpq: cannot cache the accelerator decision: %s\n", e.msg);
+		snprintf(c->warning, sizeof(c->warning), "cannot cache the accelerator decision: %.200s",
+			 e.msg);
 	json_object_put(o);
 }
 

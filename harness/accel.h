@@ -28,6 +28,7 @@ struct accel_choice {
 	char reason[512];   /* why, one line: "KVM unusable: QEMU aborted: failed to set MSR ..." */
 	int cached;         /* taken from an earlier trial (this run or an earlier one) */
 	uint64_t trial_ms;  /* what this call's trials cost (0 when cached or none ran) */
+	char warning[256];  /* "" or what went wrong without changing the choice (the cache) */
 };
 
 struct accel_opts {

@@ -148,7 +148,7 @@ void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		w = VM_GONE; /* the channel broke because QEMU was on its way out */
 	if (w == VM_BROKEN) {
 		r = cr_add(cr, step, name, V_ERROR, 0, "harness error: %s", e->msg);
-	} else if (w == VM_TIMEOUT && !vm_qmp_alive(cr->vm, 3000)) {
+	} else if (w == VM_TIMEOUT && !vm_alive(cr->vm, 3000)) {
 		/* a hung guest inside a running QEMU still has QMP answering; QEMU frozen is not
 		 * the kernel's doing (a stopped process, a host in trouble): ERROR, retried */
 		r = cr_add(cr, step, name, V_ERROR, 0, "QEMU itself stopped answering (QMP silent for "

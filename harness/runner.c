@@ -156,7 +156,6 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 static int make_initramfs(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
-	static const char *const boot_modules[] = { "virtio_pci", "virtio_console", NULL };
 	size_t nfiles = 0, ng = 0, max = ps->nr_steps + ps->nr_programs + 1;
 	struct initramfs_file *files;
 	char **guest, **hosts;
@@ -225,7 +224,7 @@ static int make_initramfs(struct cellrun *cr, const char *out)
 	spec.busybox = cr->rn->busybox;
 	spec.modules_dir = cr->k.modules;
 	spec.release = cr->k.release;
-	spec.boot_modules = boot_modules;
+	spec.boot_modules = cr->sc->vm.backend->boot_modules;
 	spec.files = files;
 	spec.nr_files = nfiles;
 	if (cr->sc->nr_workloads) {
@@ -279,7 +278,7 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
 
-	if (accel_decide(cr->sc->vm.accel, cr->k.vmlinuz, &o, ac, &e) < 0) {
+	if (cr->sc->vm.backend->decide_accel(cr->sc->vm.accel, cr->k.vmlinuz, &o, ac, &e) < 0) {
 		if (fd_readable(cr->rn->stop_fd)) {
 			stopped(cr, "boot");
 			return -1;
@@ -294,6 +293,8 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 	cr->cell->accel = xstrdup(ac->accel);
 	free(cr->cell->accel_reason);
 	cr->cell->accel_reason = xstrdup(ac->reason);
+	if (*ac->warning)
+		cr_progress(cr, "%s", ac->warning);
 	if (ac->trial_ms)
 		json_object_object_add(cr->cell->metrics, "accel_trial_ms",
 				       json_object_new_int64((int64_t)ac->trial_ms));
@@ -323,9 +324,11 @@ static int boot(struct cellrun *cr, const char *initrd)
 	uint64_t tb;
 	int ret = -1, started;
 
-	/* printk.devkmsg=on: the agent's kernel-log marks must not be rate limited.
-	 * panic=-1 with QEMU's -no-reboot: a panic ends the VM at once instead of hanging. */
-	sb_adds(&cmdline, "console=ttyS0,115200 panic=-1 printk.devkmsg=on sysrq_always_enabled");
+	/* the backend's console first; printk.devkmsg=on: the agent's kernel-log marks must not
+	 * be rate limited; panic=-1 (with QEMU's -no-reboot): a panic ends the VM at once instead
+	 * of hanging; SysRq for vm_dump */
+	sb_addf(&cmdline, "%s panic=-1 printk.devkmsg=on sysrq_always_enabled",
+		sc->vm.backend->guest_cmdline);
 	/* livepatch_debug: the pr_debug lines of kernel/livepatch, as the kernel's selftests turn
 	 * them on, without the per-task lines of klp_try_switch_task */
 	if (sc->livepatch_debug)
@@ -333,6 +336,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.backend = sc->vm.backend;
 	cfg.name = cr->cell->id;
 	cfg.kernel = cr->k.vmlinuz;
 	cfg.initrd = initrd;
@@ -359,7 +363,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 		goto out;
 	}
 	free(cr->cell->qemu_version);
-	cr->cell->qemu_version = xstrdup(vm_qemu_version(cr->vm));
+	cr->cell->qemu_version = xstrdup(vm_version(cr->vm));
 	if (strcmp(vm_accel(cr->vm), ac.accel)) {
 		/* QMP's query-kvm is the truth: record what ran */
 		free(cr->cell->accel_reason);
@@ -369,7 +373,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 	free(cr->cell->accel);
 	cr->cell->accel = xstrdup(vm_accel(cr->vm));
 	cr_progress(cr, "booting %s under %s (QEMU %s)", cr->k.release, vm_accel(cr->vm),
-		 vm_qemu_version(cr->vm));
+		 vm_version(cr->vm));
 	/* a kernel that prints nothing at all has not started (a KVM that cannot run it, a boot
 	 * that hung at once): that is known after console_s, not after boot_s */
 	tb = now_ms();
@@ -455,7 +459,7 @@ static void save_progress(struct cellrun *cr)
 	struct kerr e = KERR_INIT;
 
 	if (cell_write(cr->cell, &e) < 0)
-		fprintf(stderr, "klpq: cannot save results: %s\n", e.msg);
+		cr_progress(cr, "cannot save results: %s", e.msg);
 }
 
 /* A stop (Ctrl-C, SIGTERM) outside a VM wait: record it once. The stop descriptor is never
@@ -589,7 +593,7 @@ end:
 	cr_progress(&cr, "cell done: %s in %.1f s", verdict_name(cell_verdict(cell)),
 		 cell->duration_ms / 1000.0);
 	if (cell_write(cell, &e) < 0) {
-		fprintf(stderr, "klpq: %s\n", e.msg);
+		cr_progress(&cr, "%s", e.msg);
 		write_failed = 1;
 	}
 

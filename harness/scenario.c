@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "perf.h"
+#include "vm.h"
 #include "proto.h"
 #include "yfile.h"
 
@@ -30,10 +31,10 @@ static const char *const perf_keys[] = {
 	"confidence", "resamples", NULL
 };
 static const char *const vm_keys[] = {
-	"memory_mb", "cpus", "accel", "cmdline", "network", NULL
+	"backend", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
 };
 static const char *const vms_keys[] = {
-	"name", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
+	"name", "backend", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
 };
 static const char *const exclude_keys[] = {
 	"kernel", "abi", "flavor", "series", "patchset", "vm", NULL
@@ -113,6 +114,16 @@ static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struc
 	v = yf_get(n, "name");
 	if (v && yf_name(f, v, FIELD("name"), &vm->name))
 		return -1;
+	v = yf_get(n, "backend");
+	if (v) {
+		if (v->kind != YN_SCALAR || yf_is_null(v))
+			return yf_err(f, v, "%s.backend must be one of %s, not %s", w,
+					vm_backend_names(), yf_describe(v));
+		vm->backend = vm_backend_find(v->text);
+		if (!vm->backend)
+			return yf_err(f, v, "%s.backend must be one of %s, not '%.64s'", w,
+					vm_backend_names(), v->text);
+	}
 	v = yf_get(n, "memory_mb");
 	if (v && yf_uint(f, v, FIELD("memory_mb"), 128, 65536, &vm->memory_mb))
 		return -1;
@@ -486,6 +497,7 @@ static int parse_vms(struct yfile *f, const struct ynode *root, struct scenario 
 		struct vm_spec *vm = &s->vms[i];
 		char w[32];
 
+		vm->backend = vm_backend_default();
 		vm->memory_mb = 1024;
 		vm->cpus = 2;
 		vm->accel = ACCEL_AUTO;

@@ -97,9 +97,11 @@ struct patchset {
 };
 
 enum accel_kind { ACCEL_AUTO, ACCEL_KVM, ACCEL_TCG };
+struct vm_backend;
 
 struct vm_spec {
 	char *name;           /* an entry of `vms:` (a safe name); NULL for the single `vm:` */
+	const struct vm_backend *backend; /* vm.h; default vm_backend_default() ("qemu") */
 	unsigned memory_mb;   /* default 1024, 128..65536 */
 	unsigned cpus;        /* default 2, 1..64 */
 	enum accel_kind accel;/* default auto */

@@ -226,7 +226,7 @@ static void save_run(struct sched *s)
 	s->run->duration_ms = now_ms() - s->t0;
 	if (run_write(s->run, &e) < 0) {
 		erase_live(s);
-		fprintf(stderr, "klpq: %s\n", e.msg);
+		fprintf(s->o->out, "klpq: %s\n", e.msg);
 		if (!s->run->error)
 			s->run->error = xstrdup(e.msg);
 	}

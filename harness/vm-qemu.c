@@ -1,6 +1,18 @@
-/* vm.c: see vm.h. */
+/* vm-qemu.c: the QEMU backend (vm.h's interface, vm-qemu.h's QEMU-only helpers).
+ *
+ * It spawns qemu-system-x86_64 itself (the embedded default: no daemon) with direct kernel
+ * boot, the serial console, the agent's virtio-serial port and QMP each on a unix socket that
+ * klpq listens on and QEMU connects to. QEMU gets PR_SET_PDEATHSIG(SIGKILL), so it dies with
+ * klpq, and its own process group, so Ctrl-C reaches klpq only (which then stops it). The
+ * accelerator and CPU model come from accel.c (a trial boot), through this backend's
+ * decide_accel.
+ *
+ * One poll loop (pump_once) drains the console (written to console.log and handed to a
+ * callback, the crash classifier), the agent channel (framed and parsed by proto.c, logged to
+ * agent.log) and QMP events, and watches a stop descriptor (Ctrl-C) and QEMU's exit. */
 #define _GNU_SOURCE
-#include "vm.h"
+#include "vm-qemu.h"
+#include "accel.h"
 #include "qmp.h"
 #include "spawn.h"
 
@@ -18,7 +30,8 @@
 
 enum { CH_CONSOLE, CH_AGENT, CH_QMP, NR_CH };
 
-struct vm {
+struct qvm {
+	struct vm base;           /* first: a struct vm * is a struct qvm * */
 	struct vm_config cfg;
 	struct child qemu;
 	char *sockdir;
@@ -68,7 +81,7 @@ static int listen_unix(const char *path, struct kerr *e)
 	return fd;
 }
 
-static void log_agent(struct vm *vm, const char *dir, const char *line, size_t len)
+static void log_agent(struct qvm *vm, const char *dir, const char *line, size_t len)
 {
 	char head[48];
 	int n;
@@ -84,7 +97,7 @@ static void log_agent(struct vm *vm, const char *dir, const char *line, size_t l
 
 static void on_qmp_event(void *ctx, const char *event, json_object *data)
 {
-	struct vm *vm = ctx;
+	struct qvm *vm = ctx;
 	char line[512];
 
 	if (!strcmp(event, "SHUTDOWN")) {
@@ -107,7 +120,7 @@ static void on_qmp_event(void *ctx, const char *event, json_object *data)
 	log_agent(vm, "qmp", line, strlen(line));
 }
 
-static void set_exit_reason(struct vm *vm)
+static void set_exit_reason(struct qvm *vm)
 {
 	char how[128];
 
@@ -122,7 +135,7 @@ static void set_exit_reason(struct vm *vm)
 		snprintf(vm->reason, sizeof(vm->reason), "QEMU %s", how);
 }
 
-static void check_exit(struct vm *vm)
+static void check_exit(struct qvm *vm)
 {
 	int status;
 
@@ -141,7 +154,7 @@ static void check_exit(struct vm *vm)
 
 /* QEMU closes its sockets during its own cleanup, a moment before it can be reaped: a closed
  * channel is given that moment so it is reported as the guest's end, not a harness error. */
-static void settle_exit(struct vm *vm)
+static void settle_exit(struct qvm *vm)
 {
 	for (uint64_t end = now_ms() + 2000; !vm->exited && now_ms() < end;) {
 		check_exit(vm);
@@ -150,7 +163,7 @@ static void settle_exit(struct vm *vm)
 	}
 }
 
-static void handle_agent_line(struct vm *vm, const char *line, size_t len)
+static void handle_agent_line(struct qvm *vm, const char *line, size_t len)
 {
 	struct proto_msg m;
 	char err[128];
@@ -178,7 +191,7 @@ static void handle_agent_line(struct vm *vm, const char *line, size_t len)
 }
 
 /* Returns how many bytes it read (0 on EOF or nothing). */
-static ssize_t read_channel(struct vm *vm, int ch)
+static ssize_t read_channel(struct qvm *vm, int ch)
 {
 	char buf[16384];
 	ssize_t n = read(vm->fd[ch], buf, sizeof(buf));
@@ -216,7 +229,7 @@ static ssize_t read_channel(struct vm *vm, int ch)
 }
 
 /* One round of poll over every channel; returns after at most ms. */
-static enum vm_wait_result pump_once(struct vm *vm, unsigned ms)
+static enum vm_wait_result pump_once(struct qvm *vm, unsigned ms)
 {
 	struct pollfd p[NR_CH + 1];
 	int map[NR_CH + 1], n = 0, r;
@@ -265,7 +278,7 @@ static enum vm_wait_result pump_once(struct vm *vm, unsigned ms)
 	return stop ? VM_STOPPED : VM_OK;
 }
 
-static enum vm_wait_result wait_until(struct vm *vm, unsigned timeout_ms, int (*done)(struct vm *),
+static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (*done)(struct qvm *),
 				      struct kerr *e, const char *what)
 {
 	uint64_t deadline = now_ms() + timeout_ms;
@@ -313,7 +326,7 @@ static enum vm_wait_result wait_until(struct vm *vm, unsigned timeout_ms, int (*
 	}
 }
 
-static int accept_one(struct vm *vm, int ch, unsigned timeout_ms, struct kerr *e)
+static int accept_one(struct qvm *vm, int ch, unsigned timeout_ms, struct kerr *e)
 {
 	uint64_t deadline = now_ms() + timeout_ms;
 
@@ -447,9 +460,11 @@ void vm_qemu_argv_release(struct qemu_argv *a)
 	memset(a, 0, sizeof(*a));
 }
 
-int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
+static void qvm_destroy(struct qvm *vm);
+
+static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr *e)
 {
-	struct vm *vm = xcalloc(1, sizeof(*vm));
+	struct qvm *vm = xcalloc(1, sizeof(*vm));
 	static const char *const sock_names[NR_CH] = { "console.sock", "agent.sock", "qmp.sock" };
 	char *sock[NR_CH] = { NULL };
 	struct qemu_argv qa = { { NULL }, 0 };
@@ -457,6 +472,7 @@ int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
 	int ret = -1;
 
 	*out = NULL;
+	vm->base.be = &vm_backend_qemu;
 	vm->cfg = *cfg;
 	vm->qemu = (struct child)CHILD_INIT;
 	vm->console_log_fd = vm->agent_log_fd = vm->qemu_log_fd = -1;
@@ -563,31 +579,31 @@ fail:
 		free(sock[ch]);
 	vm_qemu_argv_release(&qa);
 	if (ret < 0)
-		vm_destroy(vm);
+		qvm_destroy(vm);
 	return ret;
 }
 
-const char *vm_accel(const struct vm *vm)
+static const char *qvm_accel(const struct qvm *vm)
 {
 	return vm->accel;
 }
 
-const char *vm_qemu_version(const struct vm *vm)
+static const char *qvm_version(const struct qvm *vm)
 {
 	return vm->version;
 }
 
-static int have_ready(struct vm *vm)
+static int have_ready(struct qvm *vm)
 {
 	return vm->ready != NULL;
 }
 
-static int have_reply(struct vm *vm)
+static int have_reply(struct qvm *vm)
 {
 	return vm->have_reply;
 }
 
-enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_object **ready,
+static enum vm_wait_result qvm_wait_ready(struct qvm *vm, unsigned timeout_ms, json_object **ready,
 				  struct kerr *e)
 {
 	enum vm_wait_result r = wait_until(vm, timeout_ms, have_ready, e, "waiting for the agent");
@@ -597,7 +613,7 @@ enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_objec
 	return r;
 }
 
-enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
+static enum vm_wait_result qvm_agent_call(struct qvm *vm, const char *op, json_object *args,
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e)
 {
 	size_t len;
@@ -651,7 +667,7 @@ enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *ar
 	return r;
 }
 
-int vm_qmp_alive(struct vm *vm, unsigned timeout_ms)
+static int qvm_alive(struct qvm *vm, unsigned timeout_ms)
 {
 	json_object *r = NULL;
 	struct kerr e = KERR_INIT;
@@ -664,7 +680,7 @@ int vm_qmp_alive(struct vm *vm, unsigned timeout_ms)
 	return ok;
 }
 
-enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)
+static enum vm_wait_result qvm_pump(struct qvm *vm, unsigned ms, struct kerr *e)
 {
 	if (vm->exited) {
 		kerr_set(e, "QEMU ended: %s", vm->reason);
@@ -674,7 +690,7 @@ enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e)
 }
 
 
-int vm_dump(struct vm *vm, struct sb *out, struct kerr *e)
+static int qvm_dump(struct qvm *vm, struct sb *out, struct kerr *e)
 {
 	static const char sysrq[] = "twl"; /* tasks, blocked tasks, backtrace of every CPU */
 	json_object *r = NULL, *args;
@@ -712,36 +728,36 @@ int vm_dump(struct vm *vm, struct sb *out, struct kerr *e)
 	return 0;
 }
 
-const char *vm_exit_reason(const struct vm *vm)
+static const char *qvm_exit_reason(const struct qvm *vm)
 {
 	return vm->exited ? vm->reason : NULL;
 }
 
-int vm_guest_reset(const struct vm *vm)
+static int qvm_guest_reset(const struct qvm *vm)
 {
 	return vm->guest_reset;
 }
 
-int vm_log_errno(const struct vm *vm)
+static int qvm_log_errno(const struct qvm *vm)
 {
 	return vm->log_errno;
 }
 
-int vm_host_ended(const struct vm *vm)
+static int qvm_host_ended(const struct qvm *vm)
 {
 	if (!vm->exited || vm->guest_reset || vm->guest_shutdown || vm->guest_panicked)
 		return 0;
 	return vm->host_shutdown || WIFSIGNALED(vm->exit_status);
 }
 
-void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malformed)
+static void qvm_channel_stats(const struct qvm *vm, uint64_t *oversized, uint64_t *malformed)
 {
 	*oversized = vm->agent_rd.oversized;
 	*malformed = vm->malformed;
 }
 
 
-void vm_stop(struct vm *vm, unsigned grace_ms)
+static void qvm_stop(struct qvm *vm, unsigned grace_ms)
 {
 	struct kerr ignore = KERR_INIT;
 	struct proto_msg m;
@@ -750,7 +766,7 @@ void vm_stop(struct vm *vm, unsigned grace_ms)
 	if (vm->qemu.pid <= 0 || vm->exited)
 		goto reap;
 	if (vm->fd[CH_AGENT] >= 0 && vm->ready &&
-	    vm_agent_call(vm, "poweroff", NULL, grace_ms, &m, &ignore) == VM_OK) {
+	    qvm_agent_call(vm, "poweroff", NULL, grace_ms, &m, &ignore) == VM_OK) {
 		proto_msg_release(&m);
 		/* no predicate: returns when QEMU exits (console drained) or at the deadline */
 		wait_until(vm, grace_ms, NULL, &ignore, "poweroff");
@@ -769,11 +785,11 @@ reap:
 	}
 }
 
-void vm_destroy(struct vm *vm)
+static void qvm_destroy(struct qvm *vm)
 {
 	if (!vm)
 		return;
-	vm_stop(vm, 5000);
+	qvm_stop(vm, 5000);
 	for (int ch = 0; ch < NR_CH; ch++) {
 		if (vm->listen_fd[ch] >= 0)
 			close(vm->listen_fd[ch]);
@@ -798,3 +814,119 @@ void vm_destroy(struct vm *vm)
 		close(vm->sockdir_lock);
 	free(vm);
 }
+
+/* vm.h's interface: each operation takes the struct vm that heads a struct qvm */
+#define QVM(v) ((struct qvm *)(v))
+#define QVM_C(v) ((const struct qvm *)(v))
+
+static int op_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
+{
+	struct qvm *vm = NULL;
+	int ret = qvm_start(cfg, &vm, e);
+
+	*out = vm ? &vm->base : NULL;
+	return ret;
+}
+
+static int op_decide_accel(enum accel_kind want, const char *kernel, const struct accel_opts *o,
+			   struct accel_choice *c, struct kerr *e)
+{
+	return accel_decide(want, kernel, o, c, e);
+}
+
+static const char *op_accel(const struct vm *v)
+{
+	return qvm_accel(QVM_C(v));
+}
+
+static const char *op_version(const struct vm *v)
+{
+	return qvm_version(QVM_C(v));
+}
+
+static const char *op_exit_reason(const struct vm *v)
+{
+	return qvm_exit_reason(QVM_C(v));
+}
+
+static int op_guest_reset(const struct vm *v)
+{
+	return qvm_guest_reset(QVM_C(v));
+}
+
+static int op_host_ended(const struct vm *v)
+{
+	return qvm_host_ended(QVM_C(v));
+}
+
+static int op_log_errno(const struct vm *v)
+{
+	return qvm_log_errno(QVM_C(v));
+}
+
+static int op_alive(struct vm *v, unsigned ms)
+{
+	return qvm_alive(QVM(v), ms);
+}
+
+static void op_stop(struct vm *v, unsigned ms)
+{
+	qvm_stop(QVM(v), ms);
+}
+
+static void op_destroy(struct vm *v)
+{
+	qvm_destroy(QVM(v));
+}
+
+static void op_channel_stats(const struct vm *v, uint64_t *oversized, uint64_t *malformed)
+{
+	qvm_channel_stats(QVM_C(v), oversized, malformed);
+}
+
+static enum vm_wait_result op_wait_ready(struct vm *v, unsigned ms, json_object **ready,
+					 struct kerr *e)
+{
+	return qvm_wait_ready(QVM(v), ms, ready, e);
+}
+
+static enum vm_wait_result op_agent_call(struct vm *v, const char *op, json_object *args,
+					 unsigned ms, struct proto_msg *reply, struct kerr *e)
+{
+	return qvm_agent_call(QVM(v), op, args, ms, reply, e);
+}
+
+static enum vm_wait_result op_pump(struct vm *v, unsigned ms, struct kerr *e)
+{
+	return qvm_pump(QVM(v), ms, e);
+}
+
+static int op_dump(struct vm *v, struct sb *out, struct kerr *e)
+{
+	return qvm_dump(QVM(v), out, e);
+}
+
+/* the virtio modules the guest loads before its agent can open the port */
+static const char *const qemu_boot_modules[] = { "virtio_pci", "virtio_console", NULL };
+
+const struct vm_backend vm_backend_qemu = {
+	.name = "qemu",
+	.guest_cmdline = "console=ttyS0,115200",
+	.boot_modules = qemu_boot_modules,
+	.decide_accel = op_decide_accel,
+	.start = op_start,
+	.accel = op_accel,
+	.version = op_version,
+	.wait_ready = op_wait_ready,
+	.agent_call = op_agent_call,
+	.dump = op_dump,
+	.alive = op_alive,
+	.pump = op_pump,
+	.exit_reason = op_exit_reason,
+	.guest_reset = op_guest_reset,
+	.host_ended = op_host_ended,
+	.log_errno = op_log_errno,
+	.channel_stats = op_channel_stats,
+	.stop = op_stop,
+	.destroy = op_destroy,
+};

@@ -1,14 +1,15 @@
-/* vm.h: the VM backend. The only place that knows QEMU's command line.
+/* vm.h: what a cell needs of a VM, whatever runs it: the backend seam.
  *
- * vm_start() spawns qemu-system-x86_64 itself (the embedded default: no daemon) with direct
- * kernel boot, the serial console, the agent's virtio-serial port and QMP each on a unix socket
- * that klpq listens on and QEMU connects to. QEMU gets PR_SET_PDEATHSIG(SIGKILL), so it dies
- * with klpq, and its own process group, so Ctrl-C reaches klpq only (which then stops it).
- * The accelerator and CPU model come from the caller (accel.c decides them by a trial boot).
+ * A backend (struct vm_backend) starts a guest from a boot spec (struct vm_config: kernel,
+ * initrd, command line, memory, vCPUs, accelerator, log files), carries its serial console
+ * and the agent's channel, powers it off or kills it, says why it ended and dumps a hung
+ * guest's state. It also owns what only it knows: the kernel command line its channels need,
+ * the modules the guest loads before the agent can talk, and how the accelerator is chosen.
+ * The cell flow (runner.c, cell-*.c) calls the vm_*() functions below and knows no backend.
  *
- * One poll loop (vm_pump) drains the console (written to console.log and handed to a callback,
- * the crash classifier), the agent channel (framed and parsed by proto.c, logged to agent.log)
- * and QMP events, and watches a stop descriptor (Ctrl-C) and QEMU's exit.
+ * Backends: "qemu" (vm-qemu.c, the embedded default: klpq spawns qemu-system-x86_64 itself,
+ * no daemon). A new backend is one file defining a struct vm_backend and one line in vm.c's
+ * table; a scenario picks it with vm.backend.
  */
 #ifndef KLPQ_VM_H
 #define KLPQ_VM_H
@@ -18,7 +19,10 @@
 #include "scenario.h"
 #include "util.h"
 
+struct vm_backend;
+
 struct vm_config {
+	const struct vm_backend *backend; /* NULL: vm_backend_default() */
 	const char *name;
 	const char *kernel;
 	const char *initrd;
@@ -26,7 +30,7 @@ struct vm_config {
 	unsigned memory_mb;
 	unsigned cpus;
 	const char *accel;        /* "kvm" or "tcg" (accel_decide) */
-	const char *cpu;          /* QEMU's -cpu model for it */
+	const char *cpu;          /* the CPU model for it (QEMU's -cpu) */
 	int network;              /* 0: no network device at all */
 	const char *console_log;  /* raw serial output */
 	const char *agent_log;    /* every agent line, both ways, with time stamps */
@@ -44,31 +48,61 @@ enum vm_wait_result {
 	VM_BROKEN = -4,      /* infrastructure error (message in kerr) */
 };
 
-struct vm;
-
-/* The QEMU binary klpq runs: $KLPQ_QEMU or "qemu-system-x86_64". */
-const char *vm_qemu_binary(void);
-/* QEMU's first message line in text, without its "qemu-system-x86_64: " and "error: "
- * prefixes, at most 200 bytes, into out. */
-void vm_qemu_message(const char *text, char *out, size_t len);
-
-/* 0; -1 with e set; VM_START_REFUSED (e set) when QEMU itself exited during its start-up (a bad
- * option, an accelerator it cannot use): deterministic, the same command line fails again. The
- * message then names how QEMU ended and its first error line (the rest is in qemu_log). */
-#define VM_START_REFUSED (-2)
-/* The QEMU command line for cfg (a pure function, for tests too): accel "kvm" or "tcg", sock
- * the console, agent and QMP socket paths. The strings are owned by out (release it). */
-struct qemu_argv {
-	char *v[64];          /* NULL-terminated */
-	size_t n;
+/* Every backend's VM begins with this. */
+struct vm {
+	const struct vm_backend *be;
 };
-void vm_qemu_argv(const struct vm_config *cfg, const char *accel, const char *const sock[3],
-		  struct qemu_argv *out);
-void vm_qemu_argv_release(struct qemu_argv *a);
 
+/* vm_start's -1 variant (e set) when the backend refused the boot spec during start-up (a bad
+ * option, an accelerator it cannot use): deterministic, the same spec fails again. The message
+ * names how it ended and its first error line. */
+#define VM_START_REFUSED (-2)
+
+struct accel_opts;
+struct accel_choice;
+
+struct vm_backend {
+	const char *name;                  /* the scenario's vm.backend */
+	const char *guest_cmdline;         /* kernel command line its console needs */
+	const char *const *boot_modules;   /* loaded by the guest before the agent's port opens */
+	/* The accelerator for a VM booting kernel (accel.h); -1 with e set when want cannot be
+	 * met. */
+	int (*decide_accel)(enum accel_kind want, const char *kernel, const struct accel_opts *o,
+			    struct accel_choice *c, struct kerr *e);
+	int (*start)(const struct vm_config *cfg, struct vm **out, struct kerr *e);
+	const char *(*accel)(const struct vm *vm);
+	const char *(*version)(const struct vm *vm);
+	enum vm_wait_result (*wait_ready)(struct vm *vm, unsigned timeout_ms, json_object **ready,
+					  struct kerr *e);
+	enum vm_wait_result (*agent_call)(struct vm *vm, const char *op, json_object *args,
+					  unsigned timeout_ms, struct proto_msg *reply,
+					  struct kerr *e);
+	int (*dump)(struct vm *vm, struct sb *out, struct kerr *e);
+	int (*alive)(struct vm *vm, unsigned timeout_ms);
+	enum vm_wait_result (*pump)(struct vm *vm, unsigned ms, struct kerr *e);
+	const char *(*exit_reason)(const struct vm *vm);
+	int (*guest_reset)(const struct vm *vm);
+	int (*host_ended)(const struct vm *vm);
+	int (*log_errno)(const struct vm *vm);
+	void (*channel_stats)(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
+	void (*stop)(struct vm *vm, unsigned grace_ms);
+	void (*destroy)(struct vm *vm);
+};
+
+extern const struct vm_backend vm_backend_qemu;
+
+/* The backend named name, or NULL. */
+const struct vm_backend *vm_backend_find(const char *name);
+const struct vm_backend *vm_backend_default(void);
+/* "qemu" or "qemu, libvirt": the names vm_backend_find knows, for error messages. */
+const char *vm_backend_names(void);
+
+/* The operations, on whichever backend runs vm. vm_start: 0; -1 with e set;
+ * VM_START_REFUSED. */
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e);
 const char *vm_accel(const struct vm *vm);
-const char *vm_qemu_version(const struct vm *vm);
+/* The backend's own version ("7.2.22" for QEMU). */
+const char *vm_version(const struct vm *vm);
 /* Waits for the agent's "ready" event. *ready (may be NULL) gets it (caller puts). */
 enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_object **ready,
 				  struct kerr *e);
@@ -79,28 +113,31 @@ enum vm_wait_result vm_wait_ready(struct vm *vm, unsigned timeout_ms, json_objec
 /* One request, one reply. Takes args. On VM_OK *reply holds the reply (release it). */
 enum vm_wait_result vm_agent_call(struct vm *vm, const char *op, json_object *args,
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e);
-/* For a hung guest, before it is killed: QMP status and every CPU's registers into out, then
- * magic SysRq t, w and l over the serial line (task states, blocked tasks, CPU backtraces;
- * they arrive on the console, a few seconds). 0, or -1 when QMP did not answer. */
+/* For a hung guest, before it is killed: the hypervisor's view (QEMU: QMP status and every
+ * CPU's registers) into out, then magic SysRq t, w and l over the serial line (task states,
+ * blocked tasks, CPU backtraces; they arrive on the console, a few seconds). 0, or -1 when the
+ * hypervisor did not answer. */
 int vm_dump(struct vm *vm, struct sb *out, struct kerr *e);
-/* 1 when QEMU itself still answers QMP (query-status) within timeout_ms: a guest that stopped
- * answering inside a live QEMU is the guest's trouble; with QMP silent too, QEMU is stuck. */
-int vm_qmp_alive(struct vm *vm, unsigned timeout_ms);
+/* 1 when the hypervisor itself still answers (QEMU: QMP query-status) within timeout_ms: a
+ * guest that stopped answering inside a live hypervisor is the guest's trouble; with the
+ * hypervisor silent too, the infrastructure is stuck. */
+int vm_alive(struct vm *vm, unsigned timeout_ms);
 /* Processes I/O for ms milliseconds (a sleep that keeps draining the console). */
 enum vm_wait_result vm_pump(struct vm *vm, unsigned ms, struct kerr *e);
-/* Why QEMU ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by
+/* Why the VM ended: "guest powered off", "guest reset (reboot or panic=-1)", "QEMU killed by
  * signal 9", ... or NULL while it runs. */
 const char *vm_exit_reason(const struct vm *vm);
-int vm_guest_reset(const struct vm *vm);    /* QEMU saw a reset/reboot request */
-/* 1 when QEMU ended for a reason outside the guest (killed by a signal, told to quit by its
- * host) rather than by a guest power-off, reset or panic: an infrastructure failure. */
+int vm_guest_reset(const struct vm *vm);    /* the guest asked for a reset/reboot */
+/* 1 when the VM ended for a reason outside the guest (its process killed by a signal, told to
+ * quit by its host) rather than by a guest power-off, reset or panic: an infrastructure
+ * failure. */
 int vm_host_ended(const struct vm *vm);
 /* The first errno met writing console.log or agent.log (a full disk), or 0. */
 int vm_log_errno(const struct vm *vm);
 /* Agent-channel lines dropped so far: longer than the protocol bound, or not parsable. */
 void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
-/* Orderly stop: agent poweroff, then QMP quit, then SIGKILL; always reaps QEMU. */
+/* Orderly stop: agent poweroff, then the hypervisor's quit, then a kill; always reaps. */
 void vm_stop(struct vm *vm, unsigned grace_ms);
-void vm_destroy(struct vm *vm); /* stops if needed, frees, removes its socket folder */
+void vm_destroy(struct vm *vm); /* stops if needed, frees, removes what it made */
 
 #endif

@@ -254,6 +254,29 @@ START_TEST(test_cache_once_per_kernel)
 }
 END_TEST
 
+/* A cache that cannot be written: the decision stands, the choice carries the warning (the
+ * library prints nothing; the runner shows it). */
+START_TEST(test_cache_unwritable_warns)
+{
+	struct fx f;
+	struct accel_choice c;
+	struct kerr e = KERR_INIT;
+	struct accel_opts o;
+
+	fx_init(&f, pvm_qemu);
+	o = (struct accel_opts){ f.qemu, f.dev, f.kernel /* a file, not a folder */, 1000, -1,
+				 NULL };
+	ck_assert_int_eq(accel_decide(ACCEL_AUTO, f.kernel, &o, &c, &e), 0);
+	ck_assert_str_eq(c.accel, "tcg");
+	ck_assert_int_eq(c.cached, 0);
+	ck_assert_msg(strstr(c.warning, "cannot cache the accelerator decision"), "%s", c.warning);
+	/* a writable cache: no warning */
+	ck_assert_int_eq(decide(&f, ACCEL_AUTO, 1, 1000, &c, &e), 0);
+	ck_assert_str_eq(c.warning, "");
+	fx_release(&f);
+}
+END_TEST
+
 START_TEST(test_qemu_missing)
 {
 	struct fx f;
@@ -283,6 +306,7 @@ Suite *accel_suite(void)
 	tcase_add_test(tc, test_other_exit_reported_without_workaround);
 	tcase_add_test(tc, test_no_device_no_trial);
 	tcase_add_test(tc, test_cache_once_per_kernel);
+	tcase_add_test(tc, test_cache_unwritable_warns);
 	tcase_add_test(tc, test_qemu_missing);
 	suite_add_tcase(s, tc);
 	return s;

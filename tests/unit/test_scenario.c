@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "scenario.h"
+#include "vm.h"
 
 #ifndef KLPQ_SRCDIR
 #error "KLPQ_SRCDIR must name the source tree"
@@ -146,6 +147,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(s.vm.memory_mb, 1024);
 	ck_assert_uint_eq(s.vm.cpus, 2);
 	ck_assert_int_eq(s.vm.accel, ACCEL_AUTO);
+	ck_assert_ptr_eq(s.vm.backend, &vm_backend_qemu);
 	ck_assert_ptr_null(s.vm.extra_cmdline);
 	ck_assert_int_eq(s.vm.network, 0);
 	ck_assert_uint_eq(s.timeouts.boot_ms, 180000);
@@ -676,6 +678,8 @@ static const struct bad_case bad_scenarios[] = {
 	{ "bad/cpus-negative.yaml", 4, 9, "vm.cpus must be a whole number", NULL },
 	{ "bad/cpus-high.yaml", 4, 9, "out of range", NULL },
 	{ "bad/accel-bad.yaml", 4, 10, "vm.accel", NULL },
+	{ "bad/backend-bad.yaml", 4, 12, "vm.backend must be one of qemu, not 'xen'", NULL },
+	{ "bad/backend-list.yaml", 5, 14, "vms[0].backend must be one of qemu", NULL },
 	{ "bad/network-word.yaml", 4, 12, "vm.network must be true or false", NULL },
 	{ "bad/network-quoted.yaml", 4, 12, "quoted", NULL },
 	{ "bad/network-number.yaml", 4, 12, "true or false", NULL },

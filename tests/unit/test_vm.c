@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vm.h"
+#include "vm-qemu.h"
 
 /* The value after option opt (its first occurrence), or NULL. */
 static const char *after(const struct qemu_argv *a, const char *opt)
@@ -105,6 +105,30 @@ START_TEST(test_argv_kvm_cpu_network)
 }
 END_TEST
 
+/* The backend table: names a scenario can give, and what the QEMU backend owns. */
+START_TEST(test_backends)
+{
+	const struct vm_backend *q = vm_backend_find("qemu");
+	int virtio_console = 0;
+
+	ck_assert_ptr_eq(q, &vm_backend_qemu);
+	ck_assert_ptr_eq(vm_backend_default(), q);
+	ck_assert_ptr_null(vm_backend_find("xen"));
+	ck_assert_ptr_null(vm_backend_find(""));
+	ck_assert_ptr_nonnull(strstr(vm_backend_names(), "qemu"));
+	ck_assert_str_eq(q->name, "qemu");
+	ck_assert_ptr_nonnull(strstr(q->guest_cmdline, "console=ttyS0"));
+	for (const char *const *m = q->boot_modules; *m; m++)
+		virtio_console |= !strcmp(*m, "virtio_console");
+	ck_assert_int_eq(virtio_console, 1);
+	/* every operation is there: vm.c calls them without asking */
+	ck_assert(q->decide_accel && q->start && q->accel && q->version && q->wait_ready &&
+		  q->agent_call && q->dump && q->alive && q->pump && q->exit_reason &&
+		  q->guest_reset && q->host_ended && q->log_errno && q->channel_stats &&
+		  q->stop && q->destroy);
+}
+END_TEST
+
 Suite *vm_suite(void)
 {
 	Suite *s = suite_create("vm");
@@ -112,6 +136,7 @@ Suite *vm_suite(void)
 
 	tcase_add_test(tc, test_argv_tcg);
 	tcase_add_test(tc, test_argv_kvm_cpu_network);
+	tcase_add_test(tc, test_backends);
 	suite_add_tcase(s, tc);
 	return s;
 }
