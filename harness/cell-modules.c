@@ -66,11 +66,11 @@ int load_path(struct cellrun *cr, const char *step, const char *path, const char
 	return ret;
 }
 
-/* A livepatch (or helper) module of the patch set, from /klpq/patches. */
+/* A livepatch (or helper) module of the patch set, where the guest image put it. */
 int load_module(struct cellrun *cr, const char *step, const char *modname,
 		const char *params, struct sb *err, int *err_no)
 {
-	char *path = xasprintf("/klpq/patches/%s.ko", modname);
+	char *path = cr->img->guest_path(IMAGE_PATCH, modname);
 	int ret = load_path(cr, step, path, params, err, err_no);
 
 	free(path);

@@ -21,6 +21,7 @@
 #include "console.h"
 #include "kernel.h"
 #include "pbuild.h"
+#include "image.h"
 #include "vm.h"
 
 #include <stdint.h>
@@ -45,6 +46,7 @@ struct cellrun {
 	struct kernel k;
 	struct built_module *mods;   /* one per step */
 	struct vm *vm;
+	const struct guest_image *img; /* image.h: the initramfs */
 	struct cscan *console;
 	size_t console_seen;         /* console reports already turned into checks */
 	char **titles;               /* crash titles reported, to keep console and kmsg apart */

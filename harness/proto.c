@@ -462,3 +462,69 @@ int proto_get_bool(json_object *o, const char *key, int def)
 		return def;
 	return json_object_get_boolean(v) ? 1 : 0;
 }
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *proto_b64_encode(const void *data, size_t len)
+{
+	const unsigned char *in = data;
+	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (unsigned)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? b64[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int b64_value(char c)
+{
+	const char *p = c ? strchr(b64, c) : NULL;
+
+	return p ? (int)(p - b64) : -1;
+}
+
+ssize_t proto_b64_decode(const char *text, size_t text_len, void *out, size_t cap)
+{
+	unsigned char *o = out;
+	size_t n = 0;
+
+	if (text_len % 4)
+		return -1;
+	for (size_t i = 0; i < text_len; i += 4) {
+		int v[4], pad = 0;
+		unsigned w;
+
+		for (int k = 0; k < 4; k++) {
+			char c = text[i + k];
+
+			/* '=' only at the very end: "x===" is never valid, "xx==" and "xxx=" are */
+			if (c == '=' && i + 4 == text_len && k >= 2 && (k == 3 || text[i + 3] == '=')) {
+				v[k] = 0;
+				pad++;
+			} else if ((v[k] = b64_value(c)) < 0) {
+				return -1;
+			}
+		}
+		w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+		if (n + 3 - (size_t)pad > cap)
+			return -1;
+		o[n++] = (unsigned char)(w >> 16);
+		if (pad < 2)
+			o[n++] = (unsigned char)(w >> 8);
+		if (pad < 1)
+			o[n++] = (unsigned char)w;
+	}
+	return (ssize_t)n;
+}

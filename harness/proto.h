@@ -7,6 +7,7 @@
 #define KLPQ_PROTO_H
 
 #include <json-c/json.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,15 @@ char *proto_request(int64_t id, const char *op, json_object *args, size_t *len);
 char *proto_reply_ok(int64_t id, json_object *result, size_t *len);
 char *proto_reply_error(int64_t id, const char *error, int err_no, size_t *len);
 char *proto_event(const char *event, json_object *fields, size_t *len);
+
+/* Base64 (RFC 4648, with padding) for the binary payload of `upload`: encode len bytes into a
+ * new NUL-terminated string; decode text into out (at most cap bytes): the byte count, or -1
+ * for text that is not base64 or does not fit. */
+char *proto_b64_encode(const void *data, size_t len);
+ssize_t proto_b64_decode(const char *text, size_t text_len, void *out, size_t cap);
+/* upload: decoded bytes per request (fits one line encoded) and the bound on a whole file */
+#define KLPQ_UPLOAD_CHUNK (32 * 1024)
+#define KLPQ_UPLOAD_MAX (256u * 1024 * 1024)
 
 /* Typed getters on an object that tolerate absence: return def when the key is missing or of
  * another type. */

@@ -1,6 +1,7 @@
 /* runner.c: see runner.h; the cell flow (the checks are in cell-*.c, cell.h). */
 #define _GNU_SOURCE
 #include "cell.h"
+#include "image.h"
 #include "initramfs.h"
 #include "accel.h"
 
@@ -153,93 +154,56 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	return 0;
 }
 
-static int make_initramfs(struct cellrun *cr, const char *out)
+/* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
+ * A kmod step's paths become the guest's from here on (their load order stays). */
+static int make_image(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
-	size_t nfiles = 0, ng = 0, max = ps->nr_steps + ps->nr_programs + 1;
-	struct initramfs_file *files;
-	char **guest, **hosts;
+	const struct guest_image *img = cr->img;
+	size_t n = 0, max = ps->nr_steps + ps->nr_programs + 1;
+	struct image_item *items;
+	struct image_request req;
+	char **hosts;
 	size_t nh = 0;
-	struct initramfs_spec spec;
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
 	int ret;
 
 	for (size_t i = 0; i < ps->nr_steps; i++)
 		max += cr->nr_kmod_paths[i];
-	files = xcalloc(max, sizeof(*files));
-	guest = xcalloc(max, sizeof(*guest));
+	items = xcalloc(max, sizeof(*items));
 	hosts = xcalloc(max, sizeof(*hosts));
-	for (size_t i = 0; i < ps->nr_steps; i++) {
-		int dup = 0;
-
-		if (!cr->mods[i].name)
-			continue;
-		for (size_t j = 0; j < i; j++)
-			dup |= cr->mods[j].name && !strcmp(cr->mods[j].name, cr->mods[i].name);
-		if (dup)
-			continue;
-		guest[ng] = xasprintf("/klpq/patches/%s.ko", cr->mods[i].name);
-		files[nfiles].host_path = cr->mods[i].path;
-		files[nfiles].guest_path = guest[ng++];
-		files[nfiles].mode = 0644;
-		files[nfiles++].decompress = 1;
-	}
-	for (size_t i = 0; i < ps->nr_programs; i++) {
-		guest[ng] = xasprintf("/klpq/bin/%s", ps->programs[i].name);
-		files[nfiles].host_path = cr->programs[i];
-		files[nfiles].guest_path = guest[ng++];
-		files[nfiles++].mode = 0755;
-	}
-	/* a kmod step's modules go to /klpq/kmod/<file>.ko, stored decompressed; the guest path
-	 * replaces the host one in kmod_paths (the load order stays) */
+	for (size_t i = 0; i < ps->nr_steps; i++)
+		if (cr->mods[i].name)
+			items[n++] = (struct image_item){ IMAGE_PATCH, cr->mods[i].name,
+							  cr->mods[i].path };
+	for (size_t i = 0; i < ps->nr_programs; i++)
+		items[n++] = (struct image_item){ IMAGE_PROGRAM, ps->programs[i].name,
+						  cr->programs[i] };
 	for (size_t i = 0; i < ps->nr_steps; i++) {
 		for (size_t k = 0; k < cr->nr_kmod_paths[i]; k++) {
-			char *host = cr->kmod_paths[i][k], *base = strrchr(host, '/'), *dot;
-			char *g, *bdup;
-			int dup = 0;
+			char *host = cr->kmod_paths[i][k];
 
-			bdup = xstrdup(base ? base + 1 : host);
-			dot = strstr(bdup, ".ko");
-			if (dot)
-				dot[3] = '\0';
-			g = xasprintf("/klpq/kmod/%s", bdup);
-			free(bdup);
-			for (size_t j = 0; j < ng; j++)
-				dup |= !strcmp(guest[j], g);
-			if (!dup) {
-				files[nfiles].host_path = host;
-				files[nfiles].guest_path = g;
-				files[nfiles].mode = 0644;
-				files[nfiles++].decompress = 1;
-				guest[ng++] = xstrdup(g);
-			}
-			cr->kmod_paths[i][k] = g; /* the guest's path from now on */
-			hosts[nh++] = host; /* freed once the archive is written */
+			items[n++] = (struct image_item){ IMAGE_KMOD, host, host };
+			cr->kmod_paths[i][k] = img->guest_path(IMAGE_KMOD, host);
+			hosts[nh++] = host; /* freed once the image is written */
 		}
 	}
-	memset(&spec, 0, sizeof(spec));
-	spec.output = out;
-	spec.agent = cr->rn->agent;
-	spec.busybox = cr->rn->busybox;
-	spec.modules_dir = cr->k.modules;
-	spec.release = cr->k.release;
-	spec.boot_modules = cr->sc->vm.backend->boot_modules;
-	spec.files = files;
-	spec.nr_files = nfiles;
-	if (cr->sc->nr_workloads) {
-		files[spec.nr_files].host_path = cr->rn->workload;
-		files[spec.nr_files].guest_path = "/bin/klpq-workload";
-		files[spec.nr_files].mode = 0755;
-		spec.nr_files++;
-	}
-	ret = initramfs_build(&spec, &e);
+	if (cr->sc->nr_workloads)
+		items[n++] = (struct image_item){ IMAGE_WORKLOAD, "klpq-workload",
+						  cr->rn->workload };
+	memset(&req, 0, sizeof(req));
+	req.release = cr->k.release;
+	req.modules_dir = cr->k.modules;
+	req.agent = cr->rn->agent;
+	req.busybox = cr->rn->busybox;
+	req.boot_modules = cr->sc->vm.backend->boot_modules;
+	req.items = items;
+	req.nr_items = n;
+	ret = img->build(&req, out, &e);
 	if (ret < 0)
-		cr_add(cr, "prepare", "initramfs", V_ERROR, now_ms() - t0, "%s", e.msg);
-	for (size_t i = 0; i < ng; i++)
-		free(guest[i]);
-	free(guest);
-	free(files);
+		cr_add(cr, "prepare", img->name, V_ERROR, now_ms() - t0, "%s", e.msg);
+	free(items);
 	for (size_t i = 0; i < nh; i++)
 		free(hosts[i]);
 	free(hosts);
@@ -489,6 +453,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	memset(&cr, 0, sizeof(cr));
 	cr.rn = rn;
 	cr.sc = rn->sc;
+	cr.img = &image_initramfs;
 	cr.cell = cell;
 	cr.live = -1;
 	cr.state = xcalloc(ps->nr_steps, sizeof(*cr.state));
@@ -516,7 +481,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		goto end;
 	}
 	initrd = path_join(tmpdir, "initramfs.cpio");
-	if (stopped(&cr, "prepare") || make_initramfs(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
+	if (stopped(&cr, "prepare") || make_image(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
 		goto end;
 	save_progress(&cr);
 	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0, -1) < 0)

@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct vm_backend *const backends[] = {
@@ -104,4 +105,50 @@ void vm_destroy(struct vm *vm)
 {
 	if (vm)
 		vm->be->destroy(vm);
+}
+
+enum vm_wait_result vm_upload(struct vm *vm, const char *host_path, const char *guest_path,
+			      unsigned mode, unsigned timeout_ms, struct kerr *e)
+{
+	struct sb file = SB_INIT;
+	enum vm_wait_result r = VM_OK;
+	size_t off = 0;
+
+	if (read_file(host_path, &file, KLPQ_UPLOAD_MAX, e) < 0) {
+		sb_release(&file);
+		return VM_BROKEN;
+	}
+	do {
+		size_t n = file.len - off < KLPQ_UPLOAD_CHUNK ? file.len - off : KLPQ_UPLOAD_CHUNK;
+		char *data = proto_b64_encode(file.buf + off, n);
+		json_object *args = json_object_new_object();
+		struct proto_msg m;
+
+		if (!data) {
+			json_object_put(args);
+			kerr_set(e, "upload %s: out of memory", host_path);
+			r = VM_BROKEN;
+			break;
+		}
+		json_object_object_add(args, "path", json_object_new_string(guest_path));
+		json_object_object_add(args, "size", json_object_new_int64((int64_t)file.len));
+		json_object_object_add(args, "offset", json_object_new_int64((int64_t)off));
+		json_object_object_add(args, "mode", json_object_new_int((int)mode));
+		json_object_object_add(args, "data", json_object_new_string(data));
+		free(data);
+		r = vm_agent_call(vm, "upload", args, timeout_ms, &m, e);
+		if (r != VM_OK)
+			break;
+		if (!m.ok) {
+			kerr_set(e, "upload %s to %s: %s", host_path, guest_path,
+				 m.error ? m.error : "refused");
+			proto_msg_release(&m);
+			r = VM_BROKEN;
+			break;
+		}
+		proto_msg_release(&m);
+		off += n;
+	} while (off < file.len);
+	sb_release(&file);
+	return r;
 }

@@ -136,6 +136,12 @@ int vm_host_ended(const struct vm *vm);
 int vm_log_errno(const struct vm *vm);
 /* Agent-channel lines dropped so far: longer than the protocol bound, or not parsable. */
 void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
+/* A host file into the running guest through the agent's `upload` op (docs/protocol.md), in
+ * chunks of KLPQ_UPLOAD_CHUNK bytes, each with timeout_ms: how patch modules reach a guest
+ * whose image was not built with them. VM_OK; or how it failed, e set (a refusal by the agent,
+ * a file over KLPQ_UPLOAD_MAX or unreadable: VM_BROKEN). */
+enum vm_wait_result vm_upload(struct vm *vm, const char *host_path, const char *guest_path,
+			      unsigned mode, unsigned timeout_ms, struct kerr *e);
 /* Orderly stop: agent poweroff, then the hypervisor's quit, then a kill; always reaps. */
 void vm_stop(struct vm *vm, unsigned grace_ms);
 void vm_destroy(struct vm *vm); /* stops if needed, frees, removes what it made */

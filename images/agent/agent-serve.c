@@ -80,6 +80,7 @@ static const struct agent_op {
 	{ "taint", do_taint },
 	{ "tasks", do_tasks },
 	{ "read", do_read },
+	{ "upload", do_upload },
 	{ "now", do_now },
 	{ "poweroff", do_poweroff },
 };

@@ -187,6 +187,9 @@ int do_poweroff(struct req *rq);
 int do_read(struct req *rq);
 int do_tasks(struct req *rq);
 
+/* agent-files.c */
+int do_upload(struct req *rq);
+
 /* agent.c */
 void boot(struct agent *a);
 

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto.h"
 #include "spawn.h"
 #include "util.h"
+#include "vm.h"
 
 struct conn {
 	char dir[64];
@@ -61,7 +63,7 @@ static void conn_close(struct conn *k)
 	child_wait(&k->c);
 	snprintf(p, sizeof(p), "%s/port.sock", k->dir);
 	unlink(p);
-	rmdir(k->dir);
+	rm_rf(k->dir);
 }
 
 /* The next message that is not a heartbeat (nor, with skip_logs, a log event), parsed into m. */
@@ -144,12 +146,135 @@ START_TEST(test_agent_host_mode)
 }
 END_TEST
 
+/* A backend with nothing but an agent channel: the agent in host mode at the other end. It
+ * drives vm.h's generic vm_upload against the real agent. */
+struct sockvm {
+	struct vm base;
+	struct conn *k;
+	int64_t id;
+};
+
+static enum vm_wait_result sock_call(struct vm *v, const char *op, json_object *args,
+				     unsigned timeout_ms, struct proto_msg *reply, struct kerr *e)
+{
+	struct sockvm *s = (struct sockvm *)v;
+	size_t len;
+	char *line = proto_request(++s->id, op, args, &len);
+
+	(void)timeout_ms;
+	if (!line)
+		return kerr_set(e, "request too long"), VM_BROKEN;
+	ck_assert_int_eq(fwrite(line, 1, len, s->k->f), len);
+	fflush(s->k->f);
+	free(line);
+	next_msg(s->k, reply);
+	ck_assert_int_eq(reply->id, s->id);
+	return VM_OK;
+}
+
+static const struct vm_backend sock_backend = { .name = "socket", .agent_call = sock_call };
+
+START_TEST(test_agent_upload)
+{
+	struct conn k;
+	struct proto_msg m;
+	struct sockvm sv = { { &sock_backend }, &k, 100 };
+	struct kerr e = KERR_INIT;
+	char *src, *dst, *empty, *line;
+	struct sb back = SB_INIT;
+	unsigned char *data;
+	size_t n = 3 * KLPQ_UPLOAD_CHUNK + 123; /* four chunks, the last one short */
+	struct stat st;
+
+	conn_open(&k);
+	next_msg(&k, &m);
+	ck_assert_str_eq(m.event, "ready");
+	proto_msg_release(&m);
+	src = path_join(k.dir, "src.ko");
+	dst = path_join(k.dir, "guest/klpq/patches/x.ko");
+	empty = path_join(k.dir, "guest/empty");
+	data = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (unsigned char)(i * 7 + (i >> 9)); /* every byte value, NULs too */
+	ck_assert_int_eq(write_file_atomic(src, data, n, &e), 0);
+
+	ck_assert_msg(vm_upload(&sv.base, src, dst, 0600, 5000, &e) == VM_OK, "%s", e.msg);
+	ck_assert_int_eq(read_file(dst, &back, 0, &e), 0);
+	ck_assert_uint_eq(back.len, n);
+	ck_assert(!memcmp(back.buf, data, n));
+	ck_assert_int_eq(stat(dst, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	sb_release(&back);
+	ck_assert_int_eq(write_file_atomic(src, "", 0, &e), 0);
+	ck_assert_msg(vm_upload(&sv.base, src, empty, 0644, 5000, &e) == VM_OK, "%s", e.msg);
+	ck_assert_int_eq(stat(empty, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+
+	/* refusals: a relative path, a "..", a chunk past the size, a chunk out of order, text
+	 * that is not base64 */
+	ck_assert_int_eq(vm_upload(&sv.base, src, "klpq/x.ko", 0644, 5000, &e), VM_BROKEN);
+	ck_assert_msg(strstr(e.msg, "absolute file path"), "%s", e.msg);
+	kerr_clear(&e);
+	ck_assert_int_eq(vm_upload(&sv.base, src, "/tmp/../etc/x", 0644, 5000, &e), VM_BROKEN);
+	kerr_clear(&e);
+	line = xasprintf("{\"v\":1,\"id\":1,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":2,"
+			 "\"offset\":0,\"data\":\"QUJD\"}\n", k.dir);
+	send_raw(&k, line);
+	free(line);
+	next_msg(&k, &m);
+	ck_assert(!m.ok);
+	ck_assert_int_eq(m.err_no, EFBIG);
+	proto_msg_release(&m);
+	line = xasprintf("{\"v\":1,\"id\":2,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
+			 "\"offset\":3,\"data\":\"QUJD\"}\n", k.dir);
+	send_raw(&k, line);
+	free(line);
+	next_msg(&k, &m);
+	ck_assert(!m.ok);
+	ck_assert_int_eq(m.err_no, ENOENT); /* no chunk at 0 came first */
+	proto_msg_release(&m);
+	line = xasprintf("{\"v\":1,\"id\":3,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
+			 "\"offset\":0,\"data\":\"QU=D\"}\n", k.dir);
+	send_raw(&k, line);
+	free(line);
+	next_msg(&k, &m);
+	ck_assert(!m.ok);
+	ck_assert_int_eq(m.err_no, EINVAL);
+	proto_msg_release(&m);
+	line = xasprintf("{\"v\":1,\"id\":4,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
+			 "\"offset\":0,\"data\":\"QUJD\"}\n", k.dir);
+	send_raw(&k, line);
+	free(line);
+	next_msg(&k, &m);
+	ck_assert(m.ok);
+	ck_assert_int_eq(proto_get_int(m.result, "written", -1), 3);
+	ck_assert(!proto_get_bool(m.result, "done", 1));
+	proto_msg_release(&m);
+	line = xasprintf("{\"v\":1,\"id\":5,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
+			 "\"offset\":6,\"data\":\"QUJD\"}\n", k.dir);
+	send_raw(&k, line);
+	free(line);
+	next_msg(&k, &m);
+	ck_assert(!m.ok);
+	ck_assert_int_eq(m.err_no, EINVAL); /* 3 bytes so far, not 6 */
+	ck_assert_msg(strstr(m.error, "but 3 bytes so far"), "%s", m.error);
+	proto_msg_release(&m);
+
+	conn_close(&k);
+	free(data);
+	free(src);
+	free(dst);
+	free(empty);
+}
+END_TEST
+
 Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
 	TCase *tc = tcase_create("host-mode");
 
 	tcase_add_test(tc, test_agent_host_mode);
+	tcase_add_test(tc, test_agent_upload);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "initramfs.h"
+#include "image.h"
 
 /* An excerpt of Debian 6.1.0-56-amd64's modules.dep (as written by depmod -b). */
 static const char dep_6_1[] =
@@ -152,6 +153,85 @@ START_TEST(test_build_and_read_back)
 }
 END_TEST
 
+/* image.h over the initramfs: where each item kind lands in the guest */
+START_TEST(test_image_guest_paths)
+{
+	const struct guest_image *g = &image_initramfs;
+	char *p;
+
+	ck_assert_str_eq(g->name, "initramfs");
+	p = g->guest_path(IMAGE_PATCH, "klp_fix");
+	ck_assert_str_eq(p, "/klpq/patches/klp_fix.ko");
+	free(p);
+	p = g->guest_path(IMAGE_KMOD, "/c/lib/modules/6.1/kernel/fs/xfs/xfs.ko.xz");
+	ck_assert_str_eq(p, "/klpq/kmod/xfs.ko");
+	free(p);
+	p = g->guest_path(IMAGE_PROGRAM, "hammer");
+	ck_assert_str_eq(p, "/klpq/bin/hammer");
+	free(p);
+	p = g->guest_path(IMAGE_WORKLOAD, "x");
+	ck_assert_str_eq(p, "/bin/klpq-workload");
+	free(p);
+}
+END_TEST
+
+/* An image request with every item kind, twice the same guest path: the first is kept. */
+START_TEST(test_image_build)
+{
+	char dir[] = "/tmp/klpq-test-image-XXXXXX";
+	struct kerr e = KERR_INIT;
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	char *mods = path_join(dir, "lib/modules/9.9.9-test");
+	char *depf = path_join(mods, "modules.dep");
+	char *out = path_join(dir, "out.cpio"), *agent = path_join(dir, "agent");
+	char *p1 = path_join(dir, "p1.ko"), *p2 = path_join(dir, "p2.ko");
+	char *tool = path_join(dir, "tool"), *km = path_join(mods, "foo.ko");
+	ck_assert_int_eq(mkdir_p(mods, 0755, &e), 0);
+	ck_assert_int_eq(write_file_atomic(depf, "foo.ko:\n", 8, &e), 0);
+	ck_assert_int_eq(write_file_atomic(agent, "#!agent", 7, &e), 0);
+	ck_assert_int_eq(write_file_atomic(p1, "FIRST", 5, &e), 0);
+	ck_assert_int_eq(write_file_atomic(p2, "SECOND", 6, &e), 0);
+	ck_assert_int_eq(write_file_atomic(tool, "#!tool", 6, &e), 0);
+	ck_assert_int_eq(write_file_atomic(km, "KM", 2, &e), 0);
+
+	const char *const boot[] = { NULL };
+	const struct image_item items[] = {
+		{ IMAGE_PATCH, "p", p1 }, { IMAGE_PATCH, "p", p2 }, { IMAGE_PROGRAM, "tool", tool },
+		{ IMAGE_KMOD, km, km }, { IMAGE_KMOD, km, km }, { IMAGE_WORKLOAD, "w", tool },
+	};
+	struct image_request req = { "9.9.9-test", mods, agent, "/bin/busybox", boot, items, 6 };
+	ck_assert_msg(image_initramfs.build(&req, out, &e) == 0, "%s", e.msg);
+
+	struct archive *a = archive_read_new();
+	struct archive_entry *ent;
+	int n_patch = 0, n_kmod = 0, tool_ok = 0, wl_ok = 0;
+	archive_read_support_format_cpio(a);
+	ck_assert_int_eq(archive_read_open_filename(a, out, 10240), ARCHIVE_OK);
+	while (archive_read_next_header(a, &ent) == ARCHIVE_OK) {
+		const char *p = archive_entry_pathname(ent);
+		char buf[16] = { 0 };
+
+		if (!strcmp(p, "klpq/patches/p.ko")) {
+			archive_read_data(a, buf, sizeof(buf) - 1);
+			ck_assert_str_eq(buf, "FIRST");
+			n_patch++;
+		} else if (!strcmp(p, "klpq/kmod/foo.ko")) {
+			n_kmod++;
+		} else if (!strcmp(p, "klpq/bin/tool")) {
+			tool_ok = (archive_entry_perm(ent) & 0777) == 0755;
+		} else if (!strcmp(p, "bin/klpq-workload")) {
+			wl_ok = (archive_entry_perm(ent) & 0777) == 0755;
+		}
+	}
+	archive_read_free(a);
+	ck_assert_int_eq(n_patch, 1);
+	ck_assert_int_eq(n_kmod, 1);
+	ck_assert(tool_ok && wl_ok);
+	rm_rf(dir);
+	free(mods); free(depf); free(out); free(agent); free(p1); free(p2); free(tool); free(km);
+}
+END_TEST
+
 Suite *initramfs_suite(void)
 {
 	Suite *s = suite_create("initramfs");
@@ -161,6 +241,8 @@ Suite *initramfs_suite(void)
 	tcase_add_test(tc, test_builtin_and_missing);
 	tcase_add_test(tc, test_compressed_names);
 	tcase_add_test(tc, test_build_and_read_back);
+	tcase_add_test(tc, test_image_guest_paths);
+	tcase_add_test(tc, test_image_build);
 	suite_add_tcase(s, tc);
 	return s;
 }
