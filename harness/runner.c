@@ -453,7 +453,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	memset(&cr, 0, sizeof(cr));
 	cr.rn = rn;
 	cr.sc = rn->sc;
-	cr.img = &image_initramfs;
+	cr.img = rn->image ? rn->image : &image_initramfs;
 	cr.cell = cell;
 	cr.live = -1;
 	cr.state = xcalloc(ps->nr_steps, sizeof(*cr.state));

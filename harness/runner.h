@@ -24,6 +24,7 @@ struct runner {
 	const char *workload;   /* static klpq-workload (only when the scenario has workloads) */
 	int stop_fd;            /* readable on Ctrl-C / SIGTERM */
 	FILE *progress;         /* one line per event, or NULL */
+	const struct guest_image *image; /* image.h; NULL: the initramfs */
 };
 
 /* Runs the cell and fills cell (already cell_init'ed; its dir exists). Writes the cell's

@@ -1,0 +1,768 @@
+/* test_cell.c: the cell flow (runner.c and cell-*.c) against a fake backend (vm.h) that plays a
+ * guest: a kernel with a livepatch sysfs and a kernel log, and one fault at a time (a guest that
+ * never prints, an agent that never answers, a panic, a reset, QEMU killed, a hung guest, QEMU
+ * frozen, a refused load, a stalled transition). Each gets the verdict docs/reliability.md
+ * ("Faults") documents, with the same check and title the real-boot tests see. Real boots of
+ * the same faults are tests/vm/faulty.sh; this runs in seconds. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "image.h"
+#include "runner.h"
+#include "scenario.h"
+#include "vm.h"
+
+enum fault {
+	F_NONE,
+	F_SILENT_CONSOLE, /* the kernel prints nothing */
+	F_SILENT_AGENT,   /* it boots, but nothing answers on the channel */
+	F_PANIC,          /* the load panics the kernel (panic=-1: a reset) */
+	F_RESET,          /* the load resets the guest, no panic */
+	F_KILLED,         /* QEMU killed by signal 9 during the load */
+	F_HANG,           /* the guest stops answering at the load; QMP still answers */
+	F_FROZEN,         /* the same, with QMP silent too (QEMU stopped) */
+	F_REFUSE,         /* the load is refused (EINVAL) */
+	F_STALL,          /* the transition never ends; a task is in the patched function */
+};
+
+static enum fault plan; /* the fault the next VM plays */
+
+struct patch {
+	char name[64];
+	int enabled, transition, in_sysfs, loaded;
+};
+
+struct fake {
+	struct vm base;
+	struct vm_config cfg;
+	enum fault fault;
+	struct patch p[8];
+	size_t np;
+	struct { int64_t seq; char text[160]; } rec[512];
+	size_t nrec;
+	int64_t taint;
+	int exited, reset, host, hung;
+	const char *reason;
+};
+
+static void console(struct fake *f, const char *text)
+{
+	if (f->cfg.on_console)
+		f->cfg.on_console(f->cfg.ctx, text, strlen(text));
+}
+
+static void klog(struct fake *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (f->nrec == sizeof(f->rec) / sizeof(f->rec[0]))
+		return;
+	f->rec[f->nrec].seq = (int64_t)f->nrec + 100;
+	va_start(ap, fmt);
+	vsnprintf(f->rec[f->nrec].text, sizeof(f->rec[0].text), fmt, ap);
+	va_end(ap);
+	f->nrec++;
+}
+
+static struct patch *find(struct fake *f, const char *name)
+{
+	for (size_t i = 0; i < f->np; i++)
+		if (!strcmp(f->p[i].name, name) && f->p[i].loaded)
+			return &f->p[i];
+	return NULL;
+}
+
+static int fk_decide(enum accel_kind want, const char *kernel, const struct accel_opts *o,
+		     struct accel_choice *c, struct kerr *e)
+{
+	(void)want, (void)kernel, (void)o, (void)e;
+	memset(c, 0, sizeof(*c));
+	snprintf(c->accel, sizeof(c->accel), "tcg");
+	snprintf(c->cpu, sizeof(c->cpu), "max");
+	snprintf(c->reason, sizeof(c->reason), "the fake backend emulates");
+	return 0;
+}
+
+static const struct vm_backend fake_backend;
+
+static int fk_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)
+{
+	struct fake *f = xcalloc(1, sizeof(*f));
+
+	(void)e;
+	f->base.be = &fake_backend;
+	f->cfg = *cfg;
+	f->fault = plan;
+	if (f->fault != F_SILENT_CONSOLE)
+		console(f, "Linux version 9.9.9-fake (fake@backend)\nRun /init as init process\n");
+	*out = &f->base;
+	return 0;
+}
+
+static const char *fk_accel(const struct vm *v)
+{
+	(void)v;
+	return "tcg";
+}
+
+static const char *fk_version(const struct vm *v)
+{
+	(void)v;
+	return "fake 1";
+}
+
+static void fk_sleep(unsigned ms)
+{
+	usleep((ms < 20 ? ms : 20) * 1000);
+}
+
+static enum vm_wait_result fk_wait_ready(struct vm *v, unsigned ms, json_object **ready,
+					 struct kerr *e)
+{
+	struct fake *f = (struct fake *)v;
+
+	if (f->fault == F_SILENT_CONSOLE || f->fault == F_SILENT_AGENT) {
+		fk_sleep(ms);
+		kerr_set(e, "waiting for the agent: no answer within %.1f s", ms / 1000.0);
+		return VM_TIMEOUT;
+	}
+	if (ready) {
+		*ready = json_object_new_object();
+		json_object_object_add(*ready, "kernel", json_object_new_string("9.9.9-fake"));
+		json_object_object_add(*ready, "uptime_ms", json_object_new_int(900));
+	}
+	return VM_OK;
+}
+
+/* The guest dies now: a panic (reset), a reset, or QEMU killed. */
+static enum vm_wait_result die(struct fake *f, struct kerr *e)
+{
+	if (f->fault == F_PANIC) {
+		console(f, "Kernel panic - not syncing: klp_fix: panic in the patched function\n"
+			   "CPU: 0 PID: 1 Comm: init Tainted: G           OE K    9.9.9-fake #1\n");
+		f->reset = 1;
+		f->reason = "guest reset (reboot or panic=-1)";
+	} else if (f->fault == F_RESET) {
+		f->reset = 1;
+		f->reason = "guest reset (reboot or panic=-1)";
+	} else {
+		f->host = 1;
+		f->reason = "QEMU killed by signal 9";
+	}
+	f->exited = 1;
+	kerr_set(e, "agent request 'load': QEMU ended: %s", f->reason);
+	return VM_GONE;
+}
+
+static json_object *lp_state(struct fake *f)
+{
+	json_object *r = json_object_new_object(), *a = json_object_new_array();
+
+	for (size_t i = 0; i < f->np; i++) {
+		json_object *p, *objs, *o;
+
+		if (!f->p[i].in_sysfs)
+			continue;
+		p = json_object_new_object();
+		objs = json_object_new_array();
+		o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string("vmlinux"));
+		json_object_object_add(o, "patched", json_object_new_int(f->p[i].enabled ||
+									f->p[i].transition));
+		json_object_object_add(o, "loaded", json_object_new_int(1));
+		json_object_array_add(objs, o);
+		json_object_object_add(p, "name", json_object_new_string(f->p[i].name));
+		json_object_object_add(p, "enabled", json_object_new_int(f->p[i].enabled));
+		json_object_object_add(p, "transition", json_object_new_int(f->p[i].transition));
+		json_object_object_add(p, "replace", json_object_new_int(1));
+		json_object_object_add(p, "stack_order", json_object_new_int(1));
+		json_object_object_add(p, "objects", objs);
+		json_object_array_add(a, p);
+	}
+	json_object_object_add(r, "patches", a);
+	return r;
+}
+
+static int op_load(struct fake *f, json_object *args, json_object *res, char *err, int *eno)
+{
+	const char *path = proto_get_str(args, "path", ""), *base = strrchr(path, '/');
+	struct patch *p;
+	char name[64];
+
+	(void)res;
+	snprintf(name, sizeof(name), "%s", base ? base + 1 : path);
+	if (strstr(name, ".ko"))
+		*strstr(name, ".ko") = '\0';
+	if (f->fault == F_REFUSE) {
+		klog(f, "%s: module verification failed: refused by the fake", name);
+		*eno = EINVAL;
+		snprintf(err, 128, "load %s: finit_module: Invalid argument", path);
+		return -1;
+	}
+	if (find(f, name)) {
+		*eno = EEXIST;
+		snprintf(err, 128, "load %s: finit_module: File exists", path);
+		return -1;
+	}
+	p = &f->p[f->np < 7 ? f->np++ : 7];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->loaded = p->in_sysfs = p->enabled = 1;
+	f->taint |= 4096 | 8192 | 32768; /* O, E, K */
+	klog(f, "livepatch: enabling patch '%s'", name);
+	klog(f, "livepatch: '%s': starting patching transition", name);
+	if (f->fault == F_STALL)
+		p->transition = 1;
+	else
+		klog(f, "livepatch: '%s': patching complete", name);
+	return 0;
+}
+
+static int op_enable(struct fake *f, json_object *args, char *err, int *eno)
+{
+	struct patch *p = find(f, proto_get_str(args, "name", ""));
+	int want = (int)proto_get_int(args, "enabled", -1);
+
+	if (!p || !p->in_sysfs) {
+		*eno = ENOENT;
+		snprintf(err, 128, "lp_enable: no such patch");
+		return -1;
+	}
+	if (want == p->enabled) {
+		*eno = EINVAL;
+		snprintf(err, 128, "lp_enable: already %d", want);
+		return -1;
+	}
+	p->enabled = want;
+	if (p->transition && !want) {
+		/* reversing a stalled transition: in the fake, the task leaves at once */
+		klog(f, "livepatch: '%s': reversing transition from patching to unpatching",
+		     p->name);
+		klog(f, "livepatch: '%s': unpatching complete", p->name);
+		p->transition = 0;
+		p->in_sysfs = 0;
+		return 0;
+	}
+	klog(f, "livepatch: '%s': starting unpatching transition", p->name);
+	klog(f, "livepatch: '%s': unpatching complete", p->name);
+	p->in_sysfs = 0;
+	return 0;
+}
+
+static int op_unload(struct fake *f, json_object *args, char *err, int *eno)
+{
+	struct patch *p = find(f, proto_get_str(args, "name", ""));
+
+	if (!p) {
+		*eno = ENOENT;
+		snprintf(err, 128, "unload: delete_module: No such file or directory");
+		return -1;
+	}
+	if (p->in_sysfs) {
+		*eno = EBUSY;
+		snprintf(err, 128, "unload: delete_module: Device or resource busy");
+		return -1;
+	}
+	p->loaded = 0;
+	return 0;
+}
+
+static void op_kmsg(struct fake *f, json_object *args, json_object *res)
+{
+	int64_t after = proto_get_int(args, "after", -1), last = after;
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < f->nrec; i++) {
+		json_object *r;
+
+		if (f->rec[i].seq <= after)
+			continue;
+		r = json_object_new_object();
+		json_object_object_add(r, "seq", json_object_new_int64(f->rec[i].seq));
+		json_object_object_add(r, "level", json_object_new_int(6));
+		json_object_object_add(r, "ts_us", json_object_new_int64(f->rec[i].seq * 1000));
+		json_object_object_add(r, "text", json_object_new_string(f->rec[i].text));
+		json_object_array_add(a, r);
+		last = f->rec[i].seq;
+	}
+	json_object_object_add(res, "records", a);
+	json_object_object_add(res, "truncated", json_object_new_boolean(0));
+	json_object_object_add(res, "last", json_object_new_int64(last));
+}
+
+static void op_tasks(struct fake *f, json_object *res)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < f->np; i++) {
+		json_object *t, *st;
+
+		if (!f->p[i].transition)
+			continue;
+		t = json_object_new_object();
+		st = json_object_new_array();
+		json_object_array_add(st, json_object_new_string("[<0>] msleep+0x2a/0x40"));
+		json_object_array_add(st, json_object_new_string("[<0>] klpq_stall_fn+0x11/0x30"));
+		json_object_object_add(t, "pid", json_object_new_int(42));
+		json_object_object_add(t, "tid", json_object_new_int(42));
+		json_object_object_add(t, "comm", json_object_new_string("klpq_stall"));
+		json_object_object_add(t, "patch_state", json_object_new_int(0));
+		json_object_object_add(t, "stack", st);
+		json_object_array_add(a, t);
+	}
+	json_object_object_add(res, "tasks", a);
+	json_object_object_add(res, "truncated", json_object_new_boolean(0));
+}
+
+static enum vm_wait_result fk_call(struct vm *v, const char *op, json_object *args,
+				   unsigned ms, struct proto_msg *reply, struct kerr *e)
+{
+	struct fake *f = (struct fake *)v;
+	json_object *res = json_object_new_object();
+	char err[128] = "", perr[64];
+	int eno = 0, bad = 0;
+	size_t len;
+	char *line;
+
+	memset(reply, 0, sizeof(*reply));
+	if (f->exited) {
+		json_object_put(args);
+		json_object_put(res);
+		kerr_set(e, "agent %s: channel closed: QEMU ended: %s", op, f->reason);
+		return VM_GONE;
+	}
+	if (f->hung || (!strcmp(op, "load") && (f->fault == F_HANG || f->fault == F_FROZEN))) {
+		f->hung = 1;
+		fk_sleep(ms);
+		json_object_put(args);
+		json_object_put(res);
+		kerr_set(e, "agent request '%s': heartbeat lost: nothing from the agent for 10.0 s",
+			 op);
+		return VM_TIMEOUT;
+	}
+	if (!strcmp(op, "load") && (f->fault == F_PANIC || f->fault == F_RESET ||
+				    f->fault == F_KILLED)) {
+		json_object_put(args);
+		json_object_put(res);
+		return die(f, e);
+	}
+	if (!strcmp(op, "load")) {
+		bad = op_load(f, args, res, err, &eno) < 0;
+	} else if (!strcmp(op, "lp_enable")) {
+		bad = op_enable(f, args, err, &eno) < 0;
+	} else if (!strcmp(op, "unload")) {
+		bad = op_unload(f, args, err, &eno) < 0;
+	} else if (!strcmp(op, "lp_state")) {
+		json_object_put(res);
+		res = lp_state(f);
+	} else if (!strcmp(op, "mark")) {
+		klog(f, "klpq-mark: %s", proto_get_str(args, "text", ""));
+		json_object_object_add(res, "seq", json_object_new_int64((int64_t)f->nrec + 99));
+	} else if (!strcmp(op, "kmsg")) {
+		op_kmsg(f, args, res);
+	} else if (!strcmp(op, "taint")) {
+		json_object_object_add(res, "taint", json_object_new_int64(f->taint));
+	} else if (!strcmp(op, "tasks")) {
+		op_tasks(f, res);
+	} else if (!strcmp(op, "now")) {
+		json_object_object_add(res, "mono_ns", json_object_new_int64((int64_t)now_ms() * 1000000));
+	} else if (!strcmp(op, "exec")) {
+		json_object_object_add(res, "exit", json_object_new_int(0));
+		json_object_object_add(res, "signal", json_object_new_int(0));
+		json_object_object_add(res, "timed_out", json_object_new_boolean(0));
+		json_object_object_add(res, "output", json_object_new_string(""));
+		json_object_object_add(res, "truncated", json_object_new_boolean(0));
+		json_object_object_add(res, "duration_ms", json_object_new_int(1));
+	} else if (!strcmp(op, "poweroff")) {
+		f->exited = 1;
+		f->reason = "guest powered off";
+	} else {
+		bad = 1;
+		eno = EOPNOTSUPP;
+		snprintf(err, sizeof(err), "unknown op");
+		ck_abort_msg("the cell flow asked the fake for '%s', which it does not play", op);
+	}
+	json_object_put(args);
+	if (bad) {
+		json_object_put(res);
+		line = proto_reply_error(1, err, eno, &len);
+	} else {
+		line = proto_reply_ok(1, res, &len);
+	}
+	ck_assert_int_eq(proto_parse(line, len, reply, perr, sizeof(perr)), 0);
+	free(line);
+	return VM_OK;
+}
+
+static int fk_dump(struct vm *v, struct sb *out, struct kerr *e)
+{
+	struct fake *f = (struct fake *)v;
+
+	if (f->fault == F_FROZEN)
+		return kerr_set(e, "QMP: no answer");
+	sb_adds(out, "== QMP query-status\n{\"status\": \"running\"}\n");
+	return 0;
+}
+
+static int fk_alive(struct vm *v, unsigned ms)
+{
+	(void)ms;
+	return ((struct fake *)v)->fault != F_FROZEN;
+}
+
+static enum vm_wait_result fk_pump(struct vm *v, unsigned ms, struct kerr *e)
+{
+	struct fake *f = (struct fake *)v;
+
+	if (f->exited) {
+		kerr_set(e, "QEMU ended: %s", f->reason);
+		return VM_GONE;
+	}
+	fk_sleep(ms);
+	return VM_OK;
+}
+
+static const char *fk_exit_reason(const struct vm *v)
+{
+	const struct fake *f = (const struct fake *)v;
+
+	return f->exited ? f->reason : NULL;
+}
+
+static int fk_guest_reset(const struct vm *v)
+{
+	return ((const struct fake *)v)->reset;
+}
+
+static int fk_host_ended(const struct vm *v)
+{
+	return ((const struct fake *)v)->host;
+}
+
+static int fk_log_errno(const struct vm *v)
+{
+	(void)v;
+	return 0;
+}
+
+static void fk_channel_stats(const struct vm *v, uint64_t *oversized, uint64_t *malformed)
+{
+	(void)v;
+	*oversized = *malformed = 0;
+}
+
+static void fk_stop(struct vm *v, unsigned ms)
+{
+	struct fake *f = (struct fake *)v;
+
+	(void)ms;
+	if (!f->exited) {
+		f->exited = 1;
+		f->reason = f->hung ? "QEMU killed by signal 9" : "guest powered off";
+	}
+}
+
+static void fk_destroy(struct vm *v)
+{
+	free(v);
+}
+
+static const char *const no_modules[] = { NULL };
+
+static const struct vm_backend fake_backend = {
+	.name = "fake",
+	.guest_cmdline = "console=fake0",
+	.boot_modules = no_modules,
+	.decide_accel = fk_decide,
+	.start = fk_start,
+	.accel = fk_accel,
+	.version = fk_version,
+	.wait_ready = fk_wait_ready,
+	.agent_call = fk_call,
+	.dump = fk_dump,
+	.alive = fk_alive,
+	.pump = fk_pump,
+	.exit_reason = fk_exit_reason,
+	.guest_reset = fk_guest_reset,
+	.host_ended = fk_host_ended,
+	.log_errno = fk_log_errno,
+	.channel_stats = fk_channel_stats,
+	.stop = fk_stop,
+	.destroy = fk_destroy,
+};
+
+/* The image the fake boots: the request is checked and written down, nothing is built. */
+static char *fk_guest_path(enum image_item_kind kind, const char *name)
+{
+	return image_initramfs.guest_path(kind, name);
+}
+
+static int fk_build(const struct image_request *req, const char *out, struct kerr *e)
+{
+	ck_assert_str_eq(req->release, "9.9.9-fake");
+	ck_assert_ptr_eq(req->boot_modules, fake_backend.boot_modules);
+	ck_assert_uint_eq(req->nr_items, 1);
+	ck_assert_int_eq(req->items[0].kind, IMAGE_PATCH);
+	ck_assert_str_eq(req->items[0].name, "klp_fix");
+	return write_file_atomic(out, "fake image\n", 11, e);
+}
+
+static const struct guest_image fake_image = {
+	.name = "fake-image", .guest_path = fk_guest_path, .build = fk_build,
+};
+
+/* ---- the cell ---- */
+
+struct fx {
+	char dir[64];
+	struct scenario sc;
+	struct cell_result cell;
+};
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	struct kerr e = KERR_INIT;
+	char *p = path_join(dir, name);
+
+	ck_assert_msg(write_file_atomic(p, text, strlen(text), &e) == 0, "%s", e.msg);
+	free(p);
+}
+
+/* A local kernel (any bytes), a one-step cumulative patch set with a prebuilt module, and a
+ * scenario with short timeouts; the cell runs against the fake backend playing fault. */
+static void run_cell(struct fx *x, enum fault fault)
+{
+	struct kerr e = KERR_INIT;
+	struct runner rn;
+	char *scen, *cdir, *sub;
+
+	snprintf(x->dir, sizeof(x->dir), "/tmp/klpq-test-cell-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(x->dir));
+	sub = path_join(x->dir, "modules");
+	ck_assert_int_eq(mkdir_p(sub, 0755, &e), 0);
+	free(sub);
+	sub = path_join(x->dir, "ps");
+	ck_assert_int_eq(mkdir_p(sub, 0755, &e), 0);
+	put(sub, "klp_fix.ko", "not really a module");
+	put(sub, "patchset.yaml", "name: ps\nmethod: cumulative\nsteps:\n"
+				  "  - name: fix1\n    module: klp_fix.ko\n");
+	free(sub);
+	put(x->dir, "vmlinuz", "not really a kernel");
+	put(x->dir, "modules/modules.dep", "");
+	put(x->dir, "agent", "#!agent");
+	put(x->dir, "busybox", "#!busybox");
+	put(x->dir, "s.yaml", "name: fake\nkernels:\n  - local:\n      vmlinuz: vmlinuz\n"
+			      "      modules: modules\n      release: 9.9.9-fake\n"
+			      "patchset: ps\n"
+			      "timeouts: {boot_s: 1, console_s: 0.5, agent_s: 2, transition_s: 1}\n"
+			      "leak: {cycles: 0}\n");
+	scen = path_join(x->dir, "s.yaml");
+	ck_assert_msg(scenario_load(scen, &x->sc, &e) == 0, "%s", e.msg);
+	free(scen);
+	x->sc.vms[0].backend = &fake_backend;
+	x->sc.vm = x->sc.vms[0];
+	cdir = path_join(x->dir, "cell");
+	ck_assert_int_eq(mkdir_p(cdir, 0755, &e), 0);
+	cell_init(&x->cell, "fake-cell", cdir, "9.9.9-fake", "ps");
+	free(cdir);
+	memset(&rn, 0, sizeof(rn));
+	rn.sc = &x->sc;
+	sub = path_join(x->dir, "cache");
+	rn.cache = sub;
+	rn.image = &fake_image;
+	rn.stop_fd = -1;
+	plan = fault;
+	ck_assert_int_eq(runner_run_cell(&rn, &x->sc.kernels[0], &x->cell), 0);
+	free(sub);
+}
+
+static void fx_release(struct fx *x)
+{
+	cell_release(&x->cell);
+	scenario_release(&x->sc);
+	rm_rf(x->dir);
+}
+
+/* The first check that is not PASS or SKIP. */
+static const struct check_result *first_bad(const struct fx *x)
+{
+	for (size_t i = 0; i < x->cell.nr_checks; i++)
+		if (x->cell.checks[i].status != V_PASS && x->cell.checks[i].status != V_SKIP)
+			return &x->cell.checks[i];
+	return NULL;
+}
+
+static void dump_checks(const struct fx *x)
+{
+	for (size_t i = 0; i < x->cell.nr_checks; i++)
+		fprintf(stderr, "  %s/%s %s: %s\n", x->cell.checks[i].step, x->cell.checks[i].name,
+			verdict_name(x->cell.checks[i].status), x->cell.checks[i].title);
+}
+
+/* The check of that step and name, or NULL. */
+static const struct check_result *check_of(const struct fx *x, const char *step,
+					   const char *name)
+{
+	for (size_t i = 0; i < x->cell.nr_checks; i++)
+		if (!strcmp(x->cell.checks[i].step, step) && !strcmp(x->cell.checks[i].name, name))
+			return &x->cell.checks[i];
+	return NULL;
+}
+
+/* The cell's verdict, and one check's status and a part of its title (no step: every check
+ * passed). The verdict is the worst check (FAIL over ERROR): an ERROR cell has no FAIL. */
+static void expect(struct fx *x, enum verdict v, const char *step, const char *name,
+		   enum verdict status, const char *title_part)
+{
+	const struct check_result *c = step ? check_of(x, step, name) : first_bad(x);
+
+	if (cell_verdict(&x->cell) != v || (step && (!c || c->status != status ||
+						     !strstr(c->title, title_part))) ||
+	    (!step && c))
+		dump_checks(x);
+	ck_assert_str_eq(verdict_name(cell_verdict(&x->cell)), verdict_name(v));
+	if (!step) {
+		ck_assert_ptr_null(c);
+		return;
+	}
+	ck_assert_msg(c, "no check %s/%s", step, name);
+	ck_assert_str_eq(verdict_name(c->status), verdict_name(status));
+	ck_assert_msg(strstr(c->title, title_part), "title '%s' lacks '%s'", c->title, title_part);
+}
+
+/* A working guest: every check passes, through rollback and reapply. */
+START_TEST(test_cell_pass)
+{
+	struct fx x;
+	int saw_transcript = 0, saw_rollback = 0;
+
+	run_cell(&x, F_NONE);
+	expect(&x, V_PASS, NULL, NULL, V_PASS, NULL);
+	for (size_t i = 0; i < x.cell.nr_checks; i++) {
+		saw_transcript |= !strcmp(x.cell.checks[i].step, "fix1") &&
+				  !strcmp(x.cell.checks[i].name, "transcript");
+		saw_rollback |= !strcmp(x.cell.checks[i].step, "rollback");
+	}
+	if (!saw_transcript || !saw_rollback)
+		dump_checks(&x);
+	ck_assert(saw_transcript && saw_rollback);
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_silent_console)
+{
+	struct fx x;
+
+	run_cell(&x, F_SILENT_CONSOLE);
+	expect(&x, V_ERROR, "boot", "console", V_ERROR, "printed nothing on its console");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_silent_agent)
+{
+	struct fx x;
+
+	run_cell(&x, F_SILENT_AGENT);
+	expect(&x, V_ERROR, "boot", "agent", V_ERROR, "stopped answering before any patch");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_panic)
+{
+	struct fx x;
+
+	run_cell(&x, F_PANIC);
+	expect(&x, V_FAIL, "fix1", "load", V_FAIL, "guest died: kernel panic");
+	expect(&x, V_FAIL, "fix1", "crash", V_FAIL, "Kernel panic: klp_fix: panic in the patched");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_reset)
+{
+	struct fx x;
+
+	run_cell(&x, F_RESET);
+	expect(&x, V_FAIL, "fix1", "load", V_FAIL, "reset without a panic");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_qemu_killed)
+{
+	struct fx x;
+
+	run_cell(&x, F_KILLED);
+	expect(&x, V_ERROR, "fix1", "load", V_ERROR, "QEMU ended from outside the guest");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_hang)
+{
+	struct fx x;
+
+	run_cell(&x, F_HANG);
+	expect(&x, V_FAIL, "fix1", "load", V_FAIL, "guest stopped answering");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_qemu_frozen)
+{
+	struct fx x;
+
+	run_cell(&x, F_FROZEN);
+	expect(&x, V_ERROR, "fix1", "load", V_ERROR, "QEMU itself stopped answering");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_refused_load)
+{
+	struct fx x;
+
+	run_cell(&x, F_REFUSE);
+	expect(&x, V_FAIL, "fix1", "load", V_FAIL, "Invalid argument");
+	fx_release(&x);
+}
+END_TEST
+
+START_TEST(test_cell_stall)
+{
+	struct fx x;
+
+	run_cell(&x, F_STALL);
+	expect(&x, V_FAIL, "fix1", "transition", V_FAIL, "klpq_stall:42");
+	fx_release(&x);
+}
+END_TEST
+
+Suite *cell_suite(void)
+{
+	Suite *s = suite_create("cell");
+	TCase *tc = tcase_create("fake-backend");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_cell_pass);
+	tcase_add_test(tc, test_cell_silent_console);
+	tcase_add_test(tc, test_cell_silent_agent);
+	tcase_add_test(tc, test_cell_panic);
+	tcase_add_test(tc, test_cell_reset);
+	tcase_add_test(tc, test_cell_qemu_killed);
+	tcase_add_test(tc, test_cell_hang);
+	tcase_add_test(tc, test_cell_qemu_frozen);
+	tcase_add_test(tc, test_cell_refused_load);
+	tcase_add_test(tc, test_cell_stall);
+	suite_add_tcase(s, tc);
+	return s;
+}
