@@ -1,8 +1,11 @@
-/* qmp.h: a small QEMU Machine Protocol client over a connected socket.
+/* qmp.h: a small QEMU Machine Protocol client over a connected socket, without a loop of its
+ * own: the VM's event loop (vm-qemu.c) reads the socket when poll says so and waits for a reply
+ * with everything else (console, agent, QEMU's exit) still served.
  *
  * Keeps replies and asynchronous events apart, so an event is never taken for a reply: events
- * are handed to a callback as they are read, replies are matched by the "id" klpq sets.
- * Lines are framed by the same bounded reader as the agent protocol.
+ * are handed to a callback as they are read, the reply to the one command in flight is matched
+ * by the "id" klpq sets and kept until taken. Lines are framed by the same bounded reader as the
+ * agent protocol.
  */
 #ifndef KLPQ_QMP_H
 #define KLPQ_QMP_H
@@ -16,6 +19,9 @@ struct qmp {
 	struct proto_reader rd;
 	int64_t next_id;
 	int closed;
+	int greeted;          /* QEMU's greeting arrived */
+	int64_t want_id;      /* the command in flight; 0: none */
+	json_object *reply;   /* its reply, once read (owned) */
 	void (*on_event)(void *ctx, const char *event, json_object *data);
 	void *ctx;
 };
@@ -23,13 +29,18 @@ struct qmp {
 void qmp_init(struct qmp *q, int fd, void (*on_event)(void *, const char *, json_object *),
 	      void *ctx);
 void qmp_release(struct qmp *q); /* closes fd */
-/* Reads the greeting and negotiates capabilities (blocking up to timeout_ms). */
-int qmp_handshake(struct qmp *q, unsigned timeout_ms, struct kerr *e);
-/* Sends {"execute":cmd,"arguments":args,"id":N} and waits up to timeout_ms for its reply.
- * Takes args. *reply (may be NULL) gets the "return" object (caller puts it). */
-int qmp_command(struct qmp *q, const char *cmd, json_object *args, unsigned timeout_ms,
-		json_object **reply, struct kerr *e);
-/* Reads what is available without blocking and dispatches events. -1 on EOF/error. */
+/* Reads what is there (once, without blocking when fd is non-blocking): events to the callback,
+ * the greeting into greeted, the reply of the command in flight kept. -1 on EOF or error. */
 int qmp_read_available(struct qmp *q);
+/* Sends {"execute":cmd,"arguments":args,"id":N}, one command at a time (an earlier one still
+ * in flight is forgotten). Takes args. Its id, or -1 with e set. */
+int64_t qmp_send_command(struct qmp *q, const char *cmd, json_object *args, struct kerr *e);
+/* 1 once the reply of the command in flight was read. */
+int qmp_have_reply(const struct qmp *q);
+/* Takes that reply: 0 with *ret (may be NULL) its "return" (caller puts), or -1 with e set for
+ * an error reply or none. The command is no longer in flight. */
+int qmp_take_reply(struct qmp *q, const char *cmd, json_object **ret, struct kerr *e);
+/* Gives up on the command in flight: its reply, should it come, is dropped. */
+void qmp_forget(struct qmp *q);
 
 #endif

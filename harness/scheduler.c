@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "scheduler.h"
+#include "spawn.h"
 
 #define VM_OVERHEAD_MB 256  /* QEMU's own memory beside the guest's, measured ~150 MB (TCG) */
 #define HOST_RESERVE_MB 512 /* left to the host and to klpq itself */
@@ -265,8 +265,26 @@ static void child_main(struct sched *s, size_t pc, int wfd)
 	_exit(r == 0 ? 0 : r == -1 ? 3 : 4);
 }
 
+struct cell_proc {
+	struct sched *s;
+	size_t pc;
+	int rfd, wfd; /* the progress pipe: the parent reads, the cell writes */
+};
+
+/* The cell's process (spawn.c's child_fork): never returns. */
+static int cell_process(void *arg)
+{
+	struct cell_proc *cp = arg;
+
+	close(cp->rfd);
+	child_main(cp->s, cp->pc, cp->wfd);
+	return 4;
+}
+
 static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 {
+	struct child proc = CHILD_INIT;
+	struct cell_proc ctx;
 	size_t rc = fresh_cell(s, pc);
 	struct cell_result *cell = &s->run->cells[rc];
 	struct kerr e = KERR_INIT;
@@ -281,24 +299,17 @@ static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 		return -1;
 	}
 	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
+	ctx = (struct cell_proc){ s, pc, pfd[0], pfd[1] };
+	proc.pdeathsig = SIGTERM;
+	if (child_fork(&proc, cell_process, &ctx, &e) < 0) {
 		cell_add(cell, "prepare", "process", V_ERROR, 0, "cannot start the cell's process: %s",
-			 strerror(errno));
+			 e.msg);
 		cell->finished = 1;
 		close(pfd[0]);
 		close(pfd[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		pid_t parent = getppid();
-
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(3);
-		close(pfd[0]);
-		child_main(s, pc, pfd[1]);
-	}
+	pid = proc.pid;
 	close(pfd[1]);
 	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 	sl->pid = pid;

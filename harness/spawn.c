@@ -240,6 +240,33 @@ out_fail:
 	return -1;
 }
 
+int child_fork(struct child *c, int (*fn)(void *ctx), void *ctx, struct kerr *e)
+{
+	pid_t parent = getpid();
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	c->pid = fork();
+	if (c->pid == 0) {
+		if (c->pdeathsig) {
+			prctl(PR_SET_PDEATHSIG, c->pdeathsig);
+			if (getppid() != parent) /* parent already gone: do not outlive it */
+				_exit(127);
+		}
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		_exit(fn(ctx));
+	}
+	err = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (c->pid < 0) {
+		errno = err;
+		return kerr_errno(e, "cannot fork");
+	}
+	return 0;
+}
+
 int child_wait(struct child *c)
 {
 	int status;

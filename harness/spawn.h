@@ -33,6 +33,11 @@ struct child {
 #define CHILD_INIT { NULL, NULL, NULL, -1, -1, -1, 0, 0, -1, 0, 0, 0 }
 
 int child_start(struct child *c, struct kerr *e);
+/* A child that runs fn(ctx) instead of a program (a cell's process): forked with every signal
+ * blocked across the fork, given c->pdeathsig (and ended at once should klpq be gone already),
+ * the signal mask restored, then _exit(fn(ctx)). Only pdeathsig and pid of c are used. 0 with
+ * c->pid set, or -1 with e set. */
+int child_fork(struct child *c, int (*fn)(void *ctx), void *ctx, struct kerr *e);
 /* Waits for exit; returns the raw wait status, or -1 with errno. */
 int child_wait(struct child *c);
 /* 1 and *status when it exited within ms, 0 when still running, -1 on error. */

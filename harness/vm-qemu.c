@@ -9,7 +9,9 @@
  *
  * One poll loop (pump_once) drains the console (written to console.log and handed to a
  * callback, the crash classifier), the agent channel (framed and parsed by proto.c, logged to
- * agent.log) and QMP events, and watches a stop descriptor (Ctrl-C) and QEMU's exit. */
+ * agent.log) and QMP (events and the reply of the one command in flight: qvm_qmp waits in this
+ * loop), and watches a stop descriptor (Ctrl-C) and QEMU's pidfd, so its exit wakes the loop
+ * at once. A descriptor that poll reports invalid is dropped, never polled again. */
 #define _GNU_SOURCE
 #include "vm-qemu.h"
 #include "accel.h"
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +39,7 @@ struct qvm {
 	struct child qemu;
 	char *sockdir;
 	int sockdir_lock;          /* flock held on sockdir/.lock while the folder lives */
+	int pidfd;                 /* QEMU's pidfd (readable once it exited), or -1 */
 	int listen_fd[NR_CH];
 	int fd[NR_CH];
 	struct qmp qmp;
@@ -158,8 +162,16 @@ static void settle_exit(struct qvm *vm)
 {
 	for (uint64_t end = now_ms() + 2000; !vm->exited && now_ms() < end;) {
 		check_exit(vm);
-		if (!vm->exited)
+		if (vm->exited)
+			break;
+		if (vm->pidfd >= 0) {
+			struct pollfd p = { vm->pidfd, POLLIN, 0 };
+			uint64_t now = now_ms();
+
+			poll(&p, 1, now < end ? (int)(end - now) : 0);
+		} else {
 			sleep_ms(20);
+		}
 	}
 }
 
@@ -231,8 +243,8 @@ static ssize_t read_channel(struct qvm *vm, int ch)
 /* One round of poll over every channel; returns after at most ms. */
 static enum vm_wait_result pump_once(struct qvm *vm, unsigned ms)
 {
-	struct pollfd p[NR_CH + 1];
-	int map[NR_CH + 1], n = 0, r;
+	struct pollfd p[NR_CH + 2];
+	int map[NR_CH + 2], n = 0, r;
 
 	for (int ch = 0; ch < NR_CH; ch++) {
 		if (vm->fd[ch] < 0 || (ch == CH_QMP && vm->qmp.closed))
@@ -246,17 +258,32 @@ static enum vm_wait_result pump_once(struct qvm *vm, unsigned ms)
 		p[n].events = POLLIN;
 		map[n++] = -1;
 	}
-	if (ms > 100)
-		ms = 100; /* notice QEMU's exit promptly */
+	if (vm->pidfd >= 0 && !vm->exited) {
+		p[n].fd = vm->pidfd;
+		p[n].events = POLLIN;
+		map[n++] = -2;
+	} else if (ms > 100) {
+		ms = 100; /* no pidfd: look for QEMU's exit every 100 ms */
+	}
 	r = poll(p, (nfds_t)n, (int)ms);
 	if (r < 0 && errno != EINTR)
 		return VM_BROKEN;
 	int stop = 0, trickle = 0;
 	for (int i = 0; r > 0 && i < n; i++) {
-		if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
 			continue;
+		if (map[i] == -2)
+			continue; /* QEMU exited: check_exit below reaps it */
 		if (map[i] < 0) {
 			stop = 1; /* after the channels: what they hold is still read */
+			continue;
+		}
+		if (p[i].revents & POLLNVAL) {
+			/* a descriptor that is not open: never poll it again (no busy loop) */
+			if (map[i] == CH_QMP)
+				vm->qmp.closed = 1;
+			else
+				vm->fd[map[i]] = -1;
 			continue;
 		}
 		if (map[i] == CH_QMP) {
@@ -298,7 +325,7 @@ static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (
 			kerr_set(e, "%s: QEMU ended: %s", what, vm->reason);
 			return VM_GONE;
 		}
-		uint64_t now = now_ms();
+		uint64_t now = now_ms(), wake = deadline;
 		if (vm->watch_since_ms && vm->ready) {
 			uint64_t since = vm->last_agent_ms > vm->watch_since_ms ? vm->last_agent_ms :
 					 vm->watch_since_ms;
@@ -307,6 +334,9 @@ static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (
 					 (now - since) / 1000.0);
 				return VM_TIMEOUT;
 			}
+			/* the loop's timers: the deadline, and the moment the heartbeat is lost */
+			if (since + VM_HEARTBEAT_LOST_MS < wake)
+				wake = since + VM_HEARTBEAT_LOST_MS;
 		}
 		if (now >= deadline) {
 			if (!done)
@@ -314,7 +344,7 @@ static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (
 			kerr_set(e, "%s: no answer within %.1f s", what, timeout_ms / 1000.0);
 			return VM_TIMEOUT;
 		}
-		enum vm_wait_result r = pump_once(vm, (unsigned)(deadline - now));
+		enum vm_wait_result r = pump_once(vm, (unsigned)(wake - now));
 		if (r == VM_STOPPED) {
 			kerr_set(e, "%s: interrupted", what);
 			return r;
@@ -324,6 +354,36 @@ static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (
 			return r;
 		}
 	}
+}
+
+static int have_greeting(struct qvm *vm)
+{
+	return vm->qmp.greeted;
+}
+
+static int have_qmp_reply(struct qvm *vm)
+{
+	return qmp_have_reply(&vm->qmp);
+}
+
+/* One QMP command through the VM's own loop: the console, the agent channel and QEMU's exit
+ * are served while the reply is awaited. Takes args. 0 with *ret (may be NULL) its return,
+ * or -1 with e set. */
+static int qvm_qmp(struct qvm *vm, const char *cmd, json_object *args, unsigned timeout_ms,
+		   json_object **ret, struct kerr *e)
+{
+	char what[64];
+
+	if (ret)
+		*ret = NULL;
+	if (qmp_send_command(&vm->qmp, cmd, args, e) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "QMP %s", cmd);
+	if (wait_until(vm, timeout_ms, have_qmp_reply, e, what) != VM_OK) {
+		qmp_forget(&vm->qmp);
+		return -1;
+	}
+	return qmp_take_reply(&vm->qmp, cmd, ret, e);
 }
 
 static int accept_one(struct qvm *vm, int ch, unsigned timeout_ms, struct kerr *e)
@@ -477,6 +537,7 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 	vm->qemu = (struct child)CHILD_INIT;
 	vm->console_log_fd = vm->agent_log_fd = vm->qemu_log_fd = -1;
 	vm->sockdir_lock = -1;
+	vm->pidfd = -1;
 	vm->t0 = now_ms();
 	vm->next_id = 1;
 	for (int ch = 0; ch < NR_CH; ch++)
@@ -526,16 +587,20 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 		goto fail;
 	}
 	vm->qemu.argv = NULL; /* argv lives in qa, released below */
+	/* QEMU's exit wakes the loop at once: its pidfd is polled with the channels (Linux 5.3;
+	 * without one the loop looks every 100 ms) */
+	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->qemu.pid, 0);
 	for (int ch = 0; ch < NR_CH; ch++)
 		if (accept_one(vm, ch, 30000, e) < 0)
 			goto fail;
 	qmp_release(&vm->qmp);
 	qmp_init(&vm->qmp, vm->fd[CH_QMP], on_qmp_event, vm);
-	if (qmp_handshake(&vm->qmp, 30000, e) < 0)
+	if (wait_until(vm, 30000, have_greeting, e, "QMP greeting") != VM_OK ||
+	    qvm_qmp(vm, "qmp_capabilities", NULL, 30000, NULL, e) < 0)
 		goto fail;
 	{
 		json_object *ver = NULL, *q = NULL;
-		if (qmp_command(&vm->qmp, "query-version", NULL, 10000, &ver, e) < 0)
+		if (qvm_qmp(vm, "query-version", NULL, 10000, &ver, e) < 0)
 			goto fail;
 		if (json_object_object_get_ex(ver, "qemu", &q))
 			snprintf(vm->version, sizeof(vm->version), "%d.%d.%d",
@@ -546,7 +611,7 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 	{
 		/* what QEMU runs on, not what it was asked for */
 		json_object *kvm = NULL, *en = NULL;
-		if (qmp_command(&vm->qmp, "query-kvm", NULL, 10000, &kvm, e) < 0)
+		if (qvm_qmp(vm, "query-kvm", NULL, 10000, &kvm, e) < 0)
 			goto fail;
 		if (json_object_object_get_ex(kvm, "enabled", &en))
 			snprintf(vm->accel, sizeof(vm->accel), "%s",
@@ -675,7 +740,7 @@ static int qvm_alive(struct qvm *vm, unsigned timeout_ms)
 
 	if (vm->exited || vm->qmp.fd < 0 || vm->qmp.closed)
 		return 0;
-	ok = qmp_command(&vm->qmp, "query-status", NULL, timeout_ms, &r, &e) == 0;
+	ok = qvm_qmp(vm, "query-status", NULL, timeout_ms, &r, &e) == 0;
 	json_object_put(r);
 	return ok;
 }
@@ -697,14 +762,14 @@ static int qvm_dump(struct qvm *vm, struct sb *out, struct kerr *e)
 
 	if (vm->exited)
 		return kerr_set(e, "QEMU ended: %s", vm->reason);
-	if (qmp_command(&vm->qmp, "query-status", NULL, 5000, &r, e) < 0)
+	if (qvm_qmp(vm, "query-status", NULL, 5000, &r, e) < 0)
 		return -1;
 	sb_addf(out, "== QMP query-status\n%s\n", json_object_to_json_string(r));
 	json_object_put(r);
 	r = NULL;
 	args = json_object_new_object();
 	json_object_object_add(args, "command-line", json_object_new_string("info registers -a"));
-	if (qmp_command(&vm->qmp, "human-monitor-command", args, 10000, &r, e) < 0)
+	if (qvm_qmp(vm, "human-monitor-command", args, 10000, &r, e) < 0)
 		return -1;
 	sb_addf(out, "== QMP info registers -a\n%s\n",
 		json_object_is_type(r, json_type_string) ? json_object_get_string(r) : "?");
@@ -716,7 +781,7 @@ static int qvm_dump(struct qvm *vm, struct sb *out, struct kerr *e)
 
 		args = json_object_new_object();
 		json_object_object_add(args, "id", json_object_new_string("con"));
-		if (qmp_command(&vm->qmp, "chardev-send-break", args, 5000, NULL, e) < 0)
+		if (qvm_qmp(vm, "chardev-send-break", args, 5000, NULL, e) < 0)
 			return -1;
 		if (send_all(vm->fd[CH_CONSOLE], &sysrq[i], 1, 2000) < 0)
 			return kerr_errno(e, "writing to the serial console");
@@ -773,7 +838,7 @@ static void qvm_stop(struct qvm *vm, unsigned grace_ms)
 	}
 	if (!vm->exited && !vm->qmp.closed && vm->qmp.fd >= 0) {
 		kerr_clear(&ignore);
-		qmp_command(&vm->qmp, "quit", NULL, 2000, NULL, &ignore);
+		qvm_qmp(vm, "quit", NULL, 2000, NULL, &ignore);
 		wait_until(vm, 2000, NULL, &ignore, "quit");
 	}
 reap:
@@ -812,6 +877,8 @@ static void qvm_destroy(struct qvm *vm)
 	free(vm->sockdir);
 	if (vm->sockdir_lock >= 0)
 		close(vm->sockdir_lock);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
 	free(vm);
 }
 

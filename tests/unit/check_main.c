@@ -18,6 +18,7 @@ Suite *vm_suite(void);
 Suite *spawn_suite(void);
 Suite *agent_suite(void);
 Suite *cell_suite(void);
+Suite *qmp_suite(void);
 
 int main(void)
 {
@@ -39,6 +40,7 @@ int main(void)
 	srunner_add_suite(sr, spawn_suite());
 	srunner_add_suite(sr, agent_suite());
 	srunner_add_suite(sr, cell_suite());
+	srunner_add_suite(sr, qmp_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

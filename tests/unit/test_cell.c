@@ -652,6 +652,29 @@ START_TEST(test_cell_pass)
 	if (!saw_transcript || !saw_rollback)
 		dump_checks(&x);
 	ck_assert(saw_transcript && saw_rollback);
+	{
+		/* the cell's results.json read back: the same checks, evidence and verdict */
+		struct cell_result back;
+		struct kerr e = KERR_INIT;
+
+		ck_assert_msg(cell_read(&back, "fake-cell", x.cell.dir, &e) == 0, "%s", e.msg);
+		ck_assert_int_eq(cell_verdict(&back), cell_verdict(&x.cell));
+		ck_assert_uint_eq(back.nr_checks, x.cell.nr_checks);
+		for (size_t i = 0; i < back.nr_checks; i++) {
+			const struct check_result *a = &x.cell.checks[i], *b = &back.checks[i];
+
+			ck_assert_str_eq(b->step, a->step);
+			ck_assert_str_eq(b->name, a->name);
+			ck_assert_int_eq(b->status, a->status);
+			ck_assert_str_eq(b->title, a->title);
+			ck_assert_uint_eq(b->nr_evidence, a->nr_evidence);
+			for (size_t k = 0; k < b->nr_evidence; k++)
+				ck_assert_str_eq(b->evidence[k], a->evidence[k]);
+		}
+		ck_assert_str_eq(back.release, "9.9.9-fake");
+		ck_assert_str_eq(back.accel, "tcg");
+		cell_release(&back);
+	}
 	fx_release(&x);
 }
 END_TEST
