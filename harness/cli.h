@@ -7,6 +7,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_checks(int argc, char **argv);
 
 /* Exit codes shared by every subcommand. */
 #define EXIT_PASS 0

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "checks.h"
 #include "image.h"
 #include "runner.h"
 #include "scenario.h"
@@ -584,6 +585,11 @@ static void run_cell(struct fx *x, enum fault fault)
 
 static void fx_release(struct fx *x)
 {
+	/* every check the cell flow reported is in the table of checks (checks.c) */
+	for (size_t i = 0; i < x->cell.nr_checks; i++)
+		ck_assert_msg(check_def_find(x->cell.checks[i].name), "check %s/%s is not in "
+			      "checks.c's table (nor in docs/checks.md)", x->cell.checks[i].step,
+			      x->cell.checks[i].name);
 	cell_release(&x->cell);
 	scenario_release(&x->sc);
 	rm_rf(x->dir);
@@ -770,6 +776,31 @@ START_TEST(test_cell_stall)
 }
 END_TEST
 
+/* docs/checks.md's table is the table of checks, as `klpq checks` prints it. */
+START_TEST(test_checks_doc)
+{
+	struct sb doc = SB_INIT, want = SB_INIT;
+	struct kerr e = KERR_INIT;
+	const char *start, *end;
+
+	ck_assert_msg(read_file(KLPQ_SRCDIR "/docs/checks.md", &doc, 0, &e) == 0, "%s", e.msg);
+	checks_doc_table(&want);
+	start = strstr(doc.buf, "| step | check | PASS when | FAIL / ERROR |");
+	ck_assert_ptr_nonnull(start);
+	end = strstr(start, "\n\n");
+	ck_assert_ptr_nonnull(end);
+	ck_assert_msg((size_t)(end + 1 - start) == want.len && !strncmp(start, want.buf, want.len),
+		      "docs/checks.md's table differs from checks.c's: write it with "
+		      "`build/klpq checks` (docs/checks.md, \"The table\")");
+	ck_assert_ptr_nonnull(check_def_find("probe:cmdline-fix1"));
+	ck_assert_ptr_nonnull(check_def_find("perf:gaming.rtt_p50"));
+	ck_assert_ptr_null(check_def_find("probe:"));
+	ck_assert_ptr_null(check_def_find("no-such-check"));
+	sb_release(&doc);
+	sb_release(&want);
+}
+END_TEST
+
 Suite *cell_suite(void)
 {
 	Suite *s = suite_create("cell");
@@ -786,6 +817,7 @@ Suite *cell_suite(void)
 	tcase_add_test(tc, test_cell_qemu_frozen);
 	tcase_add_test(tc, test_cell_refused_load);
 	tcase_add_test(tc, test_cell_stall);
+	tcase_add_test(tc, test_checks_doc);
 	suite_add_tcase(s, tc);
 	return s;
 }

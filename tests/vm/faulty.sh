@@ -30,14 +30,19 @@ while IFS=$'\t' read -r name scen code verdict sel regex in_check; do
 	fi
 	rc=${done_rc[$scen]}
 	ran=$((ran + 1))
-	if python3 - "$d" "$rc" "$code" "$verdict" "$sel" "$regex" <<'PY'
-import glob, json, re, sys
-d, rc, code, verdict, sel, regex = sys.argv[1:7]
+	if python3 - "$d" "$rc" "$code" "$verdict" "$sel" "$regex" "$KLPQ" <<'PY'
+import glob, json, re, subprocess, sys
+d, rc, code, verdict, sel, regex, klpq = sys.argv[1:8]
 cells = [json.load(open(p)) for p in glob.glob(d + "/*/*/results.json")]
 assert len(cells) == 1, "expected one cell, found %d" % len(cells)
 c = cells[0]
 assert rc == code, "exit %s, expected %s" % (rc, code)
 assert c["verdict"] == verdict, "verdict %s, expected %s" % (c["verdict"], verdict)
+# every check id the cell reported is one of the table of checks (klpq checks, docs/checks.md)
+names = sorted({k["check"] for k in c["checks"]})
+bad = subprocess.run([klpq, "checks"] + names, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True)
+assert bad.returncode == 0, bad.stderr.strip()
 if sel != "-":
     step, check, status = sel.rsplit("/", 2) if sel.count("/") >= 2 else (None, None, None)
     hits = [k for k in c["checks"] if k["step"] == step and k["check"] == check and k["status"] == status]

@@ -737,6 +737,21 @@ print("flood: klpq", run["harness"], "cell", cell["duration_ms"], "ms")
 	esac
 	if leftover_qemu; then note "not ok - $c left a QEMU process running"; failed=1; fi
 done
+# every check id these real boots reported is one of the table of checks (klpq checks)
+ids=$(find "$OUT" -name results.json -path '*/*/*/results.json' -exec python3 -c '
+import json, sys
+for p in sys.argv[1:]:
+    try:
+        c = json.load(open(p))
+    except Exception:
+        continue
+    for k in c.get("checks", []) if isinstance(c, dict) else []:
+        print(k["check"])' {} + 2>/dev/null | sort -u)
+if [ -n "$ids" ]; then
+	# shellcheck disable=SC2086
+	if unknown=$("$KLPQ" checks $ids 2>&1 >/dev/null); then note "ok - check ids: every one of $(echo "$ids" | wc -l) in the table"
+	else note "not ok - check ids: $unknown"; failed=1; fi
+fi
 note "results of these tests: $OUT"
 printf '1..%d\n' "$tap_n"
 [ $tap_n -gt 0 ] || failed=1

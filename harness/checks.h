@@ -1,0 +1,30 @@
+/* checks.h: every check a cell can report, as data: where it runs, its id(s), the verdicts a
+ * failure of it can have, when it passes, and what its FAIL or ERROR says. docs/checks.md's
+ * table is generated from it (`klpq checks`), and the unit tests hold every check the cell flow
+ * reports to an entry here.
+ */
+#ifndef KLPQ_CHECKS_H
+#define KLPQ_CHECKS_H
+
+#include <stddef.h>
+#include "util.h"
+
+struct check_def {
+	const char *steps;    /* where it runs: "prepare", "boot", "*step*", "rollback", ... */
+	const char *check;    /* its id(s) in backticks; NAME / METRIC: any name after the prefix */
+	const char *classes;  /* what a failure of it is: "FAIL", "ERROR", "FAIL or ERROR", "SKIP" */
+	const char *pass;     /* PASS when */
+	const char *bad;      /* its FAIL / ERROR and the title it carries */
+};
+
+extern const struct check_def check_defs[];
+extern const size_t nr_check_defs;
+
+/* 1 when d is about this check id (one of its ids, NAME/METRIC matching any name). */
+int check_def_is(const struct check_def *d, const char *name);
+/* The first entry naming this check id ("load", "probe:cmdline-fix1"), or NULL. */
+const struct check_def *check_def_find(const char *name);
+/* docs/checks.md's table, header included. */
+void checks_doc_table(struct sb *out);
+
+#endif
