@@ -76,11 +76,12 @@ $(BUILD)/klpq: $(BUILD)/harness/klpq.o $(BUILD)/libklpq.a
 
 # The guest agent is PID 1 in a busybox initramfs: static, with the same protocol codec.
 AGENT_SRC := $(wildcard images/agent/*.c)
-$(BUILD)/klpq-agent: $(AGENT_SRC) images/agent/agent.h harness/proto.c harness/proto.h | pkgcheck
+AGENT_SHARED := harness/proto.c harness/util.c
+$(BUILD)/klpq-agent: $(AGENT_SRC) images/agent/agent.h $(AGENT_SHARED) harness/proto.h harness/util.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -Iharness -o $@ $(AGENT_SRC) \
-		harness/proto.c -ljson-c
+		$(AGENT_SHARED) -ljson-c
 
 # The guest's load generators (docs/workloads.md): static, libcrypto's SHA-256 included.
 $(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h) | pkgcheck
@@ -91,11 +92,11 @@ $(BUILD)/klpq-workload: $(WL_SRC) $(wildcard workloads/*.h) | pkgcheck
 		-e "libcrypto.a(.*): in function" $@.log || true; test -x $@
 
 # Test-only agent that can abuse its own channel on request (tests/vm: hostile-channel).
-$(BUILD)/klpq-agent-faults: $(AGENT_SRC) images/agent/agent.h harness/proto.c harness/proto.h | pkgcheck
+$(BUILD)/klpq-agent-faults: $(AGENT_SRC) images/agent/agent.h $(AGENT_SHARED) harness/proto.h harness/util.h | pkgcheck
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  STATIC  $@")
 	$(Q)$(CC) -std=gnu11 $(WARN) -O2 -static -DKLPQ_AGENT_FAULTS -Iharness -o $@ \
-		$(AGENT_SRC) harness/proto.c -ljson-c
+		$(AGENT_SRC) $(AGENT_SHARED) -ljson-c
 
 $(BUILD)/check-unit: $(TEST_OBJ) $(BUILD)/workloads/wlmath.o $(BUILD)/libklpq.a | checkcheck
 	@$(if $(Q),echo "  LD      $@")

@@ -178,11 +178,11 @@ int port_open(struct agent *a)
 {
 	int fd;
 
-	if (a->is_init)
+	if (a->is_init || a->is_service)
 		fd = open(a->port_dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	else
 		fd = open_socket(a->sock_path);
-	if (fd < 0 || (!a->is_init && set_nonblock(fd) < 0)) {
+	if (fd < 0 || (!a->is_init && !a->is_service && set_nonblock(fd) < 0)) {
 		int saved = errno;
 		if (fd >= 0)
 			close(fd);

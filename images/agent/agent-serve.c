@@ -189,7 +189,7 @@ void __attribute__((noreturn)) serve(struct agent *a)
 		int r;
 
 		if (a->port_fd < 0 && mono_ms() >= a->reopen_at && port_open(a) < 0) {
-			if (!a->is_init)
+			if (!a->is_init && !a->is_service)
 				die(a, "cannot reconnect to %s: %s", a->sock_path, strerror(errno));
 			a->reopen_at = mono_ms() + REOPEN_MS;
 		}

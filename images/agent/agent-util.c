@@ -1,4 +1,5 @@
-/* agent-util.c: clocks, I/O, diagnostics, power-off, small file and JSON helpers (agent.h). */
+/* agent-util.c: clocks, diagnostics, power-off, small file and JSON helpers (agent.h); the I/O
+ * helpers (write_all, set_nonblock, sleep_ms) are the host's, harness/util.c, linked in. */
 #define _GNU_SOURCE
 #include "agent.h"
 
@@ -21,31 +22,6 @@ uint64_t mono_ms(void)
 uint64_t uptime_ms(void)
 {
 	return clock_ms(CLOCK_BOOTTIME);
-}
-
-int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -1;
-	return 0;
 }
 
 void vdiag(struct agent *a, const char *fmt, va_list ap)
@@ -72,20 +48,17 @@ void AGENT_FMT(2, 3) diag(struct agent *a, const char *fmt, ...)
 	va_end(ap);
 }
 
-void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	/* An early wake-up only shortens a wait every caller loops around. */
-	nanosleep(&ts, NULL);
-}
-
 void __attribute__((noreturn)) power_off(struct agent *a)
 {
 	sync();
-	if (!a->is_init)
+	if (!a->is_init && !a->is_service)
 		exit(0);
 	reboot(RB_POWER_OFF);
+	if (a->is_service) {
+		/* not allowed to (not root): the host's stop kills the VM instead */
+		diag(a, "power off failed: %s", strerror(errno));
+		exit(1);
+	}
 	/* Returning from here would kill init and panic the kernel: wait for the host instead. */
 	diag(a, "power off failed: %s; halting", strerror(errno));
 	for (;;)

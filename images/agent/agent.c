@@ -3,8 +3,11 @@
  * Runs as PID 1 (/init) of the initramfs klpq builds: mounts the basic file systems, loads the
  * modules listed in /klpq/boot-modules, finds the virtio-serial port "org.klpq.agent" and serves
  * requests from it one at a time, in a single poll loop that also sends heartbeats and reaps
- * orphans. `klpq-agent --port SOCKET` runs the same loop as an ordinary process connected to a
- * unix socket, so it can be exercised on the host.
+ * orphans. `klpq-agent --device /dev/virtio-ports/org.klpq.agent` runs the same loop as an
+ * ordinary service of a guest with its own init (a disk image): no boot duties, the port device
+ * opened and reopened as PID 1 does, poweroff powering the machine off. `klpq-agent --port
+ * SOCKET` runs it as an ordinary process connected to a unix socket, so it can be exercised on
+ * the host.
  *
  * Being init shapes the code: PID 1 must never exit (the kernel would panic), so a fatal error
  * powers the machine off; a lost port is reopened; and every child the kernel re-parents to us
@@ -162,13 +165,18 @@ int main(int argc, char **argv)
 	sigset_t chld;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--port") && i + 1 < argc)
+		if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			a.sock_path = argv[++i];
+		} else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+			snprintf(a.port_dev, sizeof(a.port_dev), "%s", argv[++i]);
+			a.is_service = 1;
+		}
 		/* PID 1 also receives unknown kernel command-line words: ignore them there */
 	}
-	a.is_init = !a.sock_path && getpid() == 1;
-	if (!a.is_init && !a.sock_path) {
-		fprintf(stderr, "usage: klpq-agent --port SOCKET  (or run as PID 1)\n");
+	a.is_init = !a.sock_path && !a.is_service && getpid() == 1;
+	if (!a.is_init && !a.sock_path && !a.is_service) {
+		fprintf(stderr, "usage: klpq-agent --device /dev/virtio-ports/%s | --port SOCKET  "
+			"(or run as PID 1)\n", PORT_NAME);
 		return 2;
 	}
 
@@ -187,8 +195,10 @@ int main(int argc, char **argv)
 		die(&a, "signalfd: %s", strerror(errno));
 	proto_reader_init(&a.rd);
 	a.next_beat = mono_ms() + HEARTBEAT_MS;
+	if (a.is_service)
+		diag(&a, "%s starting as a service on %s", AGENT_VERSION, a.port_dev);
 	if (port_open(&a) < 0) {
-		if (!a.is_init)
+		if (!a.is_init && !a.is_service)
 			die(&a, "cannot connect to %s: %s", a.sock_path, strerror(errno));
 		diag(&a, "open %s: %s; retrying", a.port_dev, strerror(errno));
 		a.reopen_at = mono_ms() + REOPEN_MS;

@@ -12,6 +12,7 @@
 #define KLPQ_AGENT_H
 
 #include "proto.h"
+#include "util.h" /* the host's I/O helpers, linked in: write_all, set_nonblock, sleep_ms */
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,6 +81,7 @@
 
 struct agent {
 	int is_init;             /* PID 1 in the guest (not the host test mode) */
+	int is_service;          /* --device: an ordinary service on a disk image's port device */
 	const char *sock_path;   /* host test mode: unix socket to connect to */
 	char port_dev[PATH_MAX]; /* guest: /dev/vportNpM */
 	int console_fd;          /* diagnostics; -1: stderr */
@@ -137,12 +139,9 @@ void put_int(json_object *o, const char *key, int64_t v);
 void put_str(json_object *o, const char *key, const char *s);
 int read_int_file(const char *path, int64_t *out);
 int read_text_file(const char *path, char *buf, size_t size, size_t *len);
-int set_nonblock(int fd);
-void sleep_ms(unsigned ms);
 void strip_newline(char *s);
 uint64_t uptime_ms(void);
 void vdiag(struct agent *a, const char *fmt, va_list ap);
-int write_all(int fd, const void *buf, size_t len);
 
 /* agent-port.c */
 void add_identity(json_object *o);

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -268,6 +270,54 @@ START_TEST(test_agent_upload)
 }
 END_TEST
 
+/* The agent as an ordinary service on a port device (`--device`, as on a disk image's
+ * /dev/virtio-ports/org.klpq.agent): here the device is a pseudo-terminal in raw mode. Only
+ * harmless requests: poweroff would power off the host. */
+START_TEST(test_agent_device_mode)
+{
+	const char *agent = getenv("KLPQ_AGENT") ? getenv("KLPQ_AGENT") : "build/klpq-agent";
+	struct kerr e = KERR_INIT;
+	struct termios t;
+	struct child c = CHILD_INIT;
+	struct conn k;
+	struct proto_msg m;
+	const char *argv[4];
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), slave;
+
+	ck_assert_int_ge(master, 0);
+	ck_assert_int_eq(grantpt(master), 0);
+	ck_assert_int_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_int_ge(slave, 0);
+	ck_assert_int_eq(tcgetattr(slave, &t), 0);
+	cfmakeraw(&t);
+	ck_assert_int_eq(tcsetattr(slave, TCSANOW, &t), 0);
+	argv[0] = agent;
+	argv[1] = "--device";
+	argv[2] = ptsname(master);
+	argv[3] = NULL;
+	c.argv = argv;
+	ck_assert_msg(child_start(&c, &e) == 0, "%s", e.msg);
+	memset(&k, 0, sizeof(k));
+	k.fd = master;
+	k.f = fdopen(master, "r+");
+	ck_assert_ptr_nonnull(k.f);
+	next_msg(&k, &m);
+	ck_assert_str_eq(m.event, "ready");
+	proto_msg_release(&m);
+	send_raw(&k, "{\"v\":1,\"id\":7,\"op\":\"now\"}\n");
+	next_msg(&k, &m);
+	ck_assert_int_eq(proto_get_int(m.obj, "id", 0), 7);
+	ck_assert(m.ok);
+	ck_assert_int_gt(proto_get_int(m.result, "mono_ns", 0), 0);
+	proto_msg_release(&m);
+	kill(c.pid, SIGKILL);
+	child_wait(&c);
+	fclose(k.f);
+	close(slave);
+}
+END_TEST
+
 Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
@@ -275,6 +325,7 @@ Suite *agent_suite(void)
 
 	tcase_add_test(tc, test_agent_host_mode);
 	tcase_add_test(tc, test_agent_upload);
+	tcase_add_test(tc, test_agent_device_mode);
 	suite_add_tcase(s, tc);
 	return s;
 }
