@@ -68,6 +68,16 @@ int lp_state(struct cellrun *cr, const char *step, const char *name,
 	return 0;
 }
 
+size_t lp_live(const struct lp_patch *p, size_t n, const char *except)
+{
+	size_t live = 0;
+
+	for (size_t i = 0; i < n; i++)
+		live += (p[i].enabled == 1 || p[i].transition == 1) &&
+			(!except || strcmp(p[i].name, except));
+	return live;
+}
+
 const struct lp_patch *lp_find(const struct lp_patch *p, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)

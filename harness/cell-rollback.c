@@ -61,7 +61,9 @@ static int rollback_one(struct cellrun *cr, size_t idx, size_t top, const char *
 		return -1;
 	cr->state[idx] = ST_RETIRED;
 	/* With atomic replace nothing else is live: every fix must be gone. Stacked patches below
-	 * keep theirs, so then the unpatched behaviour cannot be asserted, but theirs can. */
+	 * keep theirs, so then the unpatched behaviour cannot be asserted, but theirs can. The
+	 * patch just disabled may still be listed (freed from a workqueue): it is not live. */
+	n = lp_live(pp, n, mod);
 	if (n == 0) {
 		if (run_probes(cr, S, top, 0, -1) < 0)
 			return -1;

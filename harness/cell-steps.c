@@ -209,7 +209,7 @@ static int step_disable(struct cellrun *cr, size_t i, int64_t seq)
 		if (cr->state[k] == ST_LIVE && (!p || p->enabled != 1))
 			cr->state[k] = ST_RETIRED;
 	}
-	if (n == 0) {
+	if (lp_live(pp, n, mod) == 0) {
 		const struct step *t = &ps->steps[st->target];
 
 		for (size_t k = 0; k < t->nr_probes; k++)

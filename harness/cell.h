@@ -100,6 +100,10 @@ unsigned agent_ms(const struct cellrun *cr);
 int lp_state(struct cellrun *cr, const char *step, const char *name,
 	     struct lp_patch *out, size_t max, size_t *nr);
 const struct lp_patch *lp_find(const struct lp_patch *p, size_t n, const char *name);
+/* Patches still live (enabled, or in a transition) other than except (may be NULL). A patch
+ * that was disabled stays listed for a moment after its unpatching completes: the kernel
+ * frees it (and its sysfs folder) from a workqueue; it is not live. */
+size_t lp_live(const struct lp_patch *p, size_t n, const char *except);
 void report_stall(struct cellrun *cr, const char *step, const char *check,
 		  const char *what, const char *patch, int target, uint64_t took);
 int wait_transition(struct cellrun *cr, const char *step, const char *name, int enable,
