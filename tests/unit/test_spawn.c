@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include "spawn.h"
 #include "util.h"
@@ -75,6 +77,42 @@ START_TEST(test_signal_mask_empty)
 }
 END_TEST
 
+/* child_fork: a function as the child (a cell's process), its return as the exit code, the
+ * caller's signal mask restored in the child even though every signal is blocked across the
+ * fork, and pdeathsig set. */
+static int forked(void *ctx)
+{
+	sigset_t now;
+	int pdeath = 0;
+
+	sigprocmask(SIG_SETMASK, NULL, &now);
+	if (sigismember(&now, SIGTERM) || !sigismember(&now, SIGUSR2))
+		return 3; /* the mask is not the caller's */
+	if (prctl(PR_GET_PDEATHSIG, &pdeath) < 0 || pdeath != SIGTERM)
+		return 4;
+	return *(int *)ctx;
+}
+
+START_TEST(test_child_fork)
+{
+	struct child c = CHILD_INIT;
+	struct kerr e = KERR_INIT;
+	sigset_t usr2, old;
+	int code = 7, status;
+
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, &old);
+	c.pdeathsig = SIGTERM;
+	ck_assert_msg(child_fork(&c, forked, &code, &e) == 0, "%s", e.msg);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	ck_assert_int_gt(c.pid, 0);
+	status = child_wait(&c);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 7);
+}
+END_TEST
+
 START_TEST(test_run_ends)
 {
 	const char *fail[] = { "sh", "-c", "echo why; exit 3", NULL };
@@ -109,6 +147,7 @@ Suite *spawn_suite(void)
 	tcase_add_test(tc, test_env_merged);
 	tcase_add_test(tc, test_signal_mask_empty);
 	tcase_add_test(tc, test_run_ends);
+	tcase_add_test(tc, test_child_fork);
 	suite_add_tcase(s, tc);
 	return s;
 }
