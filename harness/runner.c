@@ -319,7 +319,11 @@ static int boot(struct cellrun *cr, const char *initrd)
 	cfg.on_console = on_console;
 	cfg.ctx = cr;
 	cr->console_path = xstrdup(cons);
-	if ((started = vm_start(&cfg, &cr->vm, &e)) < 0) {
+	if ((started = vm_start(&cfg, &cr->vm, &e)) < 0 && fd_readable(cr->rn->stop_fd)) {
+		stopped(cr, "boot"); /* Ctrl-C or SIGTERM while QEMU started: not QEMU's failure */
+		goto out;
+	}
+	if (started < 0) {
 		struct check_result *c = cr_add(cr, "boot", "qemu", V_ERROR, now_ms() - t0, "%s", e.msg);
 		qemu_log_tail(c, qlog);
 		if (started == VM_START_REFUSED)

@@ -534,9 +534,11 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 	*out = vm;
 	ret = 0;
 fail:
-	if (ret < 0 && vm->qemu.pid > 0) {
+	if (ret < 0 && vm->qemu.pid > 0 && !fd_readable(cfg->stop_fd)) {
 		/* QEMU that ended by itself while starting (an abort, an exit code) refuses the
-		 * same command line every time; a kill from outside (SIGKILL, SIGTERM) may not */
+		 * same command line every time; a kill from outside (SIGKILL, SIGTERM) may not.
+		 * Not when klpq is being stopped: then QEMU is killed at once (below), without
+		 * giving it the moment to end by itself. */
 		settle_exit(vm);
 		if (vm->exited && !(WIFSIGNALED(vm->exit_status) &&
 				    (WTERMSIG(vm->exit_status) == SIGKILL ||
