@@ -2,6 +2,7 @@
 #include "vm.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +25,14 @@ const struct vm_backend *vm_backend_default(void)
 
 const char *vm_backend_names(void)
 {
-	return "qemu";
+	static char names[128];
+
+	/* from the table, so a new backend needs no second edit here */
+	if (!names[0])
+		for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+				 i ? ", " : "", backends[i]->name);
+	return names;
 }
 
 int vm_start(const struct vm_config *cfg, struct vm **out, struct kerr *e)

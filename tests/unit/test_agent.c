@@ -176,13 +176,26 @@ static enum vm_wait_result sock_call(struct vm *v, const char *op, json_object *
 
 static const struct vm_backend sock_backend = { .name = "socket", .agent_call = sock_call };
 
+/* One raw upload request for DIR/y, its reply in m. */
+static void upload_chunk(struct conn *k, int id, int size, int offset, const char *data,
+			 struct proto_msg *m)
+{
+	char *line = xasprintf("{\"v\":1,\"id\":%d,\"op\":\"upload\",\"path\":\"%s/y\","
+			       "\"size\":%d,\"offset\":%d,\"data\":\"%s\"}\n", id, k->dir, size,
+			       offset, data);
+
+	send_raw(k, line);
+	free(line);
+	next_msg(k, m);
+}
+
 START_TEST(test_agent_upload)
 {
 	struct conn k;
 	struct proto_msg m;
 	struct sockvm sv = { { &sock_backend }, &k, 100 };
 	struct kerr e = KERR_INIT;
-	char *src, *dst, *empty, *line;
+	char *src, *dst, *empty;
 	struct sb back = SB_INIT;
 	unsigned char *data;
 	size_t n = 3 * KLPQ_UPLOAD_CHUNK + 123; /* four chunks, the last one short */
@@ -219,44 +232,24 @@ START_TEST(test_agent_upload)
 	kerr_clear(&e);
 	ck_assert_int_eq(vm_upload(&sv.base, src, "/tmp/../etc/x", 0644, 5000, &e), VM_BROKEN);
 	kerr_clear(&e);
-	line = xasprintf("{\"v\":1,\"id\":1,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":2,"
-			 "\"offset\":0,\"data\":\"QUJD\"}\n", k.dir);
-	send_raw(&k, line);
-	free(line);
-	next_msg(&k, &m);
+	upload_chunk(&k, 1, 2, 0, "QUJD", &m);
 	ck_assert(!m.ok);
 	ck_assert_int_eq(m.err_no, EFBIG);
 	proto_msg_release(&m);
-	line = xasprintf("{\"v\":1,\"id\":2,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
-			 "\"offset\":3,\"data\":\"QUJD\"}\n", k.dir);
-	send_raw(&k, line);
-	free(line);
-	next_msg(&k, &m);
+	upload_chunk(&k, 2, 9, 3, "QUJD", &m);
 	ck_assert(!m.ok);
 	ck_assert_int_eq(m.err_no, ENOENT); /* no chunk at 0 came first */
 	proto_msg_release(&m);
-	line = xasprintf("{\"v\":1,\"id\":3,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
-			 "\"offset\":0,\"data\":\"QU=D\"}\n", k.dir);
-	send_raw(&k, line);
-	free(line);
-	next_msg(&k, &m);
+	upload_chunk(&k, 3, 9, 0, "QU=D", &m);
 	ck_assert(!m.ok);
 	ck_assert_int_eq(m.err_no, EINVAL);
 	proto_msg_release(&m);
-	line = xasprintf("{\"v\":1,\"id\":4,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
-			 "\"offset\":0,\"data\":\"QUJD\"}\n", k.dir);
-	send_raw(&k, line);
-	free(line);
-	next_msg(&k, &m);
+	upload_chunk(&k, 4, 9, 0, "QUJD", &m);
 	ck_assert(m.ok);
 	ck_assert_int_eq(proto_get_int(m.result, "written", -1), 3);
 	ck_assert(!proto_get_bool(m.result, "done", 1));
 	proto_msg_release(&m);
-	line = xasprintf("{\"v\":1,\"id\":5,\"op\":\"upload\",\"path\":\"%s/y\",\"size\":9,"
-			 "\"offset\":6,\"data\":\"QUJD\"}\n", k.dir);
-	send_raw(&k, line);
-	free(line);
-	next_msg(&k, &m);
+	upload_chunk(&k, 5, 9, 6, "QUJD", &m);
 	ck_assert(!m.ok);
 	ck_assert_int_eq(m.err_no, EINVAL); /* 3 bytes so far, not 6 */
 	ck_assert_msg(strstr(m.error, "but 3 bytes so far"), "%s", m.error);
