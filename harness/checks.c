@@ -2,104 +2,106 @@
  * `klpq checks` (the unit suite checks tests that the two agree). */
 #include "checks.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const struct check_def check_defs[] = {
-	{ "prepare",
+	{ "kernel", "prepare",
 	  "`kernel`",
 	  "ERROR",
 	  "the kernel is fetched and unpacked (or found in the cache)",
 	  "ERROR: download, unpack or depmod failed" },
-	{ "*step*",
+	{ "build", "*step*",
 	  "`build`",
 	  "FAIL or ERROR",
 	  "the step's module builds against the kernel's headers (or comes from the "
 	  "cache)",
 	  "FAIL: the compiler's last lines; ERROR: no headers" },
-	{ "prepare", "`program`", "FAIL or ERROR",
+	{ "program", "prepare", "`program`", "FAIL or ERROR",
 	  "each of the patch set's `programs:` compiles statically for the guest (or comes from the cache)",
 	  "FAIL: the compiler's last lines; ERROR: the compiler could not run" },
-	{ "prepare", "`host-memory`", "ERROR",
+	{ "host-memory", "prepare", "`host-memory`", "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: \"host out of memory: MemAvailable is N MB, a VM of M MB needs about K MB\"; the cell does not start" },
-	{ "prepare", "`results`, `process`", "ERROR",
+	{ "results", "prepare, end", "`results`, `process`", "ERROR",
 	  "(only reported when it fails)",
-	  "ERROR: the cell's folder or progress pipe could not be made, or its process could not be started" },
-	{ "*step*", "`kmod`", "FAIL or ERROR",
+	  "ERROR: the cell's folder or progress pipe could not be made, or its process could not be started; "
+	  "at `end`: \"the cell's klpq process was killed by signal N\" or \"exited with status N before finishing\"" },
+	{ "kmod", "*step*", "`kmod`", "FAIL or ERROR",
 	  "a `kmod` step's module and its dependencies are found in the kernel's modules.dep",
 	  "FAIL: \"kernel R has no module M\" or \"M is built into kernel R\"; ERROR: modules.dep cannot be read" },
-	{ "prepare",
+	{ "initramfs", "prepare",
 	  "`initramfs`",
 	  "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR" },
-	{ "boot",
+	{ "accel", "boot",
 	  "`accel`",
 	  "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: `accel: kvm` but the KVM trial boot says KVM cannot run this kernel "
 	  "(the reason says what QEMU did); not retried" },
-	{ "boot",
+	{ "qemu", "boot",
 	  "`qemu`",
 	  "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: QEMU would not start: \"QEMU exited with N / aborted (signal 6) during "
 	  "start-up: <QEMU's first error line>\", QEMU's own lines from qemu.log as "
 	  "evidence; not retried when QEMU ended by itself" },
-	{ "boot",
+	{ "console", "boot",
 	  "`console`",
 	  "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: not one byte on the serial console within `timeouts.console_s` (the "
 	  "kernel never started: an unusable accelerator, a boot hung at once)" },
-	{ "boot",
+	{ "agent", "boot",
 	  "`agent`",
 	  "FAIL or ERROR",
 	  "the agent reports ready, on the expected kernel release, within "
 	  "`timeouts.boot_s`",
 	  "ERROR: never ready (a crash during boot also adds a `crash` FAIL)" },
-	{ "baseline",
+	{ "baseline-probe", "baseline",
 	  "`probe:NAME`",
 	  "FAIL",
 	  "each probe with `rollback: true` fails before any patch (else it cannot tell "
 	  "patched from unpatched)",
 	  "FAIL: \"still passes without the patch\"" },
-	{ "baseline, *step*",
+	{ "taint", "baseline, *step*",
 	  "`taint`",
 	  "FAIL",
 	  "no taint flag outside `taint.allow`",
 	  "FAIL, naming the letters" },
-	{ "*step*", "`params`", "FAIL",
+	{ "params", "*step*", "`params`", "FAIL",
 	  "a `params_file` names one line in the guest, appended to the load's parameters",
 	  "FAIL: \"params_file F cannot be read\", \"is empty\" or \"holds more than one line\"" },
-	{ "any", "`mark`, `kmsg`", "ERROR",
+	{ "mark", "any", "`mark`, `kmsg`", "ERROR",
 	  "(only reported when it fails) the agent marks the kernel log at a step's start and reads it back",
 	  "ERROR: \"agent could not mark the kernel log\" / \"could not read the kernel log\"" },
-	{ "*step*", "`sysctl`, `tasks`", "FAIL or ERROR",
+	{ "sysctl", "*step*", "`sysctl`, `tasks`", "FAIL or ERROR",
 	  "(only reported when the guest stops answering during the sysctl write, or while the tasks of a stalled transition are listed)",
 	  "as for a guest that stops answering (above)" },
-	{ "*step*",
+	{ "load", "*step*",
 	  "`load`",
 	  "FAIL",
 	  "the module loads (or, with `expect: load-fails`, is refused; then the probes "
 	  "of the step left live run again, and a refused last step leaves rollback, "
 	  "reapply, pairs and leak cycles to that step)",
 	  "FAIL: refused, with errno and the kernel log" },
-	{ "*step*",
+	{ "transition", "*step*",
 	  "`transition`",
 	  "FAIL",
 	  "the patch is enabled and `transition` is 0 within `timeouts.transition_s`; "
 	  "time is load start to settled",
 	  "FAIL: `transition stall: 'P' did not settle within N s (blocked by COMM:PID, "
 	  "...)`, every task not yet switched with its stack as evidence" },
-	{ "*step*",
+	{ "recovery", "*step*",
 	  "`recovery`",
 	  "FAIL",
 	  "(after a stall, unless `stall_recovery: none`) writing 1 to the patch's "
 	  "`signal` attribute lets the transition settle; with `stall_recovery: reverse`, "
 	  "writing 0 to `enabled` mid-transition reverses it and it settles",
 	  "FAIL: `did not recover: ...` (the stall itself stays a FAIL either way)" },
-	{ "*step*",
+	{ "sysfs", "*step*",
 	  "`sysfs`",
 	  "FAIL",
 	  "the patch is enabled, not in transition, and each object is `patched` exactly "
@@ -108,36 +110,36 @@ const struct check_def check_defs[] = {
 	  "The title names the objects whose module is absent (\"1 object(s) patched; 1 "
 	  "not loaded, not patched: isofs\")",
 	  "FAIL, with every patch's sysfs state (objects, patched, loaded, absent)" },
-	{ "*step*",
+	{ "replaced", "*step*",
 	  "`replaced`",
 	  "FAIL",
 	  "each earlier patch is gone from /sys/kernel/livepatch and its module can be "
 	  "removed",
 	  "FAIL: still listed, or rmmod refused" },
-	{ "*step*",
+	{ "probe", "*step*",
 	  "`probe:NAME`",
 	  "FAIL",
 	  "this step's probes and every earlier step's probes exit 0",
 	  "FAIL: \"earlier step's probe NAME failed after STEP\" (a cumulative patch that "
 	  "dropped a fix), with output and exit code" },
-	{ "*step*",
+	{ "transcript", "*step*",
 	  "`transcript`",
 	  "FAIL",
 	  "the kernel log since the step began holds `enabling patch`, `starting patching "
 	  "transition`, `patching complete`, in order",
 	  "FAIL: the missing line; evidence: every livepatch line" },
-	{ "any",
+	{ "crash", "any",
 	  "`crash`",
 	  "FAIL",
 	  "(only reported on a hit)",
 	  "FAIL: a crash signature (below) in the kernel log since the step began or on "
 	  "the console" },
-	{ "rollback",
+	{ "disable", "rollback",
 	  "`disable`",
 	  "FAIL",
 	  "writing 0 to `enabled` works",
 	  "FAIL" },
-	{ "*step*",
+	{ "method", "*step*",
 	  "`method`",
 	  "FAIL",
 	  "the step's declared method holds: cumulative leaves none of the cell's earlier "
@@ -147,7 +149,7 @@ const struct check_def check_defs[] = {
 	  "FAIL: `M is declared cumulative (atomic replace), but the kernel still lists "
 	  "the earlier patch(es): it was stacked (built without .replace = true?)`, or "
 	  "the stacked counterpart" },
-	{ "*step*",
+	{ "transition-no-livepatch", "*step*",
 	  "`transition` (no livepatch)",
 	  "FAIL",
 	  "a module that loaded is listed under /sys/kernel/livepatch (klp_enable_patch "
@@ -155,7 +157,7 @@ const struct check_def check_defs[] = {
 	  "FAIL: `module M registered no livepatch: it loaded, but "
 	  "/sys/kernel/livepatch/M never appeared`, within a second, instead of a "
 	  "transition stall" },
-	{ "*step*",
+	{ "action", "*step*",
 	  "`action`",
 	  "FAIL",
 	  "a step that is not a livepatch load did what it says (docs/scenario.md, \"A "
@@ -166,32 +168,32 @@ const struct check_def check_defs[] = {
 	  "FAIL: refused (errno, the kernel's lines), or done where the kernel had to "
 	  "refuse, or the refusal not the one expected; a failed action stops the later "
 	  "steps" },
-	{ "*step*",
+	{ "objects", "*step*",
 	  "`objects`",
 	  "FAIL",
 	  "after a step that is not a livepatch load: every listed patch's objects are "
 	  "patched exactly while their modules are loaded (a module loaded or removed by "
 	  "the step must be followed)",
 	  "FAIL, with every patch's objects, patched and loaded counts" },
-	{ "*step*",
+	{ "klog", "*step*",
 	  "`klog`",
 	  "FAIL",
 	  "the step's `log:` holds: the kernel lines since the step began, filtered by "
 	  "`log_filter`, are exactly the listed ones in order",
 	  "FAIL: \"kernel log differs at line N: expected 'A', got 'B'\", \"is missing "
 	  "line N\", or \"has a line more\"; evidence: both lists" },
-	{ "rollback",
+	{ "unpatch-transition", "rollback",
 	  "`unpatch-transition`",
 	  "FAIL",
 	  "the patch leaves sysfs (or is disabled and settled) in time",
 	  "FAIL: `unpatching stall ...` as above" },
-	{ "rollback",
+	{ "rollback-probe", "rollback",
 	  "`probe:NAME`",
 	  "FAIL",
 	  "with no other patch live, every `rollback: true` probe fails again; with "
 	  "patches still live below (a stack), their probes still pass",
 	  "FAIL: \"still passes without the patch\", or a lower patch's probe that failed" },
-	{ "rollback-*N*, reapply-*N*",
+	{ "rollback-n", "rollback-*N*, reapply-*N*",
 	  "as rollback and reapply",
 	  "",
 	  "a stack (several of the cell's patches live at the end) is rolled back top "
@@ -199,25 +201,25 @@ const struct check_def check_defs[] = {
 	  "disable checked as above, then pushed again bottom up (`reapply` is the top "
 	  "again)",
 	  "as for rollback and reapply" },
-	{ "rollback", "`probes`", "SKIP",
+	{ "rollback-probes", "rollback", "`probes`", "SKIP",
 	  "(only reported with other patches still live below the one rolled back)",
 	  "SKIP: \"N other patch(es) still live: unpatched behaviour not checked; their own probes must still pass\"" },
-	{ "rollback",
+	{ "rollback-transcript", "rollback",
 	  "`transcript`",
 	  "FAIL",
 	  "`starting unpatching transition`, `unpatching complete`",
 	  "FAIL" },
-	{ "rollback",
+	{ "unload", "rollback",
 	  "`unload`",
 	  "FAIL",
 	  "the disabled patch's module can be removed",
 	  "FAIL" },
-	{ "reapply",
+	{ "reapply", "reapply",
 	  "`load`, `transition`, `probe:NAME`, `transcript`",
-	  "",
+	  "FAIL",
 	  "the same module loads and applies again, every probe passes",
 	  "as for a step" },
-	{ "leak, leak-cycle*N*",
+	{ "leak", "leak, leak-cycle*N*",
 	  "`memory`, `refcnt`, and each cycle's `disable`, `unload`, `load`, `transition`",
 	  "FAIL",
 	  "after the rollback, `leak.cycles` (3) cycles of the last step: disable, "
@@ -233,19 +235,19 @@ const struct check_def check_defs[] = {
 	  "infrastructure ERROR",
 	  "FAIL: `leak: SUnreclaim grew N kB per cycle over C cycles of M (...)`, every "
 	  "measurement as evidence" },
-	{ "leak", "`exercise`", "ERROR",
+	{ "exercise", "leak", "`exercise`", "ERROR",
 	  "the `leak.exercise` command exits 0 in each cycle",
 	  "ERROR: \"leak.exercise exited with N\"" },
-	{ "perf", "`clock`, `samples`, `workload`", "FAIL or ERROR",
+	{ "perf-guest", "perf", "`clock`, `samples`, `workload`", "FAIL or ERROR",
 	  "(only reported when the guest stops answering while its clock is read, the workloads' samples are read or a workload phase runs)",
 	  "as for a guest that stops answering (above)" },
-	{ "perf",
+	{ "workloads", "perf",
 	  "`workloads`",
 	  "ERROR",
 	  "(scenarios with workloads) every workload started and wrote samples during the "
 	  "warm-up",
 	  "ERROR: which workload, with its stderr" },
-	{ "perf",
+	{ "perf", "perf",
 	  "`perf:METRIC`",
 	  "FAIL",
 	  "docs/statistics.md: the 95% interval of the change (last step vs unpatched, "
@@ -255,7 +257,7 @@ const struct check_def check_defs[] = {
 	  "pair(s))`; SKIP `inconclusive: ... noise +-N%` when the interval straddles the "
 	  "threshold; SKIP `not compared` when a group has no samples or the unpatched "
 	  "value is 0" },
-	{ "perf",
+	{ "perf-transition-max", "perf",
 	  "`perf:gaming.transition_frame_max`, `perf:streaming.transition_stall_max`",
 	  "FAIL",
 	  "the worst frame time / stall inside the transition windows is within "
@@ -263,33 +265,33 @@ const struct check_def check_defs[] = {
 	  "noise floor)",
 	  "FAIL: `transition disruption: worst frame N ms in STEP-transition, against M "
 	  "ms at worst unpatched`" },
-	{ "perf-pair*K*",
+	{ "perf-pair", "perf-pair*K*",
 	  "`disable`, `unpatch-transition`, `unload`, `load`, `transition`",
-	  "",
+	  "FAIL",
 	  "the extra unpatched/patched pairs for the comparison",
 	  "as for the rollback and a step" },
-	{ "end",
+	{ "poweroff", "end",
 	  "`poweroff`",
 	  "FAIL or ERROR",
 	  "the guest powers off when asked",
 	  "FAIL (after a patch) / ERROR" },
-	{ "end",
+	{ "agent-channel", "end",
 	  "`agent-channel`",
 	  "FAIL or ERROR",
 	  "(only reported on a hit)",
 	  "FAIL: the guest wrote lines over the 64 KiB bound or unparsable lines into the "
 	  "agent channel (counts; see agent.log); ERROR when no patch had been loaded" },
-	{ "end",
+	{ "logs", "end",
 	  "`logs`",
 	  "ERROR",
 	  "(only reported on a hit)",
 	  "ERROR: console.log or agent.log could not be written (a full disk)" },
-	{ "any",
+	{ "interrupted", "any",
 	  "`interrupted`",
 	  "ERROR",
 	  "(only reported on a hit)",
 	  "ERROR: klpq was asked to stop" },
-	{ "end",
+	{ "remaining", "end",
 	  "`remaining`",
 	  "SKIP",
 	  "SKIP: steps not run after a step that stopped the cell",
@@ -327,13 +329,99 @@ const struct check_def *check_def_find(const char *name)
 	return NULL;
 }
 
+/* The kind of step a step's name is, as the table's step column spells it: the fixed steps
+ * by name, their numbered repeats by pattern, anything else a patch set's step. */
+static const char *step_kind(const char *step)
+{
+	static const char *const fixed[] = { "prepare", "boot", "baseline", "rollback", "reapply",
+					     "leak", "perf", "end" };
+	static const struct { const char *prefix, *kind; } numbered[] = {
+		{ "rollback-", "rollback" }, { "reapply-", "reapply" },
+		{ "leak-cycle", "leak-cycle*N*" }, { "perf-pair", "perf-pair*K*" },
+	};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (!strcmp(step, fixed[i]))
+			return fixed[i];
+	for (size_t i = 0; i < sizeof(numbered) / sizeof(numbered[0]); i++) {
+		size_t n = strlen(numbered[i].prefix);
+
+		if (!strncmp(step, numbered[i].prefix, n) && step[n] &&
+		    strspn(step + n, "0123456789") == strlen(step + n))
+			return numbered[i].kind;
+	}
+	return "*step*";
+}
+
+/* 1 when the entry's step column ("baseline, *step*", "any") covers this kind of step */
+static int runs_at(const struct check_def *d, const char *kind)
+{
+	size_t n = strlen(kind);
+
+	for (const char *p = d->steps; *p; ) {
+		size_t len = strcspn(p, ",");
+
+		if ((len == n && !strncmp(p, kind, n)) || (len == 3 && !strncmp(p, "any", 3)))
+			return 1;
+		p += len;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
+const struct check_def *check_def_at(const char *step, const char *name)
+{
+	const char *kind = step_kind(step);
+
+	for (size_t i = 0; i < nr_check_defs; i++)
+		if (check_def_is(&check_defs[i], name) && runs_at(&check_defs[i], kind))
+			return &check_defs[i];
+	return NULL;
+}
+
+const struct check_def *check_def_for(const char *step, const char *name)
+{
+	const struct check_def *d = check_def_at(step, name);
+
+	return d ? d : check_def_find(name);
+}
+
+int check_def_allows(const struct check_def *d, int is_fail)
+{
+	return strstr(d->classes, is_fail ? "FAIL" : "ERROR") != NULL;
+}
+
+int checks_guest_loss(const char *title)
+{
+	/* cell-guest.c's guest_trouble: the titles of a guest lost while a check waited */
+	static const char *const loss[] = {
+		"guest died", "guest stopped answering", "QEMU ended from outside the guest",
+		"QEMU itself stopped answering", "interrupted: ", "harness error: ",
+	};
+
+	for (size_t i = 0; i < sizeof(loss) / sizeof(loss[0]); i++)
+		if (!strncmp(title, loss[i], strlen(loss[i])))
+			return 1;
+	return 0;
+}
+
+const char *check_def_doc(const struct check_def *d)
+{
+	static char buf[96];
+
+	if (!d)
+		return NULL;
+	snprintf(buf, sizeof(buf), "docs/checks.md#check-%s", d->anchor);
+	return buf;
+}
+
 void checks_doc_table(struct sb *out)
 {
 	sb_adds(out, "| step | check | PASS when | FAIL / ERROR |\n|---|---|---|---|\n");
 	for (size_t i = 0; i < nr_check_defs; i++) {
 		const struct check_def *d = &check_defs[i];
 
-		sb_addf(out, "| %s | %s | %s |%s%s |\n", d->steps, d->check, d->pass,
-			*d->bad ? " " : "", d->bad);
+		sb_addf(out, "| %s | <a id=\"check-%s\"></a>%s | %s |%s%s |\n", d->steps, d->anchor,
+			d->check, d->pass, *d->bad ? " " : "", d->bad);
 	}
 }

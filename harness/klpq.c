@@ -19,7 +19,7 @@ static const struct command commands[] = {
 	  "klpq report RUN_DIR" },
 	{ "merge", cmd_merge, "join shard runs into one: klpq merge -o OUT_RUN RUN..." },
 	{ "validate", cmd_validate, "check a scenario and its patch set: klpq validate SCENARIO.yaml" },
-	{ "checks", cmd_checks, "the checks a cell reports, or one of them: klpq checks [ID...]" },
+	{ "checks", cmd_checks, "the checks a cell reports, or one of them: klpq checks [ID...]; klpq checks --verify RESULTS.JSON..." },
 };
 
 static void usage(FILE *out)

@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 
+#include "checks.h"
 #include "report.h"
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
@@ -146,6 +147,7 @@ int report_junit(const struct run_result *r, const char *path, struct kerr *e)
 		for (size_t k = 0; k < c->nr_checks; k++) {
 			const struct check_result *ck = &c->checks[k];
 			struct sb cls = SB_INIT;
+			const char *doc;
 
 			sb_addf(&cls, "%s.%s", c->id, ck->step);
 			sb_adds(&o, "    <testcase");
@@ -157,7 +159,14 @@ int report_junit(const struct run_result *r, const char *path, struct kerr *e)
 				sb_adds(&o, "/>\n");
 				continue;
 			}
-			sb_adds(&o, ">\n      <");
+			sb_adds(&o, ">\n");
+			doc = check_def_doc(check_def_for(ck->step, ck->name));
+			if (doc) {
+				sb_adds(&o, "      <properties><property name=\"doc\"");
+				attr(&o, "value", doc);
+				sb_adds(&o, "/></properties>\n");
+			}
+			sb_adds(&o, "      <");
 			sb_adds(&o, ck->status == V_FAIL ? "failure" : ck->status == V_ERROR ? "error"
 							     : "skipped");
 			attr(&o, "message", ck->title);
@@ -220,6 +229,7 @@ int report_tap(const struct run_result *r, const char *path, struct kerr *e)
 		for (size_t k = 0; k < c->nr_checks; k++) {
 			const struct check_result *ck = &c->checks[k];
 			int ok = ck->status == V_PASS || ck->status == V_SKIP;
+			const struct check_def *def = check_def_for(ck->step, ck->name);
 
 			sb_addf(&o, "%sok %zu - ", ok ? "" : "not ", ++n);
 			tap_desc(&o, c->id);
@@ -238,6 +248,12 @@ int report_tap(const struct run_result *r, const char *path, struct kerr *e)
 			yaml_str(&o, ck->title);
 			sb_addf(&o, "\n  kernel: ");
 			yaml_str(&o, c->kernel);
+			if (def) {
+				sb_adds(&o, "\n  class: ");
+				yaml_str(&o, def->classes);
+				sb_adds(&o, "\n  doc: ");
+				yaml_str(&o, check_def_doc(def));
+			}
 			sb_adds(&o, "\n  evidence:\n");
 			for (size_t v = 0; v < ck->nr_evidence; v++) {
 				sb_adds(&o, "    - ");
@@ -325,6 +341,7 @@ int report_kcidb(const struct run_result *r, const char *path, struct kerr *e)
 			json_object *env = json_object_new_object(), *ev = json_object_new_array();
 			struct sb tp = SB_INIT;
 			char *test_id = xasprintf("klpq:%s:%s:%zu", r->id, c->id, k + 1);
+			const char *doc;
 
 			sb_adds(&tp, "klpq.");
 			path_part(&tp, c->patchset);
@@ -353,6 +370,8 @@ int report_kcidb(const struct run_result *r, const char *path, struct kerr *e)
 				json_object_array_add(ev, json_object_new_string(ck->evidence[v]));
 			json_object_object_add(tm, "title", json_object_new_string(ck->title));
 			json_object_object_add(tm, "evidence", ev);
+			if ((doc = check_def_doc(check_def_for(ck->step, ck->name))))
+				json_object_object_add(tm, "doc", json_object_new_string(doc));
 			json_object_object_add(t, "misc", tm);
 			json_object_array_add(tests, t);
 			sb_release(&tp);
@@ -424,10 +443,21 @@ int report_html(const struct run_result *r, const char *path, struct kerr *e)
 		for (size_t k = 0; k < c->nr_checks; k++) {
 			const struct check_result *ck = &c->checks[k];
 			const char *v = verdict_name(ck->status);
+			const struct check_def *def = check_def_for(ck->step, ck->name);
 
 			sb_adds(&o, "<tr><td>");
 			report_xml_escape(&o, ck->step);
-			sb_adds(&o, "</td><td>");
+			sb_adds(&o, "</td><td");
+			if (def) {
+				/* what the check is, from the table of checks, on hover */
+				struct sb tip = SB_INIT;
+
+				sb_addf(&tip, "PASS when %s. %s: %s. (%s)", def->pass, def->classes,
+					def->bad, check_def_doc(def));
+				attr(&o, "title", tip.buf);
+				sb_release(&tip);
+			}
+			sb_adds(&o, ">");
 			report_xml_escape(&o, ck->name);
 			sb_addf(&o, "</td><td class=\"%s\">%s</td><td>%.1f s</td><td>", v, v,
 				ck->duration_ms / 1000.0);

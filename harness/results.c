@@ -1,5 +1,6 @@
 /* results.c: see results.h. */
 #define _GNU_SOURCE
+#include "checks.h"
 #include "perf.h"
 #include "results.h"
 #include "proto.h"
@@ -186,6 +187,8 @@ json_object *cell_to_json(const struct cell_result *c)
 	for (size_t i = 0; i < c->nr_checks; i++) {
 		const struct check_result *r = &c->checks[i];
 		json_object *j = json_object_new_object(), *ev = json_object_new_array();
+		const char *doc;
+
 		json_object_object_add(j, "step", jstr(r->step));
 		json_object_object_add(j, "check", jstr(r->name));
 		json_object_object_add(j, "status", jstr(verdict_name(r->status)));
@@ -194,6 +197,9 @@ json_object *cell_to_json(const struct cell_result *c)
 		for (size_t k = 0; k < r->nr_evidence; k++)
 			json_object_array_add(ev, jstr(r->evidence[k]));
 		json_object_object_add(j, "evidence", ev);
+		doc = check_def_doc(check_def_for(r->step, r->name));
+		if (doc)
+			json_object_object_add(j, "doc", jstr(doc));
 		json_object_array_add(checks, j);
 	}
 	json_object_object_add(o, "checks", checks);

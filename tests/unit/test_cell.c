@@ -604,11 +604,20 @@ static void run_cell(struct fx *x, enum fault fault)
 
 static void fx_release(struct fx *x)
 {
-	/* every check the cell flow reported is in the table of checks (checks.c) */
-	for (size_t i = 0; i < x->cell.nr_checks; i++)
-		ck_assert_msg(check_def_find(x->cell.checks[i].name), "check %s/%s is not in "
-			      "checks.c's table (nor in docs/checks.md)", x->cell.checks[i].step,
-			      x->cell.checks[i].name);
+	/* every check the cell flow reported is in the table of checks (checks.c) at the step
+	 * it ran at, and a FAIL or an ERROR of it is one its row allows, or a lost guest's */
+	for (size_t i = 0; i < x->cell.nr_checks; i++) {
+		const struct check_result *r = &x->cell.checks[i];
+		const struct check_def *d = check_def_at(r->step, r->name);
+
+		ck_assert_msg(d, "check %s/%s is not in checks.c's table at that step (nor in "
+			      "docs/checks.md)", r->step, r->name);
+		if (r->status == V_FAIL || r->status == V_ERROR)
+			ck_assert_msg(check_def_allows(d, r->status == V_FAIL) ||
+				      checks_guest_loss(r->title), "check %s/%s is %s ('%s'), which "
+				      "its row in checks.c does not allow (%s)", r->step, r->name,
+				      verdict_name(r->status), r->title, d->classes);
+	}
 	cell_release(&x->cell);
 	scenario_release(&x->sc);
 	rm_rf(x->dir);
@@ -704,6 +713,25 @@ START_TEST(test_cell_pass)
 		ck_assert_str_eq(back.release, "9.9.9-fake");
 		ck_assert_str_eq(back.accel, "tcg");
 		cell_release(&back);
+	}
+	{
+		/* each check in results.json names its row of the table of checks */
+		char *p = path_join(x.cell.dir, "results.json");
+		json_object *o = json_object_from_file(p), *checks, *doc;
+
+		ck_assert_ptr_nonnull(o);
+		ck_assert(json_object_object_get_ex(o, "checks", &checks));
+		ck_assert_uint_eq(json_object_array_length(checks), x.cell.nr_checks);
+		for (size_t i = 0; i < x.cell.nr_checks; i++) {
+			const struct check_result *a = &x.cell.checks[i];
+
+			ck_assert(json_object_object_get_ex(json_object_array_get_idx(checks, i),
+							    "doc", &doc));
+			ck_assert_str_eq(json_object_get_string(doc),
+					 check_def_doc(check_def_at(a->step, a->name)));
+		}
+		json_object_put(o);
+		free(p);
 	}
 	fx_release(&x);
 }
@@ -820,6 +848,35 @@ START_TEST(test_checks_doc)
 	ck_assert_ptr_nonnull(check_def_find("perf:gaming.rtt_p50"));
 	ck_assert_ptr_null(check_def_find("probe:"));
 	ck_assert_ptr_null(check_def_find("no-such-check"));
+	/* the row for a check id at a step: its kind of step picks among rows of one id */
+	ck_assert_str_eq(check_def_at("fix1", "load")->anchor, "load");
+	ck_assert_str_eq(check_def_at("reapply", "load")->anchor, "reapply");
+	ck_assert_str_eq(check_def_at("reapply-2", "load")->anchor, "reapply");
+	ck_assert_str_eq(check_def_at("leak-cycle3", "disable")->anchor, "leak");
+	ck_assert_str_eq(check_def_at("perf-pair1", "transition")->anchor, "perf-pair");
+	ck_assert_str_eq(check_def_at("rollback", "disable")->anchor, "disable");
+	ck_assert_str_eq(check_def_at("rollback-1", "probe:x")->anchor, "rollback-probe");
+	ck_assert_str_eq(check_def_at("baseline", "probe:x")->anchor, "baseline-probe");
+	ck_assert_str_eq(check_def_at("step2", "probe:x")->anchor, "probe");
+	ck_assert_str_eq(check_def_at("boot", "crash")->anchor, "crash"); /* "any" */
+	ck_assert_str_eq(check_def_at("end", "process")->anchor, "results");
+	ck_assert_ptr_null(check_def_at("boot", "load"));     /* load never runs at boot */
+	ck_assert_ptr_null(check_def_at("leak-cycle", "disable")); /* no number: a patch step */
+	ck_assert_str_eq(check_def_for("boot", "load")->anchor, "load");
+	ck_assert(check_def_allows(check_def_at("fix1", "build"), 1));
+	ck_assert(check_def_allows(check_def_at("fix1", "build"), 0));
+	ck_assert(!check_def_allows(check_def_at("prepare", "kernel"), 1));
+	ck_assert(!check_def_allows(check_def_at("fix1", "sysfs"), 0));
+	ck_assert(checks_guest_loss("guest died: kernel panic (x)"));
+	ck_assert(checks_guest_loss("QEMU ended from outside the guest: killed"));
+	ck_assert(!checks_guest_loss("refused: -22"));
+	ck_assert_str_eq(check_def_doc(check_def_at("fix1", "load")), "docs/checks.md#check-load");
+	ck_assert_ptr_null(check_def_doc(NULL));
+	/* anchors are unique */
+	for (size_t i = 0; i < nr_check_defs; i++)
+		for (size_t k = i + 1; k < nr_check_defs; k++)
+			ck_assert_msg(strcmp(check_defs[i].anchor, check_defs[k].anchor),
+				      "anchor %s twice", check_defs[i].anchor);
 	sb_release(&doc);
 	sb_release(&want);
 }

@@ -97,6 +97,11 @@ START_TEST(test_formats)
 	ck_assert(strstr(text, "<property name=\"accel_reason\" value=\"KVM unusable: QEMU aborted: "
 			       "failed to set MSR 0x10a to 0x69\"/>"));
 	ck_assert_ptr_null(strchr(text, '\x01'));
+	/* a check that did not pass names its row in docs/checks.md (checks.c's table) */
+	ck_assert(strstr(text, "<properties><property name=\"doc\" value=\"docs/checks.md#"
+			       "check-crash\"/></properties>\n      <failure"));
+	ck_assert(strstr(text, "value=\"docs/checks.md#check-kernel\"/></properties>\n      <error"));
+	ck_assert(strstr(text, "value=\"docs/checks.md#check-perf\"/></properties>\n      <skipped"));
 	free(text);
 	free(p);
 
@@ -112,6 +117,9 @@ START_TEST(test_formats)
 			       "inconclusive: noise\n"));
 	ck_assert(strstr(text, "not ok 4 - 6.12.111+deb12-cloud-amd64_demo prepare kernel\n"));
 	ck_assert(strstr(text, "  title: \"apt-get failed\\x0asecond line\""));
+	ck_assert(strstr(text, "  kernel: \"debian:6.1.0-56-rt-amd64\"\n  class: \"FAIL\"\n"
+			       "  doc: \"docs/checks.md#check-crash\"\n"));
+	ck_assert(strstr(text, "  class: \"ERROR\"\n  doc: \"docs/checks.md#check-kernel\"\n"));
 	free(text);
 	free(p);
 
@@ -128,6 +136,8 @@ START_TEST(test_formats)
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "path")),
 			 "klpq.demo.step1.crash");
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "status")), "FAIL");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(json_object_object_get(t,
+			 "misc"), "doc")), "docs/checks.md#check-crash");
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "id")), "klpq:run1:"
 			 "6.1.0-56-rt-amd64_demo:2");
 	ck_assert_str_eq(json_object_get_string(json_object_object_get(t, "build_id")),
@@ -148,6 +158,10 @@ START_TEST(test_formats)
 	text = slurp(p);
 	ck_assert(strstr(text, "BUG: &lt;oops&gt;"));
 	ck_assert(strstr(text, "<td class=\"FAIL\">FAIL</td>"));
+	/* the check's name says on hover what it is, from the table of checks */
+	ck_assert(strstr(text, "<td title=\"PASS when the module loads (or, with `expect: "
+			       "load-fails`"));
+	ck_assert(strstr(text, "(docs/checks.md#check-load)\">load</td>"));
 	ck_assert(strstr(text, "<td>tcg (KVM unusable: QEMU aborted: failed to set MSR 0x10a to "
 			       "0x69)</td>"));
 	free(text);
