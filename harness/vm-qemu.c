@@ -7,14 +7,13 @@
  * accelerator and CPU model come from accel.c (a trial boot), through this backend's
  * decide_accel.
  *
- * One poll loop (pump_once) drains the console (written to console.log and handed to a
- * callback, the crash classifier), the agent channel (framed and parsed by proto.c, logged to
- * agent.log) and QMP (events and the reply of the one command in flight: qvm_qmp waits in this
- * loop), and watches a stop descriptor (Ctrl-C) and QEMU's pidfd, so its exit wakes the loop
- * at once. A descriptor that poll reports invalid is dropped, never polled again. */
+ * The VM's one loop is vm-chan.c's (the console, the agent channel, the stop descriptor, the
+ * timers); this backend adds QMP (events, and the reply of the one command in flight: qvm_qmp
+ * waits in that loop) and QEMU's pidfd, so its exit wakes the loop at once. */
 #define _GNU_SOURCE
 #include "vm-qemu.h"
 #include "accel.h"
+#include "vm-chan.h"
 #include "qmp.h"
 #include "spawn.h"
 
@@ -41,24 +40,15 @@ struct qvm {
 	int sockdir_lock;          /* flock held on sockdir/.lock while the folder lives */
 	int pidfd;                 /* QEMU's pidfd (readable once it exited), or -1 */
 	int listen_fd[NR_CH];
-	int fd[NR_CH];
+	int fd[NR_CH];             /* accepted; the console and agent pass to ch */
+	struct vmchan ch;          /* the console and agent channels, the loop */
+	int ch_ready;              /* ch initialised (its logs open) */
 	struct qmp qmp;
-	struct proto_reader agent_rd;
-	int console_log_fd, agent_log_fd, qemu_log_fd;
-	uint64_t t0;
-	int64_t next_id;
-	json_object *ready;        /* the ready event, once seen */
-	struct proto_msg reply;    /* reply to the request in flight */
-	int64_t want_id;
-	int have_reply;
-	uint64_t last_agent_ms;    /* when the agent last sent anything (its heartbeat: 2 s) */
-	uint64_t watch_since_ms;   /* an agent request in flight since then; 0: none */
+	int qemu_log_fd;
 	int exited;
 	int exit_status;
 	int guest_reset, guest_shutdown, guest_panicked;
 	int host_shutdown;         /* QEMU told to end by its host (a signal, a QMP quit) */
-	uint64_t malformed;        /* agent lines that did not parse */
-	int log_errno;             /* first failure writing console.log or agent.log */
 	char reason[256];
 	char accel[8];
 	char version[64];
@@ -85,20 +75,6 @@ static int listen_unix(const char *path, struct kerr *e)
 	return fd;
 }
 
-static void log_agent(struct qvm *vm, const char *dir, const char *line, size_t len)
-{
-	char head[48];
-	int n;
-
-	if (vm->agent_log_fd < 0)
-		return;
-	n = snprintf(head, sizeof(head), "%9.3f %s ", (double)(now_ms() - vm->t0) / 1000.0, dir);
-	if ((write_all(vm->agent_log_fd, head, (size_t)n) < 0 ||
-	     write_all(vm->agent_log_fd, line, len) < 0 ||
-	     write_all(vm->agent_log_fd, "\n", 1) < 0) && !vm->log_errno)
-		vm->log_errno = errno;
-}
-
 static void on_qmp_event(void *ctx, const char *event, json_object *data)
 {
 	struct qvm *vm = ctx;
@@ -121,7 +97,7 @@ static void on_qmp_event(void *ctx, const char *event, json_object *data)
 	}
 	snprintf(line, sizeof(line), "QMP event %s %s", event,
 		 data ? json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN) : "");
-	log_agent(vm, "qmp", line, strlen(line));
+	vmchan_log(&vm->ch, "qmp", line, strlen(line));
 }
 
 static void set_exit_reason(struct qvm *vm)
@@ -175,195 +151,68 @@ static void settle_exit(struct qvm *vm)
 	}
 }
 
-static void handle_agent_line(struct qvm *vm, const char *line, size_t len)
+/* vm-chan.c's loop asks this backend for QMP and QEMU's pidfd */
+static int hook_fds(void *be, struct pollfd *p, int max, unsigned *cap_ms)
 {
-	struct proto_msg m;
-	char err[128];
+	struct qvm *vm = be;
+	int n = 0;
 
-	log_agent(vm, "<", line, len);
-	if (proto_parse(line, len, &m, err, sizeof(err)) < 0) {
-		char note[256];
-		int n = snprintf(note, sizeof(note), "unparsable agent line dropped: %s", err);
-		vm->malformed++;
-		log_agent(vm, "!", note, (size_t)n);
-		return;
-	}
-	if (m.kind == PROTO_EVENT) {
-		if (!strcmp(m.event, "ready") && !vm->ready)
-			vm->ready = json_object_get(m.obj);
-		proto_msg_release(&m);
-		return;
-	}
-	if (m.kind == PROTO_REPLY && vm->want_id && m.id == vm->want_id && !vm->have_reply) {
-		vm->reply = m;
-		vm->have_reply = 1;
-		return;
-	}
-	proto_msg_release(&m); /* a late reply to a request already given up on */
-}
-
-/* Returns how many bytes it read (0 on EOF or nothing). */
-static ssize_t read_channel(struct qvm *vm, int ch)
-{
-	char buf[16384];
-	ssize_t n = read(vm->fd[ch], buf, sizeof(buf));
-
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n <= 0) {
-		if (ch == CH_QMP)
-			vm->qmp.closed = 1;
-		else
-			close(vm->fd[ch]);
-		if (ch != CH_QMP)
-			vm->fd[ch] = -1;
-		return 0;
-	}
-	if (ch == CH_CONSOLE) {
-		if (vm->console_log_fd >= 0 && write_all(vm->console_log_fd, buf, (size_t)n) < 0 &&
-		    !vm->log_errno)
-			vm->log_errno = errno;
-		if (vm->cfg.on_console)
-			vm->cfg.on_console(vm->cfg.ctx, buf, (size_t)n);
-		return n;
-	}
-	/* agent */
-	size_t off = 0;
-	vm->last_agent_ms = now_ms();
-	const char *line;
-	size_t len;
-	while (off < (size_t)n) {
-		off += proto_reader_feed(&vm->agent_rd, buf + off, (size_t)n - off);
-		while (proto_reader_next(&vm->agent_rd, &line, &len) == 1)
-			handle_agent_line(vm, line, len);
-	}
+	if (vm->qmp.fd >= 0 && !vm->qmp.closed && n < max)
+		p[n++] = (struct pollfd){ vm->qmp.fd, POLLIN, 0 };
+	if (vm->pidfd >= 0 && !vm->exited && n < max)
+		p[n++] = (struct pollfd){ vm->pidfd, POLLIN, 0 };
+	else if (*cap_ms > 100)
+		*cap_ms = 100; /* no pidfd: look for QEMU's exit every 100 ms */
 	return n;
 }
 
-/* One round of poll over every channel; returns after at most ms. */
-static enum vm_wait_result pump_once(struct qvm *vm, unsigned ms)
+static void hook_event(void *be, const struct pollfd *p)
 {
-	struct pollfd p[NR_CH + 2];
-	int map[NR_CH + 2], n = 0, r;
+	struct qvm *vm = be;
 
-	for (int ch = 0; ch < NR_CH; ch++) {
-		if (vm->fd[ch] < 0 || (ch == CH_QMP && vm->qmp.closed))
-			continue;
-		p[n].fd = vm->fd[ch];
-		p[n].events = POLLIN;
-		map[n++] = ch;
-	}
-	if (vm->cfg.stop_fd >= 0) {
-		p[n].fd = vm->cfg.stop_fd;
-		p[n].events = POLLIN;
-		map[n++] = -1;
-	}
-	if (vm->pidfd >= 0 && !vm->exited) {
-		p[n].fd = vm->pidfd;
-		p[n].events = POLLIN;
-		map[n++] = -2;
-	} else if (ms > 100) {
-		ms = 100; /* no pidfd: look for QEMU's exit every 100 ms */
-	}
-	r = poll(p, (nfds_t)n, (int)ms);
-	if (r < 0 && errno != EINTR)
-		return VM_BROKEN;
-	int stop = 0, trickle = 0;
-	for (int i = 0; r > 0 && i < n; i++) {
-		if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
-			continue;
-		if (map[i] == -2)
-			continue; /* QEMU exited: check_exit below reaps it */
-		if (map[i] < 0) {
-			stop = 1; /* after the channels: what they hold is still read */
-			continue;
-		}
-		if (p[i].revents & POLLNVAL) {
-			/* a descriptor that is not open: never poll it again (no busy loop) */
-			if (map[i] == CH_QMP)
-				vm->qmp.closed = 1;
-			else
-				vm->fd[map[i]] = -1;
-			continue;
-		}
-		if (map[i] == CH_QMP) {
-			if (qmp_read_available(&vm->qmp) < 0)
-				vm->qmp.closed = 1;
-		} else {
-			ssize_t got = read_channel(vm, map[i]);
-			if (map[i] == CH_CONSOLE && got > 0 && got < 512)
-				trickle = 1;
-		}
-	}
-	check_exit(vm);
-	/* QEMU's serial port hands over the console a byte or a few at a time: under a console
-	 * flood, reading each one costs a syscall round per byte. Waiting a moment lets them
-	 * gather (the socket buffers them). 1 ms: longer throttles the guest's serial output (5 ms
-	 * cut it from 175 to 51 KB/s under TCG), shorter brings back the per-byte cost. */
-	if (trickle && !stop)
-		sleep_ms(1);
-	return stop ? VM_STOPPED : VM_OK;
+	if (p->fd != vm->qmp.fd)
+		return; /* the pidfd: QEMU exited, hook_ended reaps it */
+	if ((p->revents & POLLNVAL) || qmp_read_available(&vm->qmp) < 0)
+		vm->qmp.closed = 1; /* never polled again */
 }
 
-static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (*done)(struct qvm *),
+static int hook_ended(void *be)
+{
+	struct qvm *vm = be;
+
+	check_exit(vm);
+	return vm->exited;
+}
+
+static void hook_settle(void *be)
+{
+	settle_exit(be);
+}
+
+static const char *hook_reason(void *be)
+{
+	return ((struct qvm *)be)->reason;
+}
+
+static const struct vmchan_hooks qemu_hooks = {
+	.fds = hook_fds, .event = hook_event, .ended = hook_ended, .settle = hook_settle,
+	.reason = hook_reason,
+};
+
+static enum vm_wait_result wait_until(struct qvm *vm, unsigned timeout_ms, int (*done)(void *),
 				      struct kerr *e, const char *what)
 {
-	uint64_t deadline = now_ms() + timeout_ms;
-
-	for (;;) {
-		if (done && done(vm))
-			return VM_OK;
-		if (vm->exited) {
-			/* drain what the console and agent still hold (they reach EOF at once:
-			 * QEMU's descriptors closed before it became reapable) */
-			for (uint64_t end = now_ms() + 1000;
-			     (vm->fd[CH_CONSOLE] >= 0 || vm->fd[CH_AGENT] >= 0) && now_ms() < end;)
-				if (pump_once(vm, 50) != VM_OK)
-					break;
-			if (done && done(vm))
-				return VM_OK;
-			kerr_set(e, "%s: QEMU ended: %s", what, vm->reason);
-			return VM_GONE;
-		}
-		uint64_t now = now_ms(), wake = deadline;
-		if (vm->watch_since_ms && vm->ready) {
-			uint64_t since = vm->last_agent_ms > vm->watch_since_ms ? vm->last_agent_ms :
-					 vm->watch_since_ms;
-			if (now - since >= VM_HEARTBEAT_LOST_MS) {
-				kerr_set(e, "%s: heartbeat lost: nothing from the agent for %.1f s", what,
-					 (now - since) / 1000.0);
-				return VM_TIMEOUT;
-			}
-			/* the loop's timers: the deadline, and the moment the heartbeat is lost */
-			if (since + VM_HEARTBEAT_LOST_MS < wake)
-				wake = since + VM_HEARTBEAT_LOST_MS;
-		}
-		if (now >= deadline) {
-			if (!done)
-				return VM_OK;
-			kerr_set(e, "%s: no answer within %.1f s", what, timeout_ms / 1000.0);
-			return VM_TIMEOUT;
-		}
-		enum vm_wait_result r = pump_once(vm, (unsigned)(wake - now));
-		if (r == VM_STOPPED) {
-			kerr_set(e, "%s: interrupted", what);
-			return r;
-		}
-		if (r == VM_BROKEN) {
-			kerr_errno(e, "%s: poll", what);
-			return r;
-		}
-	}
+	return vmchan_wait(&vm->ch, timeout_ms, done, vm, e, what);
 }
 
-static int have_greeting(struct qvm *vm)
+static int have_greeting(void *vm)
 {
-	return vm->qmp.greeted;
+	return ((struct qvm *)vm)->qmp.greeted;
 }
 
-static int have_qmp_reply(struct qvm *vm)
+static int have_qmp_reply(void *vm)
 {
-	return qmp_have_reply(&vm->qmp);
+	return qmp_have_reply(&((struct qvm *)vm)->qmp);
 }
 
 /* One QMP command through the VM's own loop: the console, the agent channel and QEMU's exit
@@ -448,14 +297,12 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 	vm->base.be = &vm_backend_qemu;
 	vm->cfg = *cfg;
 	vm->qemu = (struct child)CHILD_INIT;
-	vm->console_log_fd = vm->agent_log_fd = vm->qemu_log_fd = -1;
+	vm->qemu_log_fd = -1;
+	vm->ch.console_fd = vm->ch.agent_fd = -1; /* until vmchan_init */
 	vm->sockdir_lock = -1;
 	vm->pidfd = -1;
-	vm->t0 = now_ms();
-	vm->next_id = 1;
 	for (int ch = 0; ch < NR_CH; ch++)
 		vm->listen_fd[ch] = vm->fd[ch] = -1;
-	proto_reader_init(&vm->agent_rd);
 	qmp_init(&vm->qmp, -1, on_qmp_event, vm);
 	snprintf(vm->accel, sizeof(vm->accel), "%s", cfg->accel && *cfg->accel ? cfg->accel : "tcg");
 	/* Unix socket paths are limited to 108 bytes: keep them in a short private folder,
@@ -470,10 +317,11 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 		if (vm->listen_fd[ch] < 0)
 			goto fail;
 	}
-	vm->console_log_fd = open(cfg->console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	vm->agent_log_fd = open(cfg->agent_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	vm->ch_ready = 1; /* released by qvm_destroy even when it failed half-way */
+	if (vmchan_init(&vm->ch, &vm->cfg, &qemu_hooks, vm, "QEMU", e) < 0)
+		goto fail;
 	vm->qemu_log_fd = open(cfg->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (vm->console_log_fd < 0 || vm->agent_log_fd < 0 || vm->qemu_log_fd < 0) {
+	if (vm->qemu_log_fd < 0) {
 		kerr_errno(e, "cannot create the logs of VM %s", cfg->name);
 		goto fail;
 	}
@@ -506,6 +354,8 @@ static int qvm_start(const struct vm_config *cfg, struct qvm **out, struct kerr 
 	for (int ch = 0; ch < NR_CH; ch++)
 		if (accept_one(vm, ch, 30000, e) < 0)
 			goto fail;
+	vmchan_attach(&vm->ch, vm->fd[CH_CONSOLE], vm->fd[CH_AGENT]);
+	vm->fd[CH_CONSOLE] = vm->fd[CH_AGENT] = -1; /* the channels own them now */
 	qmp_release(&vm->qmp);
 	qmp_init(&vm->qmp, vm->fd[CH_QMP], on_qmp_event, vm);
 	if (wait_until(vm, 30000, have_greeting, e, "QMP greeting") != VM_OK ||
@@ -573,78 +423,16 @@ static const char *qvm_version(const struct qvm *vm)
 	return vm->version;
 }
 
-static int have_ready(struct qvm *vm)
-{
-	return vm->ready != NULL;
-}
-
-static int have_reply(struct qvm *vm)
-{
-	return vm->have_reply;
-}
-
 static enum vm_wait_result qvm_wait_ready(struct qvm *vm, unsigned timeout_ms, json_object **ready,
 				  struct kerr *e)
 {
-	enum vm_wait_result r = wait_until(vm, timeout_ms, have_ready, e, "waiting for the agent");
-
-	if (r == VM_OK && ready)
-		*ready = json_object_get(vm->ready);
-	return r;
+	return vmchan_wait_ready(&vm->ch, timeout_ms, ready, e);
 }
 
 static enum vm_wait_result qvm_agent_call(struct qvm *vm, const char *op, json_object *args,
 				  unsigned timeout_ms, struct proto_msg *reply, struct kerr *e)
 {
-	size_t len;
-	int64_t id = vm->next_id++;
-	char *line = proto_request(id, op, args, &len);
-	enum vm_wait_result r;
-	char what[96];
-
-	memset(reply, 0, sizeof(*reply));
-	if (!line) {
-		kerr_set(e, "agent request %s is larger than the protocol allows", op);
-		return VM_BROKEN;
-	}
-	if (vm->fd[CH_AGENT] < 0) {
-		free(line);
-		settle_exit(vm);
-		kerr_set(e, "agent %s: channel closed%s%s", op, vm->exited ? ": QEMU ended: " : "",
-			 vm->exited ? vm->reason : "");
-		return vm->exited ? VM_GONE : VM_BROKEN;
-	}
-	log_agent(vm, ">", line, len - 1);
-	vm->want_id = id;
-	vm->have_reply = 0;
-	if (send_all(vm->fd[CH_AGENT], line, len, timeout_ms) < 0) {
-		int saved = errno;
-		free(line);
-		vm->want_id = 0;
-		if (saved == ETIMEDOUT) {
-			kerr_set(e, "agent %s: the guest takes no input (channel full for %u ms)", op,
-				 timeout_ms);
-			return VM_TIMEOUT;
-		}
-		settle_exit(vm);
-		errno = saved;
-		kerr_errno(e, "agent %s: cannot send", op);
-		return vm->exited ? VM_GONE : VM_BROKEN;
-	}
-	free(line);
-	snprintf(what, sizeof(what), "agent request '%s'", op);
-	vm->watch_since_ms = now_ms();
-	r = wait_until(vm, timeout_ms, have_reply, e, what);
-	vm->watch_since_ms = 0;
-	vm->want_id = 0;
-	if (r == VM_OK) {
-		*reply = vm->reply;
-		memset(&vm->reply, 0, sizeof(vm->reply));
-	} else if (vm->have_reply) {
-		proto_msg_release(&vm->reply); /* arrived with the stop: nobody takes it now */
-	}
-	vm->have_reply = 0;
-	return r;
+	return vmchan_agent_call(&vm->ch, op, args, timeout_ms, reply, e);
 }
 
 static int qvm_alive(struct qvm *vm, unsigned timeout_ms)
@@ -698,7 +486,7 @@ static int qvm_dump(struct qvm *vm, struct sb *out, struct kerr *e)
 		json_object_object_add(args, "id", json_object_new_string("con"));
 		if (qvm_qmp(vm, "chardev-send-break", args, 5000, NULL, e) < 0)
 			return -1;
-		if (send_all(vm->fd[CH_CONSOLE], &sysrq[i], 1, 2000) < 0)
+		if (vmchan_console_send(&vm->ch, &sysrq[i], 1, 2000) < 0)
 			return kerr_errno(e, "writing to the serial console");
 		sb_addf(out, "== sysrq %c sent (break + key on ttyS0)\n", sysrq[i]);
 		wait_until(vm, 2000, NULL, &ignore, "dump");
@@ -720,7 +508,7 @@ static int qvm_guest_reset(const struct qvm *vm)
 
 static int qvm_log_errno(const struct qvm *vm)
 {
-	return vm->log_errno;
+	return vm->ch.log_errno;
 }
 
 static int qvm_host_ended(const struct qvm *vm)
@@ -732,8 +520,7 @@ static int qvm_host_ended(const struct qvm *vm)
 
 static void qvm_channel_stats(const struct qvm *vm, uint64_t *oversized, uint64_t *malformed)
 {
-	*oversized = vm->agent_rd.oversized;
-	*malformed = vm->malformed;
+	vmchan_stats(&vm->ch, oversized, malformed);
 }
 
 
@@ -745,7 +532,7 @@ static void qvm_stop(struct qvm *vm, unsigned grace_ms)
 	vm->cfg.stop_fd = -1; /* already stopping: a pending Ctrl-C must not cut this short */
 	if (vm->qemu.pid <= 0 || vm->exited)
 		goto reap;
-	if (vm->fd[CH_AGENT] >= 0 && vm->ready &&
+	if (vm->ch.agent_fd >= 0 && vm->ch.ready &&
 	    qvm_agent_call(vm, "poweroff", NULL, grace_ms, &m, &ignore) == VM_OK) {
 		proto_msg_release(&m);
 		/* no predicate: returns when QEMU exits (console drained) or at the deadline */
@@ -777,14 +564,8 @@ static void qvm_destroy(struct qvm *vm)
 			close(vm->fd[ch]);
 	}
 	qmp_release(&vm->qmp);
-	proto_reader_release(&vm->agent_rd);
-	if (vm->have_reply)
-		proto_msg_release(&vm->reply);
-	json_object_put(vm->ready);
-	if (vm->console_log_fd >= 0)
-		close(vm->console_log_fd);
-	if (vm->agent_log_fd >= 0)
-		close(vm->agent_log_fd);
+	if (vm->ch_ready)
+		vmchan_release(&vm->ch);
 	if (vm->qemu_log_fd >= 0)
 		close(vm->qemu_log_fd);
 	if (vm->sockdir)
