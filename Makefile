@@ -5,6 +5,7 @@
 #   make check-unit / make check-vm   the two halves of make check
 #   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
 #   make check-faulty  the whole stability corpus (docs/corpus.md)
+#   make check-faulty-libvirt  the same corpus on the libvirt backend (docs/pool.md)
 #   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
 #   make check-selftests  the kernel's own livepatch selftests through klpq, 6.1 and 6.12
 #                      (docs/conformance.md)
@@ -17,7 +18,7 @@
 CC ?= gcc
 PREFIX ?= /usr/local
 BUILD := build
-PKGS := yaml-0.1 json-c libarchive libcrypto
+PKGS := yaml-0.1 json-c libarchive libcrypto libvirt libvirt-qemu
 
 ifneq ($(V),1)
 Q := @
@@ -38,7 +39,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 endif
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -D_FORTIFY_SOURCE=2 -MD -MP -Iharness -Iworkloads \
 	-DKLPQ_SRCDIR='"$(CURDIR)"' $(PKG_CFLAGS)
-LIBS := $(PKG_LIBS) -lm
+LIBS := $(PKG_LIBS) -lm -lpthread
 
 LIB_SRC := $(filter-out harness/klpq.c,$(wildcard harness/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -110,8 +111,8 @@ deps-dev:
 
 # These install what is missing first, then do their work in a second make (TARGET-run), whose
 # pkg-config flags are computed once the packages are there.
-AFTER_DEPS := demo check check-unit check-vm check-faulty check-faults check-selftests check-perf \
-	      check-flood bench
+AFTER_DEPS := demo check check-unit check-vm check-faulty check-faulty-libvirt check-faults \
+	      check-selftests check-perf check-flood bench
 AFTER_DEPS_DEV := fuzz asan valgrind
 $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
@@ -195,6 +196,10 @@ check-selftests-run: all
 check-faulty-run: all
 	$(Q)bash tests/vm/faulty.sh
 
+# The same corpus with every scenario on the libvirt backend (embedded driver; docs/pool.md).
+check-faulty-libvirt-run: all
+	$(Q)KLPQ_TEST_BACKEND=libvirt bash tests/vm/faulty.sh
+
 # Performance claims (issue 3), about 10 minutes: the A/A run (no perf FAIL in 5 of 5) and the
 # slow patch (caught in 5 of 5). Figures: docs/statistics.md.
 check-perf-run: all
@@ -207,6 +212,7 @@ bench-run: all
 	$(Q)bash tests/bench/plan-10k.sh
 	$(Q)bash tests/bench/matrix-throughput.sh
 	$(Q)bash tests/bench/overhead.sh
+	$(Q)bash tests/bench/libvirt-overhead.sh
 
 .PHONY: all pkgcheck checkcheck deps deps-dev install clean check-workloads check-fresh \
 	check-selftests-run \

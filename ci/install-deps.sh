@@ -8,6 +8,7 @@ pkgs=(
 	build-essential gcc-12 pkg-config   # compiler (Debian 12 kernels are built with gcc-12), make
 	libyaml-dev libjson-c-dev libarchive-dev libssl-dev check   # libraries
 	qemu-system-x86                     # the VM backend
+	libvirt-dev libvirt-daemon-driver-qemu   # the libvirt backend (its embedded QEMU driver)
 	busybox-static                      # the guest's userland (static)
 	kmod                                # depmod -b for unpacked kernels
 	bc flex bison libelf-dev            # building livepatch modules against kernel headers
@@ -23,11 +24,20 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# libvirt's embedded QEMU driver looks up the user libvirt-qemu before it reads its qemu.conf
+# (which says root); libvirt-daemon-system would make it, but pulls in systemd and daemons.
+need_user=0
+getent passwd libvirt-qemu >/dev/null || need_user=1
+[ ${#missing[@]} -eq 0 ] && [ $need_user -eq 0 ] && exit 0
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if [ $need_user -eq 1 ]; then
+	echo "klpq: making the system user libvirt-qemu (libvirt's embedded driver needs it)"
+	$SUDO useradd -r -M -U -s /usr/sbin/nologin -d /nonexistent libvirt-qemu
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "klpq: installing from Debian's archive: ${missing[*]}"
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 # Package lists may be missing or stale on a fresh machine.
 $SUDO apt-get update -q

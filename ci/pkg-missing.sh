@@ -8,6 +8,7 @@ pkg_of() {
 	json-c) echo libjson-c-dev ;;
 	libarchive) echo libarchive-dev ;;
 	libcrypto) echo libssl-dev ;;
+	libvirt|libvirt-qemu) echo libvirt-dev ;;
 	check) echo check ;;
 	*) echo "?" ;;
 	esac

@@ -315,6 +315,8 @@ static int boot(struct cellrun *cr, const char *initrd)
 	cfg.console_log = cons;
 	cfg.agent_log = alog;
 	cfg.qemu_log = qlog;
+	cfg.uri = sc->vm.uri;
+	cfg.cache_dir = cr->rn->cache;
 	cfg.stop_fd = cr->rn->stop_fd;
 	cfg.on_console = on_console;
 	cfg.ctx = cr;

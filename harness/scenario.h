@@ -102,6 +102,7 @@ struct vm_backend;
 struct vm_spec {
 	char *name;           /* an entry of `vms:` (a safe name); NULL for the single `vm:` */
 	const struct vm_backend *backend; /* vm.h; default vm_backend_default() ("qemu") */
+	char *uri;            /* vm.uri: libvirt's connection URI, or NULL (embedded) */
 	unsigned memory_mb;   /* default 1024, 128..65536 */
 	unsigned cpus;        /* default 2, 1..64 */
 	enum accel_kind accel;/* default auto */

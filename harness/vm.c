@@ -8,6 +8,7 @@
 
 static const struct vm_backend *const backends[] = {
 	&vm_backend_qemu,
+	&vm_backend_libvirt,
 };
 
 const struct vm_backend *vm_backend_find(const char *name)

@@ -8,7 +8,8 @@
  * The cell flow (runner.c, cell-*.c) calls the vm_*() functions below and knows no backend.
  *
  * Backends: "qemu" (vm-qemu.c, the embedded default: klpq spawns qemu-system-x86_64 itself,
- * no daemon). A new backend is one file defining a struct vm_backend and one line in vm.c's
+ * no daemon) and "libvirt" (vm-libvirt.c: a transient domain on vm.uri, by default libvirt's
+ * embedded QEMU driver, again no daemon). A new backend is one file defining a struct vm_backend and one line in vm.c's
  * table; a scenario picks it with vm.backend.
  */
 #ifndef KLPQ_VM_H
@@ -34,7 +35,12 @@ struct vm_config {
 	int network;              /* 0: no network device at all */
 	const char *console_log;  /* raw serial output */
 	const char *agent_log;    /* every agent line, both ways, with time stamps */
-	const char *qemu_log;     /* QEMU's own stdout/stderr */
+	const char *qemu_log;     /* QEMU's own stdout/stderr (libvirt: the domain XML and
+				   * QEMU's log) */
+	const char *uri;          /* libvirt: the connection URI; NULL or "": the embedded
+				   * driver on a root of the cell's own */
+	const char *cache_dir;    /* klpq's cache (libvirt keeps QEMU's probed capabilities
+				   * there), or NULL */
 	int stop_fd;              /* readable -> stop waiting (Ctrl-C); -1 for none */
 	void (*on_console)(void *ctx, const char *buf, size_t len);
 	void *ctx;
@@ -90,6 +96,7 @@ struct vm_backend {
 };
 
 extern const struct vm_backend vm_backend_qemu;
+extern const struct vm_backend vm_backend_libvirt;
 
 /* The backend named name, or NULL. */
 const struct vm_backend *vm_backend_find(const char *name);

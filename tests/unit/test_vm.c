@@ -1,9 +1,13 @@
-/* test_vm.c: the QEMU command line (vm_qemu_argv), built without starting anything. */
+/* test_vm.c: the QEMU command line (vm_qemu_argv) and libvirt's domain XML
+ * (vm_libvirt_domain_xml), built without starting anything; the backend table. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "vm-libvirt.h"
 #include "vm-qemu.h"
 
 /* The value after option opt (its first occurrence), or NULL. */
@@ -122,10 +126,82 @@ START_TEST(test_backends)
 		virtio_console |= !strcmp(*m, "virtio_console");
 	ck_assert_int_eq(virtio_console, 1);
 	/* every operation is there: vm.c calls them without asking */
-	ck_assert(q->decide_accel && q->start && q->accel && q->version && q->wait_ready &&
-		  q->agent_call && q->dump && q->alive && q->pump && q->exit_reason &&
-		  q->guest_reset && q->host_ended && q->log_errno && q->channel_stats &&
-		  q->stop && q->destroy);
+	ck_assert_ptr_eq(vm_backend_find("libvirt"), &vm_backend_libvirt);
+	ck_assert_ptr_nonnull(strstr(vm_backend_names(), "libvirt"));
+	for (const struct vm_backend *b = q; b; b = b == q ? &vm_backend_libvirt : NULL)
+		ck_assert_msg(b->decide_accel && b->start && b->accel && b->version &&
+			      b->wait_ready && b->agent_call && b->dump && b->alive && b->pump &&
+			      b->exit_reason && b->guest_reset && b->host_ended && b->log_errno &&
+			      b->channel_stats && b->stop && b->destroy && b->guest_cmdline &&
+			      b->boot_modules, "backend %s lacks an operation", b->name);
+}
+END_TEST
+
+/* The domain XML: direct kernel boot, every end of the guest ends the domain, the console on
+ * a pty and the agent on a unix channel (what virDomainOpenConsole / OpenChannel accept),
+ * the owner for the sweep, and text escaped. */
+START_TEST(test_libvirt_xml)
+{
+	struct vm_config c = cfg_base();
+	struct vm_libvirt_owner o = { 4242, 123456, "b00t-1d", "host<1>" }, back;
+	struct sb x = SB_INIT;
+
+	vm_libvirt_domain_xml(&c, "tcg", "klpq-4242-cell", &o, &x);
+	ck_assert_ptr_nonnull(strstr(x.buf, "<domain type='qemu'>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<name>klpq-4242-cell</name>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<kernel>/k/vmlinuz</kernel>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<initrd>/t/initramfs.cpio</initrd>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<cmdline>console=ttyS0,115200 panic=-1 dyndbg=&quot;"
+					     "file kernel/livepatch/* +p&quot;</cmdline>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<features><acpi/></features>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<on_reboot>destroy</on_reboot>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<on_poweroff>destroy</on_poweroff>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<serial type='pty'>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<channel type='unix'><source mode='bind'/><target "
+					     "type='virtio' name='org.klpq.agent'/></channel>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<memory unit='MiB'>1024</memory>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<vcpu>2</vcpu>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<cpu mode='maximum'/>"));
+	ck_assert_ptr_null(strstr(x.buf, "<interface"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "host='host&lt;1&gt;'"));
+	/* the owner record reads back from the metadata element */
+	ck_assert_int_eq(vm_libvirt_owner_parse(strstr(x.buf, "<klpq:owner"), &back), 0);
+	ck_assert_int_eq(back.pid, 4242);
+	ck_assert_uint_eq(back.start_ticks, 123456);
+	ck_assert_str_eq(back.boot_id, "b00t-1d");
+	ck_assert_int_eq(vm_libvirt_owner_parse("<other/>", &back), -1);
+	sb_release(&x);
+	c.network = 1;
+	c.cpu = "qemu64";
+	vm_libvirt_domain_xml(&c, "kvm", "klpq-1-x", &o, &x);
+	ck_assert_ptr_nonnull(strstr(x.buf, "<domain type='kvm'>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<model fallback='forbid'>qemu64</model>"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<interface type='user'><model type='virtio'/>"));
+	sb_release(&x);
+}
+END_TEST
+
+/* An owner record is gone when its process is: this process is not, a dead pid is, and so is
+ * a live pid whose start time differs (reused); another host's record is not judged. */
+START_TEST(test_libvirt_owner)
+{
+	struct vm_libvirt_owner me, o;
+
+	vm_libvirt_owner_self(&me);
+	ck_assert_int_eq(me.pid, getpid());
+	ck_assert(me.start_ticks > 0);
+	ck_assert(strlen(me.boot_id) > 10);
+	ck_assert_int_eq(vm_libvirt_owner_gone(&me), 0);
+	o = me;
+	o.start_ticks++;
+	ck_assert_int_eq(vm_libvirt_owner_gone(&o), 1);
+	o = me;
+	o.pid = 999999999; /* beyond pid_max */
+	ck_assert_int_eq(vm_libvirt_owner_gone(&o), 1);
+	o = me;
+	o.pid = 999999999;
+	snprintf(o.host, sizeof(o.host), "another-host");
+	ck_assert_int_eq(vm_libvirt_owner_gone(&o), 0);
 }
 END_TEST
 
@@ -137,6 +213,8 @@ Suite *vm_suite(void)
 	tcase_add_test(tc, test_argv_tcg);
 	tcase_add_test(tc, test_argv_kvm_cpu_network);
 	tcase_add_test(tc, test_backends);
+	tcase_add_test(tc, test_libvirt_xml);
+	tcase_add_test(tc, test_libvirt_owner);
 	suite_add_tcase(s, tc);
 	return s;
 }

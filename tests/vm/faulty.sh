@@ -4,6 +4,8 @@
 #   tests/vm/faulty.sh            every case (make check-faulty)
 #   tests/vm/faulty.sh --check    the rows marked in_check (make check)
 #   tests/vm/faulty.sh CASE...    the named cases
+# KLPQ_TEST_BACKEND=libvirt runs each case's scenario on that VM backend instead (a copy of
+# the scenario beside it with vm.backend set, tests/vm/backend.sh; make check-faulty-libvirt).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
@@ -15,6 +17,7 @@ for a in "$@"; do
 done
 failed=0 ran=0
 declare -A done_rc
+. tests/vm/backend.sh   # KLPQ_TEST_BACKEND
 while IFS=$'\t' read -r name scen code verdict sel regex in_check; do
 	case $name in ''|'#'*) continue ;; esac
 	if [ ${#want[@]} -gt 0 ]; then
@@ -25,7 +28,9 @@ while IFS=$'\t' read -r name scen code verdict sel regex in_check; do
 	d="$OUT/$(basename "$scen" .yaml)"
 	if [ -z "${done_rc[$scen]:-}" ]; then   # two rows may judge one run
 		mkdir -p "$d"
-		KLPQ_PLAIN=1 "$KLPQ" run -o "$d" "$scen" > "$d/stdout.txt" 2>&1
+		backend_track "$scen"
+		run_scen=$(backend_scenario "$scen") || { echo "cannot copy $scen"; exit 2; }
+		KLPQ_PLAIN=1 "$KLPQ" run -o "$d" "$run_scen" > "$d/stdout.txt" 2>&1
 		done_rc[$scen]=$?
 	fi
 	rc=${done_rc[$scen]}

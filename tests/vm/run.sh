@@ -2,15 +2,18 @@
 # Real-boot integration tests: each case runs klpq on a real Debian kernel under QEMU and
 # asserts the exit code and the verdicts and titles in results.json.
 #   tests/vm/run.sh [CASE...]   cases: see the list below; docs/reliability.md says what each proves
+#   KLPQ_TEST_BACKEND=libvirt tests/vm/run.sh panic hang ...   the same cases on another backend
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
 OUT=${KLPQ_TEST_RESULTS:-$(mktemp -d /tmp/klpq-vmtest-XXXXXX)}
+# KLPQ_TEST_BACKEND=libvirt: the run_case scenarios on that backend (tests/vm/backend.sh)
+. tests/vm/backend.sh
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
 	accel-kvm silent-console install sweep-attack resume-content moved-cache qemu-stop
-	truncated-deb hostile-kbuild)
+	truncated-deb hostile-kbuild libvirt libvirt-kill)
 failed=0
 
 # TAP: "ok N - ..." / "not ok N - ..." (with "# SKIP reason" where a case cannot run here), every
@@ -28,10 +31,12 @@ note() {
 
 # run_case NAME EXPECTED_EXIT SCENARIO PYTHON_ASSERTIONS
 run_case() {
-	local name=$1 want=$2 scen=$3 check=$4 dir="$OUT/$1" rc
+	local name=$1 want=$2 scen=$3 check=$4 dir="$OUT/$1" rc run_scen
 	mkdir -p "$dir"
 	note "=== $name: klpq run $scen (expect exit $want)"
-	"$KLPQ" run -o "$dir" "$scen" > "$dir/stdout.txt" 2>&1
+	backend_track "$scen"
+	run_scen=$(backend_scenario "$scen") || { note "not ok - $name: cannot copy $scen"; failed=1; return; }
+	"$KLPQ" run -o "$dir" "$run_scen" > "$dir/stdout.txt" 2>&1
 	rc=$?
 	if [ "$rc" -ne "$want" ]; then
 		note "not ok - $name: exit $rc, expected $want"; note "$(tail -n 40 "$dir/stdout.txt")"
@@ -77,13 +82,17 @@ leftover_qemu() {
 # left behind. A folder of a live process is in use (another klpq on this machine), not left.
 stale_tmp() {
 	local f pid st
-	for f in $(find "/tmp/klpq-$(id -u)" -mindepth 1 -maxdepth 1 \( -name 'vm-*' -o -name 'cell-*' \) -newer "$1" 2>/dev/null); do
-		pid=${f##*/}; pid=${pid#vm-}; pid=${pid#cell-}; pid=${pid%%-*}
+	for f in $(find "/tmp/klpq-$(id -u)" -mindepth 1 -maxdepth 1 \( -name 'vm-*' -o -name 'cell-*' -o -name 'lv-*' \) -newer "$1" 2>/dev/null); do
+		pid=${f##*/}; pid=${pid#vm-}; pid=${pid#cell-}; pid=${pid#lv-}; pid=${pid%%-*}
 		st=$(ps -o stat= -p "$pid" 2>/dev/null | tr -d ' ')
 		[ -n "$st" ] && [ "${st#Z}" = "$st" ] && continue
 		echo "$f"
 	done
 }
+
+# QEMU processes of libvirt domains klpq made (named klpq-...), and the embedded driver's roots
+libvirt_qemu() { pgrep -f -- '-name guest=klpq-' || true; }
+libvirt_roots() { find "/tmp/klpq-$(id -u)" -mindepth 1 -maxdepth 1 -name 'lv-*' 2>/dev/null; }
 
 for c in "${cases[@]}"; do
 	case $c in
@@ -732,6 +741,59 @@ assert os.path.getsize(glob.glob(d + "/*/*/console.log")[0]) > 256 << 20
 assert run["harness"]["peak_rss_kb"] < int(os.environ.get("KLPQ_TEST_MAX_RSS_KB", 65536)), run["harness"]
 print("flood: klpq", run["harness"], "cell", cell["duration_ms"], "ms")
 '
+		;;
+	libvirt)
+		# the smoke scenario on the libvirt backend (embedded driver, no daemon): the same
+		# checks and verdicts as on the qemu backend (when the smoke case ran first), and
+		# nothing left behind
+		run_case libvirt 0 scenarios/smoke-libvirt.yaml '
+assert cell["verdict"] == "PASS", [c for c in checks if c["status"] != "PASS"]
+assert "libvirt" in cell["qemu"], cell["qemu"]
+assert cell["accel"] in ("tcg", "kvm") and cell["accel_reason"]
+for f in ("console.log", "agent.log", "qemu.log"):
+    assert os.path.getsize(os.path.join(os.path.dirname(glob.glob(d + "/*/*/results.json")[0]), f)) > 0, f
+q = glob.glob(os.path.dirname(d) + "/smoke/*/*/results.json")
+if q:
+    want = [(c["step"], c["check"], c["status"]) for c in json.load(open(q[0]))["checks"]]
+    got = [(c["step"], c["check"], c["status"]) for c in checks]
+    assert got == want, "libvirt %s\nqemu %s" % (got, want)
+    print("# libvirt: the same %d checks and verdicts as the qemu backend" % len(got))
+'
+		if [ -n "$(libvirt_qemu)" ] || [ -n "$(libvirt_roots)" ]; then
+			note "not ok - libvirt: left behind: $(libvirt_qemu) $(libvirt_roots)"; failed=1
+		else note "ok - libvirt: no domain, QEMU or root left"; fi
+		;;
+	libvirt-kill)
+		# klpq stopped mid-cell on the libvirt backend: SIGINT (its own clean-up), SIGKILL
+		# (the watchdog kills the domain's QEMU, which libvirt daemonized), and SIGKILL of
+		# klpq and the watchdog both (the next run's sweep does it)
+		for how in INT KILL KILL-ALL; do
+			d="$OUT/libvirt-kill-$how"; mkdir -p "$d"
+			"$KLPQ" run -o "$d" scenarios/smoke-libvirt.yaml > "$d/stdout.txt" 2>&1 &
+			pid=$!
+			for _ in $(seq 1 900); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
+			qpid=$(libvirt_qemu | head -n1)
+			if [ -z "$qpid" ]; then note "not ok - libvirt-kill-$how: no domain seen"; failed=1; kill -9 $pid; wait $pid; continue; fi
+			[ $how = KILL-ALL ] && pkill -KILL -f klpq-libvirt-watchdog
+			kill -${how%-ALL} $pid; wait $pid; rc=$?
+			if [ $how = KILL-ALL ]; then
+				sleep 2
+				if ! kill -0 "$qpid" 2>/dev/null; then note "not ok - libvirt-kill-$how: QEMU gone without a sweep (the test did not test)"; failed=1; continue; fi
+				# any later libvirt cell sweeps the dead root first
+				"$KLPQ" run -o "$d/next" scenarios/smoke-libvirt.yaml > "$d/next.txt" 2>&1 & npid=$!
+				for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.1; done
+				kill -INT $npid; wait $npid
+			fi
+			for _ in $(seq 1 100); do [ -z "$(libvirt_qemu)" ] && [ -z "$(libvirt_roots)" ] && break; sleep 0.1; done
+			if [ -n "$(libvirt_qemu)" ] || [ -n "$(libvirt_roots)" ]; then
+				note "not ok - libvirt-kill-$how: left behind: QEMU $(libvirt_qemu | tr '\n' ' ') roots $(libvirt_roots | tr '\n' ' ')"
+				failed=1; pkill -KILL -f -- '-name guest=klpq-'; continue
+			fi
+			if [ $how = INT ] && { [ $rc -ne 2 ] || ! grep -q '"interrupted":true' "$d"/*/results.json; }; then
+				note "not ok - libvirt-kill-INT: exit $rc, or the run is not marked interrupted"; failed=1; continue
+			fi
+			note "ok - libvirt-kill-$how: no domain, QEMU or root left"
+		done
 		;;
 	*) note "not ok - $c: unknown case"; failed=1 ;;
 	esac
