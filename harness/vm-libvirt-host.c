@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- the owner record ------------------------------------------------------------------ */
@@ -198,8 +200,14 @@ void lv_sweep_roots(void)
 			continue;
 		char *dir = path_join(parent, de->d_name), *lock = path_join(dir, ".lock");
 		int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		long pid = strtol(de->d_name + 3, NULL, 10);
+		struct stat st;
+		/* a root is made, then its lock taken: a free lock of a root whose process lives
+		 * may be that moment, so such a root must also be a minute old */
+		int young = (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) &&
+			    (stat(dir, &st) < 0 || time(NULL) - st.st_mtime < 60);
 
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		if (fd >= 0 && !young && flock(fd, LOCK_EX | LOCK_NB) == 0) {
 			const char *argv[] = { "/bin/sh", "-c", watchdog_sh, "klpq-libvirt-sweep", dir,
 					       NULL };
 			struct child c = CHILD_INIT;

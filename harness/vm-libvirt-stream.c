@@ -109,8 +109,16 @@ static void bridge_update(struct lv_bridge *b)
 	if (b->fd < 0)
 		return;
 	if (b->st_eof && !b->to_fd.len) {
-		/* everything the stream gave is with the loop: it sees EOF, as from QEMU */
-		lv_bridge_close(b);
+		/* everything the stream gave is with the loop: it sees EOF, as from QEMU. The
+		 * stream itself is not freed here, inside its own callback: lv_bridge_close does
+		 * that at teardown. */
+		if (b->watch >= 0)
+			virEventRemoveHandle(b->watch);
+		b->watch = -1;
+		close(b->fd);
+		b->fd = -1;
+		if (b->st_cb)
+			virStreamEventUpdateCallback(b->st, 0);
 		return;
 	}
 	if (b->watch >= 0)

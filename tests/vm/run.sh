@@ -764,18 +764,25 @@ if q:
 		else note "ok - libvirt: no domain, QEMU or root left"; fi
 		;;
 	libvirt-kill)
-		# klpq stopped mid-cell on the libvirt backend: SIGINT (its own clean-up), SIGKILL
-		# (the watchdog kills the domain's QEMU, which libvirt daemonized), and SIGKILL of
-		# klpq and the watchdog both (the next run's sweep does it)
+		# klpq stopped mid-cell on the libvirt backend: SIGINT (its own clean-up); SIGKILL of
+		# klpq and of the cell's process (a SIGKILLed klpq alone ends its cells with SIGTERM,
+		# and they clean up themselves): the root's watchdog kills the domain's QEMU, which
+		# libvirt daemonized; SIGKILL of all three, the watchdog too: the next run's sweep
 		for how in INT KILL KILL-ALL; do
 			d="$OUT/libvirt-kill-$how"; mkdir -p "$d"
 			"$KLPQ" run -o "$d" scenarios/smoke-libvirt.yaml > "$d/stdout.txt" 2>&1 &
 			pid=$!
 			for _ in $(seq 1 900); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
 			qpid=$(libvirt_qemu | head -n1)
-			if [ -z "$qpid" ]; then note "not ok - libvirt-kill-$how: no domain seen"; failed=1; kill -9 $pid; wait $pid; continue; fi
-			[ $how = KILL-ALL ] && pkill -KILL -f klpq-libvirt-watchdog
-			kill -${how%-ALL} $pid; wait $pid; rc=$?
+			wpid=$(pgrep -f klpq-libvirt-watchdog | head -n1)
+			cpid=$([ -n "$wpid" ] && ps -o ppid= -p "$wpid" | tr -d ' ')
+			if [ -z "$qpid" ] || [ -z "$cpid" ]; then note "not ok - libvirt-kill-$how: no domain or watchdog seen"; failed=1; kill -9 $pid; wait $pid; continue; fi
+			case $how in
+			INT) kill -INT $pid ;;
+			KILL) kill -KILL "$cpid" $pid ;;
+			KILL-ALL) kill -KILL "$wpid" "$cpid" $pid ;;
+			esac
+			wait $pid; rc=$?
 			if [ $how = KILL-ALL ]; then
 				sleep 2
 				if ! kill -0 "$qpid" 2>/dev/null; then note "not ok - libvirt-kill-$how: QEMU gone without a sweep (the test did not test)"; failed=1; continue; fi
