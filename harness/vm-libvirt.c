@@ -18,10 +18,10 @@
  * to a socketpair whose other end goes to vm-chan.c's loop, and each domain event becomes a
  * small record on a pipe the loop also polls. Everything else runs on the cell's thread.
  *
- * Leftovers: the embedded driver's QEMU outlives a klpq that is killed (libvirt daemonizes it,
- * and autodestroy is not supported for embedded drivers), so a watchdog (a shell, started
- * with the domain) kills the root's QEMU and removes the root when klpq's end of its pipe
- * closes without "done"; the next run sweeps any root whose lock is free. A domain on another
+ * Leftovers: the embedded driver's QEMU outlives a cell process that is killed (libvirt
+ * daemonizes it, and autodestroy is not supported for embedded drivers), so a watchdog (a
+ * shell, started with the domain) kills the root's QEMU and removes the root when the cell's
+ * end of its pipe closes without "done"; the next run sweeps any root whose lock is free. A domain on another
  * host carries its owner (pid, start time, boot id, host name) in its metadata, and every
  * connect destroys klpq domains whose owner is gone.
  */
