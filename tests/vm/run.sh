@@ -13,7 +13,7 @@ cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(bad-input no-such-kernel smoke local wrong-probe drop-fix oops stall panic hang reboot
 	hostile-channel hostile-flood silent-agent qemu-kill interrupt resume matrix-j2 shard-merge full-fs
 	accel-kvm silent-console install sweep-attack resume-content moved-cache qemu-stop
-	truncated-deb hostile-kbuild libvirt libvirt-kill)
+	truncated-deb hostile-kbuild libvirt libvirt-kill libvirt-qemu-kill)
 failed=0
 
 # TAP: "ok N - ..." / "not ok N - ..." (with "# SKIP reason" where a case cannot run here), every
@@ -762,6 +762,29 @@ if q:
 		if [ -n "$(libvirt_qemu)" ] || [ -n "$(libvirt_roots)" ]; then
 			note "not ok - libvirt: left behind: $(libvirt_qemu) $(libvirt_roots)"; failed=1
 		else note "ok - libvirt: no domain, QEMU or root left"; fi
+		;;
+	libvirt-qemu-kill)
+		# the domain's QEMU killed from outside mid-cell: ERROR (the infrastructure), never a
+		# FAIL, and nothing left behind
+		d="$OUT/libvirt-qemu-kill"; mkdir -p "$d"
+		"$KLPQ" run --retries 0 -o "$d" scenarios/smoke-libvirt.yaml > "$d/stdout.txt" 2>&1 &
+		pid=$!
+		for _ in $(seq 1 900); do grep -q "step1 .*load .*PASS" "$d/stdout.txt" && break; sleep 0.1; done
+		qpid=$(libvirt_qemu | head -n1)
+		[ -n "$qpid" ] && kill -KILL "$qpid"
+		wait $pid; rc=$?
+		if [ -n "$qpid" ] && [ $rc -eq 2 ] && python3 - "$d" <<'PY'
+import glob, json, sys
+cell = json.load(open(glob.glob(sys.argv[1] + "/*/*/results.json")[0]))
+assert cell["verdict"] == "ERROR", cell["verdict"]
+assert not [c for c in cell["checks"] if c["status"] == "FAIL"], "a FAIL for the infrastructure's fault"
+assert any(c["title"].startswith("QEMU ended from outside the guest") for c in cell["checks"])
+PY
+		then
+			if [ -n "$(libvirt_qemu)" ] || [ -n "$(libvirt_roots)" ]; then
+				note "not ok - libvirt-qemu-kill: left behind: $(libvirt_qemu) $(libvirt_roots)"; failed=1
+			else note "ok - libvirt-qemu-kill: ERROR 'QEMU ended from outside the guest', no FAIL, nothing left"; fi
+		else note "not ok - libvirt-qemu-kill: exit $rc, QEMU ${qpid:-not seen}, or the verdict is wrong"; failed=1; fi
 		;;
 	libvirt-kill)
 		# klpq stopped mid-cell on the libvirt backend: SIGINT (its own clean-up); SIGKILL of
