@@ -6,6 +6,8 @@
 #   make check-perf  A/A and slow-patch performance runs (5 each)   make bench  benchmarks
 #   make check-faulty  the whole stability corpus (docs/corpus.md)
 #   make check-faulty-libvirt  the same corpus on the libvirt backend (docs/pool.md)
+#   make check-pool    two libvirt hosts in namespaces over qemu+ssh: the matrix on three
+#                      backends and the host faults (docs/pool.md); CHECK_POOL=short: its short form
 #   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
 #   make check-selftests  the kernel's own livepatch selftests through klpq, 6.1 and 6.12
 #                      (docs/conformance.md)
@@ -109,6 +111,10 @@ deps:
 deps-dev:
 	$(Q)bash ci/install-deps.sh --dev
 
+deps-pool:
+	$(Q)bash ci/install-deps.sh
+	$(Q)bash ci/install-deps.sh --pool
+
 # These install what is missing first, then do their work in a second make (TARGET-run), whose
 # pkg-config flags are computed once the packages are there.
 AFTER_DEPS := demo check check-unit check-vm check-faulty check-faulty-libvirt check-faults \
@@ -118,6 +124,12 @@ $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
 $(AFTER_DEPS_DEV): deps-dev
 	$(Q)$(MAKE) --no-print-directory $@-run
+check-pool: deps-pool
+	$(Q)$(MAKE) --no-print-directory $@-run
+
+# The pool test (tests/pool/check.sh, docs/pool.md): about 5 minutes; CHECK_POOL=short about 2.
+check-pool-run: all
+	$(Q)bash tests/pool/check.sh $(or $(CHECK_POOL),full)
 
 fuzz-run:
 	$(Q)bash tests/fuzz/run.sh
@@ -215,7 +227,7 @@ bench-run: all
 	$(Q)bash tests/bench/libvirt-overhead.sh
 
 .PHONY: all pkgcheck checkcheck deps deps-dev install clean check-workloads check-fresh \
-	check-selftests-run \
+	check-selftests-run deps-pool check-pool check-pool-run \
 	$(AFTER_DEPS) $(AFTER_DEPS_DEV) $(AFTER_DEPS:%=%-run) $(AFTER_DEPS_DEV:%=%-run)
 
 # Header dependencies written by -MD.

@@ -20,6 +20,15 @@ pkgs=(
 if [ "${1:-}" = --dev ]; then
 	pkgs+=(clang libclang-rt-14-dev valgrind)
 fi
+# --pool: also what make check-pool's two test hosts run (tests/pool/hosts.sh): a libvirt daemon
+# with its storage driver, virsh and virt-ssh-helper, an sshd. Installed without starting any
+# service (a policy-rc.d that refuses, unless one is there already): the test starts its own
+# daemons inside its namespaces.
+pool=0
+if [ "${1:-}" = --pool ]; then
+	pkgs+=(libvirt-daemon libvirt-clients openssh-server iproute2)
+	pool=1
+fi
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,4 +50,13 @@ echo "klpq: installing from Debian's archive: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # Package lists may be missing or stale on a fresh machine.
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+made_policy=0
+if [ $pool -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod 0755 /usr/sbin/policy-rc.d
+	made_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+[ $made_policy -eq 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d
+exit $rc

@@ -38,6 +38,9 @@ struct accel_opts {
 	unsigned trial_ms;     /* 0: ACCEL_TRIAL_MS */
 	int stop_fd;           /* readable -> give up (Ctrl-C); -1: none */
 	const char *kernel_sha256; /* the image's SHA-256 when the caller has it; NULL: read it */
+	const char *remote;    /* a remote libvirt host's name: no trial from here (the libvirt
+				* backend decides by its labels), or NULL */
+	int remote_kvm;        /* that host has the label kvm (pool.h) */
 };
 
 /* Decides for a VM booting vmlinuz. 0 with *c filled (for ACCEL_TCG at once). -1 with e set

@@ -23,6 +23,10 @@ const struct check_def check_defs[] = {
 	{ "host-memory", "prepare", "`host-memory`", "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: \"host out of memory: MemAvailable is N MB, a VM of M MB needs about K MB\"; the cell does not start" },
+	{ "pool-host", "prepare", "`host`", "ERROR",
+	  "(only reported when it fails; with a pool, docs/pool.md)",
+	  "ERROR: \"no host in the pool has the label(s) L that the cell requires\", \"no host of the pool is left "
+	  "for this cell: H: reason\" or \"not run: every host of the pool is down: H: reason; ...\"; not retried" },
 	{ "results", "prepare, end", "`results`, `process`", "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR: the cell's folder or progress pipe could not be made, or its process could not be started; "

@@ -1,4 +1,5 @@
-/* cmd-run.c: klpq run [-o RESULTS] [-j N] [--shard I/N] [--retries N] [--cache DIR] SCENARIO
+/* cmd-run.c: klpq run [-o RESULTS] [-j N] [--shard I/N] [--retries N] [--hosts FILE]
+ *            [--cache DIR] SCENARIO
  *
  * Owns the run: the results folder, the signal handling (SIGINT/SIGTERM stop every VM and
  * still write what was gathered), the plan of cells (plan.c) handed to the scheduler
@@ -106,8 +107,9 @@ static char *env_or(const char *var, char *fallback)
 static void usage(void)
 {
 	fprintf(stderr, "usage: klpq run [-o RESULTS_DIR] [-j N] [--shard I/N] [--retries N] "
-			"[--tap] [--cache DIR] [--quiet] SCENARIO.yaml\n"
-			"       klpq run --resume RESULTS_DIR/RUN_ID [-j N] [--cache DIR] [--quiet]\n");
+			"[--hosts FILE] [--tap] [--cache DIR] [--quiet] SCENARIO.yaml\n"
+			"       klpq run --resume RESULTS_DIR/RUN_ID [-j N] [--hosts FILE] "
+			"[--cache DIR] [--quiet]\n");
 }
 
 /* The scenario file a run was started with, and its shard ("I/N" or NULL, into *shard),
@@ -208,10 +210,11 @@ int cmd_run(int argc, char **argv)
 		{ "shard", required_argument, NULL, 's' },
 		{ "retries", required_argument, NULL, 'R' },
 		{ "tap", no_argument, NULL, 'T' },
+		{ "hosts", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *outdir = "results", *resume = NULL, *shard = NULL;
+	const char *outdir = "results", *resume = NULL, *shard = NULL, *hosts = NULL;
 	char *cache = NULL, *agent = NULL, *busybox = NULL, *workload = NULL, *scen = NULL;
 	char *resume_shard = NULL;
 	struct scenario sc;
@@ -236,6 +239,7 @@ int cmd_run(int argc, char **argv)
 		case 'r': resume = optarg; break;
 		case 's': shard = optarg; break;
 		case 'T': tap = 1; break;
+		case 'H': hosts = optarg; break;
 		case 'j':
 			if (parse_count("-j", optarg, 1, 256, &jobs) < 0)
 				goto bad_usage;
@@ -268,6 +272,24 @@ int cmd_run(int argc, char **argv)
 	memset(&run, 0, sizeof(run));
 	memset(&plan, 0, sizeof(plan));
 	ret = EXIT_HARNESS;
+	if (hosts) {
+		/* --hosts FILE: the pool, in place of the scenario's hosts: */
+		struct pool pool;
+
+		if (pool_load(hosts, &pool, &e) < 0) {
+			fprintf(stderr, "klpq: %s\n", e.msg);
+			goto out;
+		}
+		for (size_t i = 0; i < sc.nr_vms; i++)
+			if (sc.vms[i].uri) {
+				fprintf(stderr, "klpq: --hosts and the scenario's vm.uri exclude each "
+					"other: a pool gives each cell its host's URI\n");
+				pool_release(&pool);
+				goto out;
+			}
+		pool_release(&sc.pool);
+		sc.pool = pool;
+	}
 	if (resume_shard) {
 		/* the shard the run was started with */
 		if (plan_parse_shard(resume_shard, &si, &sn, &e) == 0)
@@ -376,7 +398,8 @@ int cmd_run(int argc, char **argv)
 		for (size_t i = 0; i < sc.nr_vms; i++)
 			if (sc.vms[i].memory_mb > most)
 				most = sc.vms[i].memory_mb;
-		jobs = sched_default_jobs(most);
+		/* a pool's hosts run the VMs: their capacity, not this machine's memory */
+		jobs = sc.pool.nr ? pool_capacity(&sc.pool) : sched_default_jobs(most);
 	}
 	if (jobs > plan.nr)
 		jobs = plan.nr ? (unsigned)plan.nr : 1;
@@ -391,7 +414,10 @@ int cmd_run(int argc, char **argv)
 		printf("klpq: run %s: scenario %s, %zu cell(s)", run.id, sc.file, plan.nr);
 		if (sn > 1)
 			printf(" (shard %u/%u of %zu)", si, sn, plan.total);
-		printf(", %u at once, results in %s\n", jobs, run.dir);
+		printf(", %u at once", jobs);
+		if (sc.pool.nr)
+			printf(" on a pool of %zu host(s)", sc.pool.nr);
+		printf(", results in %s\n", run.dir);
 		fflush(stdout);
 	}
 	/* Written before the first cell, so even a run killed early leaves a summary; it says
@@ -410,6 +436,7 @@ int cmd_run(int argc, char **argv)
 	so.out = stdout;
 	so.child_setup = child_signals;
 	so.stop_signal = &stop_signal;
+	so.pool = sc.pool.nr ? &sc.pool : NULL;
 	sched_run(&rn, &plan, &run, &so);
 	if (stop_signal) {
 		run.interrupted = 1;

@@ -74,6 +74,8 @@ void cell_release(struct cell_result *c)
 	free(c->accel);
 	free(c->accel_reason);
 	free(c->no_retry);
+	free(c->host);
+	free(c->host_fault);
 	free(c->patchset_sha256);
 	free(c->kernel_image);
 	free(c->kernel_sha256);
@@ -170,6 +172,10 @@ json_object *cell_to_json(const struct cell_result *c)
 	json_object_object_add(o, "accel_reason", jstr(c->accel_reason));
 	if (c->no_retry)
 		json_object_object_add(o, "no_retry", jstr(c->no_retry));
+	if (c->host)
+		json_object_object_add(o, "host", jstr(c->host));
+	if (c->host_fault)
+		json_object_object_add(o, "host_fault", jstr(c->host_fault));
 	if (c->patchset_sha256)
 		json_object_object_add(o, "patchset_sha256", jstr(c->patchset_sha256));
 	if (c->kernel_image) {
@@ -256,6 +262,10 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 	c->accel_reason = xstrdup(proto_get_str(o, "accel_reason", ""));
 	if (*proto_get_str(o, "no_retry", ""))
 		c->no_retry = xstrdup(proto_get_str(o, "no_retry", ""));
+	if (*proto_get_str(o, "host", ""))
+		c->host = xstrdup(proto_get_str(o, "host", ""));
+	if (*proto_get_str(o, "host_fault", ""))
+		c->host_fault = xstrdup(proto_get_str(o, "host_fault", ""));
 	if (*proto_get_str(o, "patchset_sha256", ""))
 		c->patchset_sha256 = xstrdup(proto_get_str(o, "patchset_sha256", ""));
 	if (*proto_get_str(o, "kernel_image", "")) {
@@ -376,6 +386,8 @@ int run_write(const struct run_result *r, struct kerr *e)
 		json_object_object_add(j, "accel", jstr(c->accel));
 		json_object_object_add(j, "accel_reason", jstr(c->accel_reason));
 		json_object_object_add(j, "verdict", jstr(verdict_name(v)));
+		if (c->host)
+			json_object_object_add(j, "host", jstr(c->host));
 		json_object_object_add(j, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
 		char *rel = xasprintf("%s/results.json", c->id);
 		json_object_object_add(j, "results", jstr(rel));

@@ -33,6 +33,9 @@ struct cell_result {
 	char *accel;         /* "kvm" | "tcg" | "" before it was decided */
 	char *accel_reason;  /* why that accelerator (accel.c), "" before it was decided */
 	char *no_retry;      /* an ERROR a retry cannot change (why), or NULL: retry allowed */
+	char *host;          /* the pool's host that ran the cell (pool.h), or NULL: no pool */
+	char *host_fault;    /* the host's own failure that ended it: "connect", "lost" or
+			      * "start" (pool.h's rules), or NULL */
 	char *patchset_sha256; /* content of the patch set that ran (pbuild_patchset_hash), or NULL */
 	char *kernel_image;  /* the kernel image that booted, and its SHA-256, or NULL */
 	char *kernel_sha256;

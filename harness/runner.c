@@ -4,6 +4,7 @@
 #include "image.h"
 #include "initramfs.h"
 #include "accel.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -239,6 +240,13 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 {
 	struct accel_opts o = { .cache_dir = cr->rn->cache, .stop_fd = cr->rn->stop_fd,
 				.kernel_sha256 = cr->cell->kernel_sha256 };
+	char remote[256];
+
+	/* a remote host's accelerator cannot be tried from here: its labels say (pool.h) */
+	if (pool_uri_remote(cr->sc->vm.uri, remote, sizeof(remote))) {
+		o.remote = cr->sc->vm.host ? cr->sc->vm.host : remote;
+		o.remote_kvm = cr->sc->vm.host_kvm;
+	}
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
 
@@ -330,6 +338,9 @@ static int boot(struct cellrun *cr, const char *initrd)
 		qemu_log_tail(c, qlog);
 		if (started == VM_START_REFUSED)
 			no_retry(cr, "QEMU refused to start; the same command line would fail again");
+		/* the pool's host could not be reached, or could not start the domain */
+		if (sc->vm.host && !cr->cell->host_fault)
+			cr->cell->host_fault = xstrdup(started == VM_START_NO_HOST ? "connect" : "start");
 		goto out;
 	}
 	free(cr->cell->qemu_version);
@@ -411,8 +422,9 @@ static void poweroff(struct cellrun *cr)
 	if (why && strstr(why, "powered off"))
 		cr_add(cr, "end", "poweroff", V_PASS, now_ms() - t0, "%s", why);
 	else
-		cr_add(cr, "end", "poweroff", cr->patched ? V_FAIL : V_ERROR, now_ms() - t0,
-		    "guest did not power off cleanly: %s", why ? why : "still running, killed");
+		cr_add(cr, "end", "poweroff", cr->patched && !vm_host_ended(cr->vm) ? V_FAIL :
+		    V_ERROR, now_ms() - t0, "guest did not power off cleanly: %s",
+		    why ? why : "still running, killed");
 }
 
 /* The cell's scratch folder for its guest image: $TMPDIR (or /tmp)/klpq-<uid>/cell-<pid>-XXXXXX,
@@ -457,6 +469,8 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	int write_failed = 0, tmp_lock = -1;
 
 	memset(&cr, 0, sizeof(cr));
+	if (rn->sc->vm.host && !cell->host)
+		cell->host = xstrdup(rn->sc->vm.host);
 	cr.rn = rn;
 	cr.sc = rn->sc;
 	cr.img = rn->image ? rn->image : &image_initramfs;
@@ -546,6 +560,8 @@ end:
 	}
 	cscan_finish(cr.console);
 	console_crashes(&cr, "end");
+	if (cr.vm && vm_host_lost(cr.vm) && !cell->host_fault && rn->sc->vm.host)
+		cell->host_fault = xstrdup("lost");
 	cell->finished = !cr.interrupted;
 	cell->duration_ms = now_ms() - t0;
 	{

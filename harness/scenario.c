@@ -23,7 +23,7 @@ static const char taint_letters[] = "PFSRMBUDAWCIOELKXTN";
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
 	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
-	"sources_outside_patchset", "livepatch_debug", NULL
+	"sources_outside_patchset", "livepatch_debug", "hosts", NULL
 };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
@@ -31,10 +31,11 @@ static const char *const perf_keys[] = {
 	"confidence", "resamples", NULL
 };
 static const char *const vm_keys[] = {
-	"backend", "uri", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
+	"backend", "uri", "memory_mb", "cpus", "accel", "cmdline", "network", "requires", NULL
 };
 static const char *const vms_keys[] = {
-	"name", "backend", "uri", "memory_mb", "cpus", "accel", "cmdline", "network", NULL
+	"name", "backend", "uri", "memory_mb", "cpus", "accel", "cmdline", "network", "requires",
+	NULL
 };
 static const char *const exclude_keys[] = {
 	"kernel", "abi", "flavor", "series", "patchset", "vm", NULL
@@ -79,7 +80,11 @@ void scenario_release(struct scenario *s)
 		free(s->vms[i].name);
 		free(s->vms[i].extra_cmdline);
 		free(s->vms[i].uri);
+		for (size_t j = 0; j < s->vms[i].nr_requires; j++)
+			free(s->vms[i].requires[j]);
+		free(s->vms[i].requires);
 	}
+	pool_release(&s->pool);
 	free(s->vms);
 	for (i = 0; i < s->nr_patchsets; i++)
 		patchset_release(&s->patchsets[i]);
@@ -133,16 +138,9 @@ static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struc
 			return yf_err(f, v, "%s.uri is libvirt's connection URI: it needs %s.backend: "
 					"libvirt", w, w);
 		if (!strstr(vm->uri, "://") || strlen(vm->uri) > 1024 ||
-		    strpbrk(vm->uri, " \t\n\r\"'<>&"))
+		    strpbrk(vm->uri, " \t\n\r\"'<>"))
 			return yf_err(f, v, "%s.uri must be a libvirt URI such as qemu:///system or "
 					"qemu+ssh://user@host/system, not '%.64s'", w, vm->uri);
-		/* a host part: its QEMU would need the kernel and initramfs uploaded over the
-		 * connection, which this klpq does not do yet (docs/pool.md) */
-		if (strstr(vm->uri, "://")[3] != '/')
-			return yf_err(f, v, "%s.uri '%.64s' names a remote host: klpq cannot upload "
-					"the kernel and initramfs to one yet (docs/pool.md); use a "
-					"local URI (qemu:///system) or none (the embedded driver)",
-					w, vm->uri);
 	}
 	v = yf_get(n, "memory_mb");
 	if (v && yf_uint(f, v, FIELD("memory_mb"), 128, 65536, &vm->memory_mb))
@@ -186,6 +184,21 @@ static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struc
 	v = yf_get(n, "network");
 	if (v && yf_bool(f, v, FIELD("network"), &vm->network))
 		return -1;
+	v = yf_get(n, "requires");
+	if (v) {
+		if (yf_seq(f, v, FIELD("requires"), 0))
+			return -1;
+		if (v->nr > POOL_MAX_LABELS)
+			return yf_err(f, v, "%s.requires has %zu labels; at most %d", w, v->nr,
+					POOL_MAX_LABELS);
+		vm->requires = xcalloc(v->nr + 1, sizeof(*vm->requires));
+		for (size_t i = 0; i < v->nr; i++) {
+			snprintf(field, sizeof(field), "%s.requires[%zu]", w, i);
+			if (yf_name(f, v->kids[i], field, &vm->requires[vm->nr_requires]))
+				return -1;
+			vm->nr_requires++;
+		}
+	}
 	return 0;
 #undef FIELD
 }
@@ -641,6 +654,15 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 	if (parse_vms(f, root, s))
 		return -1;
 	s->vm = s->vms[0];
+	if ((v = yf_get(root, "hosts"))) {
+		if (pool_parse(f, v, "hosts", &s->pool))
+			return -1;
+		for (size_t i = 0; i < s->nr_vms; i++)
+			if (s->vms[i].uri)
+				return yf_err(f, v, "hosts: and %s exclude each other: a pool "
+						"gives each cell its host's URI", s->vms[i].name ?
+						"vms[].uri" : "vm.uri");
+	}
 	if ((v = yf_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
 		return -1;
 	if ((v = yf_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))

@@ -10,6 +10,7 @@
 #define KLPQ_SCENARIO_H
 
 #include "kname.h"
+#include "pool.h"
 #include "util.h"
 
 enum kernel_kind { KERNEL_DEBIAN, KERNEL_LOCAL };
@@ -108,6 +109,11 @@ struct vm_spec {
 	enum accel_kind accel;/* default auto */
 	char *extra_cmdline;  /* appended to the kernel command line, or NULL */
 	int network;          /* default 0: the guest has no network device */
+	char **requires;      /* vm.requires: labels a pool host must have (pool.h) */
+	size_t nr_requires;
+	/* set by the scheduler in a cell's process when a pool runs it (not owned) */
+	const char *host;     /* the pool host's name */
+	int host_kvm;         /* that host has the label kvm */
 };
 
 struct timeouts {
@@ -162,6 +168,7 @@ struct matrix_rule {
 
 struct scenario {
 	char *file;           /* absolute path */
+	struct pool pool;     /* `hosts:` (pool.h); nr 0 without */
 	char *name;           /* name_is_safe(); default: file name without .yaml */
 	char *description;
 	struct kernel_spec *kernels;

@@ -12,6 +12,7 @@
 
 #include "scheduler.h"
 #include "spawn.h"
+#include "vm-libvirt.h"
 
 #define VM_OVERHEAD_MB 256  /* QEMU's own memory beside the guest's, measured ~150 MB (TCG) */
 #define HOST_RESERVE_MB 512 /* left to the host and to klpq itself */
@@ -22,6 +23,7 @@ struct slot {
 	size_t pc;              /* index into the plan's cells */
 	size_t rc;              /* index into run->cells */
 	int attempt;
+	int host;               /* the pool's host running it, or -1 */
 	uint64_t started;
 	struct sb partial;      /* a progress line not yet ended */
 	char last[160];         /* the cell's latest event, for the live display */
@@ -36,6 +38,8 @@ struct sched {
 	size_t running;
 	size_t *queue, q_head, q_len; /* plan indices; a retried cell goes to the back */
 	int *attempts;          /* per plan cell: attempts started */
+	int *host_attempts;     /* per plan cell: attempts ended by a host's fault */
+	uint64_t *avoid;        /* per plan cell: hosts whose fault ended an attempt (a bit each) */
 	size_t done, todo;      /* cells ended in this run / to run in this run */
 	size_t pass, fail, error;
 	uint64_t t0, busy_ms;   /* sum of finished cells' durations, for the estimate */
@@ -233,7 +237,7 @@ static void save_run(struct sched *s)
 }
 
 /* In the child: run the cell, exit 0 / 3 interrupted / 4 results not written. */
-static void child_main(struct sched *s, size_t pc, int wfd)
+static void child_main(struct sched *s, size_t pc, int host, int wfd)
 {
 	const struct plan_cell *c = &s->p->cells[pc];
 	struct scenario sc = *s->rn->sc;
@@ -255,6 +259,16 @@ static void child_main(struct sched *s, size_t pc, int wfd)
 	setvbuf(progress, NULL, _IOLBF, 0);
 	sc.patchset = *c->patchset;
 	sc.vm = *c->vm;
+	if (s->o->pool && host >= 0) {
+		/* the pool's host: over libvirt, its URI */
+		const struct pool_host *h = &s->o->pool->hosts[host];
+		const char *kvm = "kvm";
+
+		sc.vm.backend = &vm_backend_libvirt;
+		sc.vm.uri = h->uri;
+		sc.vm.host = h->name;
+		sc.vm.host_kvm = pool_host_has(h, &kvm, 1);
+	}
 	rn.sc = &sc;
 	rn.progress = progress;
 	cell_init(&cell, c->id, dir, c->kernel->label, c->patchset->name);
@@ -268,6 +282,7 @@ static void child_main(struct sched *s, size_t pc, int wfd)
 struct cell_proc {
 	struct sched *s;
 	size_t pc;
+	int host;
 	int rfd, wfd; /* the progress pipe: the parent reads, the cell writes */
 };
 
@@ -277,11 +292,11 @@ static int cell_process(void *arg)
 	struct cell_proc *cp = arg;
 
 	close(cp->rfd);
-	child_main(cp->s, cp->pc, cp->wfd);
+	child_main(cp->s, cp->pc, cp->host, cp->wfd);
 	return 4;
 }
 
-static int start_cell(struct sched *s, struct slot *sl, size_t pc)
+static int start_cell(struct sched *s, struct slot *sl, size_t pc, int host)
 {
 	struct child proc = CHILD_INIT;
 	struct cell_proc ctx;
@@ -291,6 +306,8 @@ static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 	int pfd[2];
 	pid_t pid;
 
+	if (host >= 0)
+		cell->host = xstrdup(s->o->pool->hosts[host].name);
 	if (mkdir_p(cell->dir, 0755, &e) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
 		if (!e.msg[0])
 			kerr_errno(&e, "pipe");
@@ -299,7 +316,7 @@ static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 		return -1;
 	}
 	fflush(NULL);
-	ctx = (struct cell_proc){ s, pc, pfd[0], pfd[1] };
+	ctx = (struct cell_proc){ s, pc, host, pfd[0], pfd[1] };
 	proc.pdeathsig = SIGTERM;
 	if (child_fork(&proc, cell_process, &ctx, &e) < 0) {
 		cell_add(cell, "prepare", "process", V_ERROR, 0, "cannot start the cell's process: %s",
@@ -317,6 +334,11 @@ static int start_cell(struct sched *s, struct slot *sl, size_t pc)
 	sl->pc = pc;
 	sl->rc = rc;
 	sl->attempt = s->attempts[pc];
+	sl->host = host;
+	if (host >= 0) {
+		s->o->pool->hosts[host].running++;
+		s->o->pool->hosts[host].started++;
+	}
 	sl->started = now_ms();
 	snprintf(sl->last, sizeof(sl->last), "starting");
 	s->running++;
@@ -333,13 +355,15 @@ static void count(struct sched *s, const struct cell_result *c)
 }
 
 /* The cell ended (its process, or it never started): take its results, retry an ERROR. */
-static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64_t started)
+static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64_t started,
+		       int host)
 {
 	const struct plan_cell *c = &s->p->cells[pc];
 	struct cell_result got, *cell = &s->run->cells[rc];
 	struct kerr e = KERR_INIT;
 	int attempts = s->attempts[pc];
 	int interrupted = WIFEXITED(status) && WEXITSTATUS(status) == 3;
+	int host_retry = 0;
 	const char *col = "", *end = "";
 
 	if (status != -1 && cell_read(&got, c->id, cell->dir, &e) == 0) {
@@ -368,22 +392,49 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 	}
 	if (!cell->duration_ms)
 		cell->duration_ms = now_ms() - started;
+	if (host >= 0) {
+		struct pool *pool = s->o->pool;
+		struct pool_host *h = &pool->hosts[host];
+
+		h->running--;
+		if (!cell->host)
+			cell->host = xstrdup(h->name);
+		if (cell->finished && cell_verdict(cell) == V_ERROR && cell->host_fault) {
+			const char *title = cell->nr_checks ?
+					    cell->checks[cell->nr_checks - 1].title : "";
+
+			if (pool_fault(pool, (size_t)host, cell->host_fault, title, now_ms()) &&
+			    !s->o->quiet) {
+				erase_live(s);
+				fprintf(s->o->out, "klpq: host %s is out of the pool: %s (health check "
+					"in %u s)\n", h->name, h->reason, pool->health_s);
+			}
+			if (host < 64)
+				s->avoid[pc] |= 1ull << host;
+			if (!s->stopping && !cell->no_retry &&
+			    s->host_attempts[pc] < (int)pool->nr) {
+				s->host_attempts[pc]++;
+				host_retry = 1;
+			}
+		}
+	}
+	attempts -= s->host_attempts[pc]; /* --retries counts the others */
 	kerr_clear(&e);
 	if (cell_write(cell, &e) < 0 && !s->run->error)
 		s->run->error = xstrdup(e.msg);
 
-	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
+	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping && !host_retry &&
 	    attempts <= (int)s->o->retries && cell->no_retry && !s->o->quiet) {
 		erase_live(s);
 		fprintf(s->o->out, "klpq: %s: ERROR (%s); not retried: %s\n", c->id,
 			cell->nr_checks ? cell->checks[cell->nr_checks - 1].title : "",
 			cell->no_retry);
 	}
-	if (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
-	    attempts <= (int)s->o->retries && !cell->no_retry) {
+	if (host_retry || (cell->finished && cell_verdict(cell) == V_ERROR && !s->stopping &&
+			   attempts <= (int)s->o->retries && !cell->no_retry)) {
 		/* infrastructure trouble: keep this attempt aside and queue the cell again */
 		char *aside_dir = path_join(s->run->dir, ".attempts");
-		char *aside = xasprintf("%s/%s.%d", aside_dir, c->id, attempts);
+		char *aside = xasprintf("%s/%s.%d", aside_dir, c->id, s->attempts[pc]);
 
 		if (mkdir_p(aside_dir, 0755, &e) == 0) {
 			rm_rf(aside);
@@ -393,7 +444,12 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 		free(aside);
 		free(aside_dir);
 		s->queue[s->q_len++] = pc;
-		if (!s->o->quiet) {
+		if (!s->o->quiet && host_retry) {
+			erase_live(s);
+			fprintf(s->o->out, "klpq: %s: ERROR on host %s (%s); retrying on another "
+				"host\n", c->id, cell->host, cell->nr_checks ?
+				cell->checks[cell->nr_checks - 1].title : "");
+		} else if (!s->o->quiet) {
 			erase_live(s);
 			fprintf(s->o->out, "klpq: %s: ERROR (%s); retrying (attempt %d of %u)\n",
 				c->id, cell->nr_checks ? cell->checks[cell->nr_checks - 1].title : "",
@@ -410,8 +466,8 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 		enum verdict v = cell_verdict(cell);
 		char att[48] = "";
 
-		if (attempts > 1)
-			snprintf(att, sizeof(att), " (attempt %d)", attempts);
+		if (s->attempts[pc] > 1)
+			snprintf(att, sizeof(att), " (attempt %d)", s->attempts[pc]);
 		if (s->o->color) {
 			col = v == V_PASS ? "\033[32m" : v == V_FAIL ? "\033[31m" :
 			      v == V_ERROR ? "\033[33m" : "";
@@ -424,6 +480,184 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 		fflush(s->o->out);
 	}
 	save_run(s);
+}
+
+/* ---- the pool's hosts ------------------------------------------------------------- */
+
+struct probe_proc {
+	const char *uri;
+	int wfd;
+};
+
+/* A health check's process: the check's message down the pipe, exit 0 when it passed. */
+static int probe_process(void *arg)
+{
+	struct probe_proc *pp = arg;
+	struct kerr e = KERR_INIT;
+	int r = vm_libvirt_health(pp->uri, &e);
+
+	if (r < 0)
+		write_all(pp->wfd, e.msg, strlen(e.msg));
+	_exit(r < 0 ? 1 : 0);
+}
+
+/* Health checks of the hosts that are out and due for one. */
+static void probes_start(struct sched *s)
+{
+	struct pool *pool = s->o->pool;
+	uint64_t now = now_ms();
+
+	for (size_t i = 0; i < pool->nr; i++) {
+		struct pool_host *h = &pool->hosts[i];
+		struct child proc = CHILD_INIT;
+		struct kerr e = KERR_INIT;
+		struct probe_proc pp;
+		int pfd[2];
+
+		if (!h->down || h->probe_pid || now < h->probe_at_ms)
+			continue;
+		h->probe_at_ms = now + (uint64_t)pool->health_s * 1000;
+		if (pipe2(pfd, O_CLOEXEC) < 0)
+			continue;
+		pp = (struct probe_proc){ h->uri, pfd[1] };
+		proc.pdeathsig = SIGTERM;
+		fflush(NULL);
+		if (child_fork(&proc, probe_process, &pp, &e) < 0) {
+			close(pfd[0]);
+			close(pfd[1]);
+			continue;
+		}
+		close(pfd[1]);
+		h->probe_pid = proc.pid;
+		h->probe_fd = pfd[0];
+	}
+}
+
+static void probe_ended(struct sched *s, pid_t pid, int status)
+{
+	struct pool *pool = s->o->pool;
+
+	for (size_t i = 0; i < pool->nr; i++) {
+		struct pool_host *h = &pool->hosts[i];
+		char msg[400] = "";
+		ssize_t n;
+
+		if (h->probe_pid != pid)
+			continue;
+		h->probe_pid = 0;
+		n = read(h->probe_fd, msg, sizeof(msg) - 1);
+		msg[n > 0 ? n : 0] = '\0';
+		close(h->probe_fd);
+		h->probe_fd = -1;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			h->down = 0;
+			h->start_faults = 0;
+			/* healthy again: the cells it failed may go back to it */
+			for (size_t pc = 0; i < 64 && pc < s->p->nr; pc++)
+				s->avoid[pc] &= ~(1ull << i);
+			if (!s->o->quiet) {
+				erase_live(s);
+				fprintf(s->o->out, "klpq: host %s is back in the pool (its health check "
+					"passed)\n", h->name);
+			}
+		} else if (!s->o->quiet) {
+			erase_live(s);
+			fprintf(s->o->out, "klpq: host %s stays out of the pool: health check: %s\n",
+				h->name, *msg ? msg : "its process failed");
+		}
+	}
+}
+
+static size_t cell_reqs(const struct plan_cell *c, const char **req)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->vm->nr_requires; i++)
+		req[n++] = c->vm->requires[i];
+	if (c->vm->accel == ACCEL_KVM)
+		req[n++] = "kvm";
+	return n;
+}
+
+/* Queued cell pc cannot run anywhere (why): ERROR, written, not retried. */
+static void cell_unrunnable(struct sched *s, size_t pc, const char *why)
+{
+	size_t rc = fresh_cell(s, pc);
+	struct cell_result *cell = &s->run->cells[rc];
+	struct kerr e = KERR_INIT;
+
+	mkdir_p(cell->dir, 0755, &e);
+	cell_add(cell, "prepare", "host", V_ERROR, 0, "%s", why);
+	cell->no_retry = xstrdup("no host of the pool can run it");
+	cell->finished = 1;
+	cell_ended(s, pc, rc, -1, now_ms(), -1);
+}
+
+/* The next queued cell a host can take now: moved to the queue's head, its host returned; -1
+ * when none can start yet. Cells no host can ever run end here as ERROR. */
+static int pool_next(struct sched *s)
+{
+	struct pool *pool = s->o->pool;
+
+	for (size_t k = s->q_head; k < s->q_len; k++) {
+		size_t pc = s->queue[k];
+		const char *req[POOL_MAX_LABELS + 2];
+		size_t nr = cell_reqs(&s->p->cells[pc], req);
+		int h;
+
+		if (!pool_up(pool))
+			return -1;
+		h = pool_pick(pool, req, nr, s->avoid[pc]);
+		if (h < 0 && !pool_can(pool, req, nr, s->avoid[pc])) {
+			struct sb why = SB_INIT;
+			char *down = pool_down_reasons(pool);
+
+			if (!pool_any_has(pool, req, nr)) {
+				sb_adds(&why, "no host in the pool has the label(s)");
+				for (size_t i = 0; i < nr; i++)
+					sb_addf(&why, " %s", req[i]);
+				sb_addf(&why, " that the cell requires (%s)", pool->file ?
+					pool->file : "hosts:");
+			} else {
+				sb_addf(&why, "no host of the pool is left for this cell%s%s",
+					*down ? ": " : "", down);
+			}
+			s->queue[k] = s->queue[s->q_head];
+			s->queue[s->q_head++] = pc;
+			cell_unrunnable(s, pc, why.buf);
+			sb_release(&why);
+			free(down);
+			k = s->q_head - 1;
+			continue;
+		}
+		if (h < 0)
+			continue;
+		s->queue[k] = s->queue[s->q_head];
+		s->queue[s->q_head] = pc;
+		return h;
+	}
+	return -1;
+}
+
+/* Every host is out: the cells left end as ERROR, and so does the run (exit 2). */
+static void pool_all_down(struct sched *s)
+{
+	char *down = pool_down_reasons(s->o->pool);
+
+	if (!s->run->error)
+		s->run->error = xasprintf("every host of the pool is down: %s", down);
+	if (!s->o->quiet) {
+		erase_live(s);
+		fprintf(s->o->out, "klpq: every host of the pool is down: %s\n", down);
+	}
+	while (s->q_head < s->q_len) {
+		size_t pc = s->queue[s->q_head++];
+		char *why = xasprintf("not run: every host of the pool is down: %s", down);
+
+		cell_unrunnable(s, pc, why);
+		free(why);
+	}
+	free(down);
 }
 
 static void reap(struct sched *s)
@@ -443,9 +677,11 @@ static void reap(struct sched *s)
 			sl->fd = -1;
 			sl->pid = 0;
 			s->running--;
-			cell_ended(s, sl->pc, sl->rc, status, sl->started);
+			cell_ended(s, sl->pc, sl->rc, status, sl->started, sl->host);
 			break;
 		}
+		if (s->o->pool)
+			probe_ended(s, pid, status);
 	}
 }
 
@@ -475,8 +711,11 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 		sb_init(&s.slots[i].partial);
 	}
 	/* each cell at most 1 + retries times */
-	s.queue = xcalloc(p->nr * (o->retries + 1) + 1, sizeof(*s.queue));
+	s.queue = xcalloc(p->nr * (o->retries + 1 + (o->pool ? o->pool->nr : 0)) + 1,
+			  sizeof(*s.queue));
 	s.attempts = xcalloc(p->nr + 1, sizeof(*s.attempts));
+	s.host_attempts = xcalloc(p->nr + 1, sizeof(*s.host_attempts));
+	s.avoid = xcalloc(p->nr + 1, sizeof(*s.avoid));
 	for (i = 0; i < p->nr; i++) {
 		size_t rc = run_cell_index(run, p->cells[i].id);
 
@@ -496,12 +735,27 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 				if (s.slots[i].pid)
 					kill(s.slots[i].pid, SIGTERM);
 		}
+		if (o->pool && !s.stopping) {
+			probes_start(&s);
+			if (!pool_up(o->pool) && s.q_head < s.q_len)
+				pool_all_down(&s);
+		}
 		while (!s.stopping && s.running < o->jobs && s.q_head < s.q_len) {
-			size_t pc = s.queue[s.q_head];
+			size_t pc;
 			struct slot *sl = NULL;
 			long avail;
+			int host = -1;
 
-			if (!memory_ok(p->cells[pc].vm, &avail)) {
+			if (o->pool) {
+				/* the remote hosts' memory is theirs: their capacity bounds it */
+				host = pool_next(&s);
+				if (host < 0)
+					break;
+				pc = s.queue[s.q_head];
+			} else {
+				pc = s.queue[s.q_head];
+			}
+			if (!o->pool && !memory_ok(p->cells[pc].vm, &avail)) {
 				if (s.running)
 					break; /* wait for a running cell to end */
 				s.q_head++;
@@ -517,7 +771,7 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 						 p->cells[pc].vm->memory_mb + VM_OVERHEAD_MB +
 						 HOST_RESERVE_MB / 2);
 					cell->finished = 1;
-					cell_ended(&s, pc, rc, -1, now_ms());
+					cell_ended(&s, pc, rc, -1, now_ms(), -1);
 				}
 				continue;
 			}
@@ -525,8 +779,9 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 				if (!s.slots[i].pid)
 					sl = &s.slots[i];
 			s.q_head++;
-			if (start_cell(&s, sl, pc) < 0)
-				cell_ended(&s, pc, run_cell_index(run, p->cells[pc].id), -1, now_ms());
+			if (start_cell(&s, sl, pc, host) < 0)
+				cell_ended(&s, pc, run_cell_index(run, p->cells[pc].id), -1, now_ms(),
+					   -1);
 		}
 		if (!s.running && (s.stopping || s.q_head == s.q_len)) {
 			free(pf);
@@ -547,10 +802,24 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 		reap(&s);
 	}
 	erase_live(&s);
+	for (i = 0; o->pool && i < o->pool->nr; i++) {
+		struct pool_host *h = &o->pool->hosts[i];
+
+		if (h->probe_pid) {
+			/* a health check still running: the run is over, it is not needed */
+			kill(h->probe_pid, SIGTERM);
+			waitpid(h->probe_pid, NULL, 0);
+			close(h->probe_fd);
+			h->probe_pid = 0;
+			h->probe_fd = -1;
+		}
+	}
 	for (i = 0; i < o->jobs; i++)
 		sb_release(&s.slots[i].partial);
 	free(s.slots);
 	free(s.queue);
 	free(s.attempts);
+	free(s.host_attempts);
+	free(s.avoid);
 	return run->error ? -1 : 0;
 }

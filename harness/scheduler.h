@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "plan.h"
+#include "pool.h"
 #include "results.h"
 #include "runner.h"
 
@@ -29,6 +30,7 @@ struct sched_opts {
 	/* In the child, after fork: fresh signal handling; returns the child's stop fd. */
 	int (*child_setup)(void);
 	volatile sig_atomic_t *stop_signal;
+	struct pool *pool;    /* NULL; or the hosts each cell runs on, over libvirt (pool.h) */
 };
 
 /* Default -j: the online CPUs, bounded by what MemAvailable holds for VMs of vm_mb each. */

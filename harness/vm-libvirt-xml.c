@@ -69,3 +69,24 @@ void vm_libvirt_domain_xml(const struct vm_config *cfg, const char *accel, const
 		sb_adds(out, "    <interface type='user'><model type='virtio'/></interface>\n");
 	sb_adds(out, "  </devices>\n</domain>\n");
 }
+
+void vm_libvirt_health_xml(const char *name, const struct vm_libvirt_owner *owner, struct sb *out)
+{
+	/* no kernel, no disk: the firmware finds nothing to boot and waits, which is enough to
+	 * show the host starts domains */
+	sb_adds(out, "<domain type='qemu'>\n  <name>");
+	xml_text(out, name);
+	sb_addf(out, "</name>\n  <metadata>\n    <klpq:owner xmlns:klpq='" VM_LIBVIRT_NS "' "
+		"pid='%ld' start='%llu' boot='", (long)owner->pid,
+		(unsigned long long)owner->start_ticks);
+	xml_text(out, owner->boot_id);
+	sb_adds(out, "' host='");
+	xml_text(out, owner->host);
+	sb_adds(out, "'/>\n  </metadata>\n  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n"
+		     "  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n  </os>\n"
+		     "  <features><acpi/></features>\n"
+		     "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>destroy</on_reboot>\n"
+		     "  <on_crash>destroy</on_crash>\n  <devices>\n"
+		     "    <controller type='usb' model='none'/>\n"
+		     "    <memballoon model='none'/>\n  </devices>\n</domain>\n");
+}

@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "vm-libvirt-priv.h"
 #include "accel.h"
+#include "pool.h"
 #include "vm-chan.h"
 
 #include <errno.h>
@@ -41,7 +42,7 @@
 
 /* ---- the VM ---------------------------------------------------------------------------- */
 
-enum { REC_LIFECYCLE = 1, REC_SHUTDOWN_REASON, REC_PANIC };
+enum { REC_LIFECYCLE = 1, REC_SHUTDOWN_REASON, REC_PANIC, REC_CLOSED };
 enum { WHY_NONE, WHY_GUEST_SHUTDOWN, WHY_GUEST_RESET, WHY_GUEST_PANIC, WHY_HOST };
 
 struct record {
@@ -66,6 +67,9 @@ struct lvm {
 	int watchdog_fd;           /* its stdin: "done" when klpq cleaned up itself */
 	int teardown_fd[2];        /* the event thread says the bridges are closed */
 	int exited, we_destroyed, shutdown_why, stopped_detail;
+	int remote;                /* the URI names a host over the network: files uploaded */
+	int close_cb;              /* the connection's close callback is registered */
+	char lost[256];            /* "" or why the connection to the host was lost */
 	char reason[256];
 	char accel[8];
 	char version[96];
@@ -115,6 +119,15 @@ static void on_monitor(virConnectPtr c, virDomainPtr d, const char *event, long 
 	}
 }
 
+/* event thread: the connection closed (the host's daemon died, the network or the keepalive
+ * broke) */
+static void on_close(virConnectPtr c, int reason, void *opaque)
+{
+	(void)c;
+	if (reason != VIR_CONNECT_CLOSE_REASON_CLIENT)
+		put_record(opaque, REC_CLOSED, reason, 0);
+}
+
 static void set_reason(struct lvm *vm)
 {
 	static const char *const stopped[] = {
@@ -160,6 +173,8 @@ static void read_records(struct lvm *vm)
 			r.kind == REC_SHUTDOWN_REASON ?
 			snprintf(line, sizeof(line), "QEMU SHUTDOWN, reason %s",
 				 r.a >= 0 && r.a < 5 ? whys[r.a] : "?") :
+			r.kind == REC_CLOSED ?
+			snprintf(line, sizeof(line), "the connection closed, reason %d", r.a) :
 			snprintf(line, sizeof(line), "QEMU GUEST_PANICKED");
 
 		vmchan_log(&vm->ch, "libvirt", line, (size_t)n);
@@ -172,7 +187,16 @@ static void read_records(struct lvm *vm)
 			vm->shutdown_why = r.b == VIR_DOMAIN_EVENT_SHUTDOWN_GUEST ?
 					   WHY_GUEST_SHUTDOWN : r.b == VIR_DOMAIN_EVENT_SHUTDOWN_HOST ?
 					   WHY_HOST : WHY_NONE;
-		else if (r.kind == REC_LIFECYCLE && r.a == VIR_DOMAIN_EVENT_STOPPED && !vm->exited) {
+		else if (r.kind == REC_CLOSED && !vm->exited) {
+			/* whatever the domain does now, this cell cannot see it: the host's fault */
+			snprintf(vm->lost, sizeof(vm->lost), "the connection to the libvirt host "
+				 "closed (%s)", r.a == VIR_CONNECT_CLOSE_REASON_EOF ? "end of file: "
+				 "its daemon or the transport ended" : r.a ==
+				 VIR_CONNECT_CLOSE_REASON_KEEPALIVE ? "keepalive: no answer for 15 s" :
+				 "an error on the connection");
+			vm->exited = 1;
+			snprintf(vm->reason, sizeof(vm->reason), "%s", vm->lost);
+		} else if (r.kind == REC_LIFECYCLE && r.a == VIR_DOMAIN_EVENT_STOPPED && !vm->exited) {
 			vm->exited = 1;
 			vm->stopped_detail = r.b;
 			set_reason(vm);
@@ -285,6 +309,7 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 			goto fail;
 		vm->uri = xasprintf("qemu:///embed?root=%s", vm->root);
 	}
+	vm->remote = pool_uri_remote(vm->uri, NULL, 0);
 	vm->conn = virConnectOpen(vm->uri);
 	if (!vm->conn) {
 		virErrorPtr err = virGetLastError();
@@ -293,7 +318,14 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 		kerr_set(e, "libvirt: cannot connect to %s: %s%s", vm->uri, m,
 			 strstr(m, "libvirt-qemu") ? " (the embedded driver needs the system user "
 			 "libvirt-qemu: ci/install-deps.sh makes it)" : "");
+		ret = vm->root ? -1 : VM_START_NO_HOST;
 		goto fail;
+	}
+	if (!vm->root) {
+		/* a daemon's connection: a host that stops answering is seen within 15 s, and a
+		 * closed connection ends the cell's wait at once */
+		virConnectSetKeepAlive(vm->conn, 5, 3);
+		vm->close_cb = virConnectRegisterCloseCallback(vm->conn, on_close, vm, NULL) == 0;
 	}
 	lv_sweep_domains(vm->conn);
 	vm_libvirt_owner_self(&owner);
@@ -306,7 +338,36 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 	/* QEMU's own SHUTDOWN reason (reset or power-off), where the host allows passthrough */
 	vm->monitor_id = virConnectDomainQemuMonitorEventRegister(vm->conn, NULL, NULL,
 								  on_monitor, vm, NULL, 0);
-	vm_libvirt_domain_xml(cfg, vm->accel, vm->name, &owner, &xml);
+	if (vm->remote) {
+		/* no shared file system: the host gets the files over the connection */
+		struct vm_config rc = *cfg;
+		int up = 0;
+		uint64_t t0 = now_ms();
+		char *k = lv_upload(vm->conn, cfg->kernel, &up, e), *i = NULL;
+		int up2 = 0;
+
+		if (k)
+			i = lv_upload(vm->conn, cfg->initrd, &up2, e);
+		if (!k || !i) {
+			free(k);
+			free(i);
+			goto fail;
+		}
+		{
+			char line[256];
+			int n = snprintf(line, sizeof(line), "kernel %s, initramfs %s on the host in "
+					 "%.1f s", up ? "uploaded" : "cached", up2 ? "uploaded" :
+					 "cached", (now_ms() - t0) / 1000.0);
+			vmchan_log(&vm->ch, "libvirt", line, (size_t)n);
+		}
+		rc.kernel = k;
+		rc.initrd = i;
+		vm_libvirt_domain_xml(&rc, vm->accel, vm->name, &owner, &xml);
+		free(k);
+		free(i);
+	} else {
+		vm_libvirt_domain_xml(cfg, vm->accel, vm->name, &owner, &xml);
+	}
 	{
 		int fd = open(cfg->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd >= 0) {
@@ -315,7 +376,10 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 		}
 	}
 	/* the domain's name first: events may arrive before virDomainCreateXML returns */
-	vm->dom = virDomainCreateXML(vm->conn, xml.buf, 0);
+	/* a daemon destroys the domain itself when this connection closes (klpq killed); the
+	 * embedded driver cannot, its watchdog does */
+	vm->dom = virDomainCreateXML(vm->conn, xml.buf, vm->root || strstr(vm->uri, ":///embed") ?
+				     0 : VIR_DOMAIN_START_AUTODESTROY);
 	if (!vm->dom) {
 		virErrorPtr err = virGetLastError();
 
@@ -635,6 +699,8 @@ static void lvm_destroy(struct lvm *vm)
 	if (vm->dom)
 		virDomainFree(vm->dom);
 	copy_qemu_log(vm);
+	if (vm->conn && vm->close_cb)
+		virConnectUnregisterCloseCallback(vm->conn, on_close);
 	if (vm->conn)
 		virConnectClose(vm->conn);
 	if (vm->ch_ready)
@@ -672,6 +738,25 @@ static int op_start(const struct vm_config *cfg, struct vm **out, struct kerr *e
 static int op_decide_accel(enum accel_kind want, const char *kernel, const struct accel_opts *o,
 			   struct accel_choice *c, struct kerr *e)
 {
+	if (o->remote) {
+		/* a trial boot here says nothing about the host: its hosts-file label does */
+		memset(c, 0, sizeof(*c));
+		if (want == ACCEL_KVM && !o->remote_kvm)
+			return kerr_set(e, "vm.accel is kvm, and host %s has no label kvm in the hosts "
+					"file (docs/pool.md)", o->remote);
+		if (want != ACCEL_TCG && o->remote_kvm) {
+			snprintf(c->accel, sizeof(c->accel), "kvm");
+			snprintf(c->cpu, sizeof(c->cpu), "host");
+			snprintf(c->reason, sizeof(c->reason), "host %s has the label kvm in the "
+				 "hosts file", o->remote);
+		} else {
+			snprintf(c->accel, sizeof(c->accel), "tcg");
+			snprintf(c->cpu, sizeof(c->cpu), "max");
+			snprintf(c->reason, sizeof(c->reason), want == ACCEL_TCG ? "vm.accel is tcg" :
+				 "host %s has no label kvm in the hosts file", o->remote);
+		}
+		return 0;
+	}
 	/* the embedded driver runs the same QEMU binary on this host: its trial boot holds */
 	return accel_decide(want, kernel, o, c, e);
 }
@@ -738,6 +823,11 @@ static void op_channel_stats(const struct vm *v, uint64_t *oversized, uint64_t *
 	vmchan_stats(&LVM_C(v)->ch, oversized, malformed);
 }
 
+static const char *op_host_lost(const struct vm *v)
+{
+	return *LVM_C(v)->lost ? LVM_C(v)->lost : NULL;
+}
+
 static void op_stop(struct vm *v, unsigned ms)
 {
 	lvm_stop(LVM(v), ms);
@@ -764,6 +854,7 @@ const struct vm_backend vm_backend_libvirt = {
 	.alive = op_alive,
 	.pump = op_pump,
 	.exit_reason = op_exit_reason,
+	.host_lost = op_host_lost,
 	.guest_reset = op_guest_reset,
 	.host_ended = op_host_ended,
 	.log_errno = op_log_errno,

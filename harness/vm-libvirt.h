@@ -36,6 +36,13 @@ int vm_libvirt_owner_parse(const char *xml, struct vm_libvirt_owner *o);
 void vm_libvirt_domain_xml(const struct vm_config *cfg, const char *accel, const char *name,
 			   const struct vm_libvirt_owner *owner, struct sb *out);
 
+/* A health-check domain's XML (no kernel, no disk: the firmware waits). */
+void vm_libvirt_health_xml(const char *name, const struct vm_libvirt_owner *owner,
+			   struct sb *out);
+/* A pool host's health check: connects to uri, starts the health-check domain, sees it
+ * running, destroys it. 0, or -1 with e saying what failed. */
+int vm_libvirt_health(const char *uri, struct kerr *e);
+
 /* The URI a scenario without vm.uri gets: libvirt's embedded QEMU driver in a folder of its
  * own under cache_dir (no daemon). Owned by the caller. */
 char *vm_libvirt_default_uri(const char *cache_dir);

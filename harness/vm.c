@@ -95,6 +95,11 @@ int vm_host_ended(const struct vm *vm)
 	return vm->be->host_ended(vm);
 }
 
+const char *vm_host_lost(const struct vm *vm)
+{
+	return vm->be->host_lost ? vm->be->host_lost(vm) : NULL;
+}
+
 int vm_log_errno(const struct vm *vm)
 {
 	return vm->be->log_errno(vm);

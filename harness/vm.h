@@ -63,6 +63,9 @@ struct vm {
  * option, an accelerator it cannot use): deterministic, the same spec fails again. The message
  * names how it ended and its first error line. */
 #define VM_START_REFUSED (-2)
+/* vm_start's -1 variant when the hypervisor host itself could not be reached (a libvirt
+ * connection refused): the host's fault, not the boot spec's (pool.h). */
+#define VM_START_NO_HOST (-3)
 
 struct accel_opts;
 struct accel_choice;
@@ -89,6 +92,8 @@ struct vm_backend {
 	const char *(*exit_reason)(const struct vm *vm);
 	int (*guest_reset)(const struct vm *vm);
 	int (*host_ended)(const struct vm *vm);
+	/* NULL, or why the connection to the VM's host was lost (libvirt); may be NULL */
+	const char *(*host_lost)(const struct vm *vm);
 	int (*log_errno)(const struct vm *vm);
 	void (*channel_stats)(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
 	void (*stop)(struct vm *vm, unsigned grace_ms);
@@ -141,6 +146,9 @@ int vm_guest_reset(const struct vm *vm);    /* the guest asked for a reset/reboo
 int vm_host_ended(const struct vm *vm);
 /* The first errno met writing console.log or agent.log (a full disk), or 0. */
 int vm_log_errno(const struct vm *vm);
+/* Why the connection to the VM's host broke while the VM ran (the libvirt backend's close
+ * callback, its keepalive), or NULL: the host's fault, pool.h. */
+const char *vm_host_lost(const struct vm *vm);
 /* Agent-channel lines dropped so far: longer than the protocol bound, or not parsable. */
 void vm_channel_stats(const struct vm *vm, uint64_t *oversized, uint64_t *malformed);
 /* A host file into the running guest through the agent's `upload` op (docs/protocol.md), in

@@ -15,6 +15,7 @@ Suite *report_suite(void);
 Suite *accel_suite(void);
 Suite *util_suite(void);
 Suite *vm_suite(void);
+Suite *pool_suite(void);
 Suite *spawn_suite(void);
 Suite *agent_suite(void);
 Suite *cell_suite(void);
@@ -37,6 +38,7 @@ int main(void)
 	srunner_add_suite(sr, accel_suite());
 	srunner_add_suite(sr, util_suite());
 	srunner_add_suite(sr, vm_suite());
+	srunner_add_suite(sr, pool_suite());
 	srunner_add_suite(sr, spawn_suite());
 	srunner_add_suite(sr, agent_suite());
 	srunner_add_suite(sr, cell_suite());

@@ -73,7 +73,7 @@ static int nr_calls(const struct fx *f)
 static int decide(struct fx *f, enum accel_kind want, int cache, unsigned trial_ms,
 		  struct accel_choice *c, struct kerr *e)
 {
-	struct accel_opts o = { f->qemu, f->dev, cache ? f->dir : NULL, trial_ms, -1, NULL };
+	struct accel_opts o = { f->qemu, f->dev, cache ? f->dir : NULL, trial_ms, -1, NULL, NULL, 0 };
 	return accel_decide(want, f->kernel, &o, c, e);
 }
 
@@ -208,7 +208,7 @@ START_TEST(test_no_device_no_trial)
 	struct accel_opts o;
 
 	fx_init(&f, "exit 0");
-	o = (struct accel_opts){ f.qemu, "/nonexistent/kvm", NULL, 1000, -1, NULL };
+	o = (struct accel_opts){ f.qemu, "/nonexistent/kvm", NULL, 1000, -1, NULL, NULL, 0 };
 	ck_assert_int_eq(accel_decide(ACCEL_AUTO, f.kernel, &o, &c, &e), 0);
 	ck_assert_str_eq(c.accel, "tcg");
 	ck_assert_str_eq(c.reason, "KVM unusable: cannot open /nonexistent/kvm: No such file or "
@@ -265,7 +265,7 @@ START_TEST(test_cache_unwritable_warns)
 
 	fx_init(&f, pvm_qemu);
 	o = (struct accel_opts){ f.qemu, f.dev, f.kernel /* a file, not a folder */, 1000, -1,
-				 NULL };
+				 NULL, NULL, 0 };
 	ck_assert_int_eq(accel_decide(ACCEL_AUTO, f.kernel, &o, &c, &e), 0);
 	ck_assert_str_eq(c.accel, "tcg");
 	ck_assert_int_eq(c.cached, 0);
@@ -285,7 +285,7 @@ START_TEST(test_qemu_missing)
 	struct accel_opts o;
 
 	fx_init(&f, "exit 0");
-	o = (struct accel_opts){ "/nonexistent/qemu-system-x86_64", f.dev, NULL, 1000, -1, NULL };
+	o = (struct accel_opts){ "/nonexistent/qemu-system-x86_64", f.dev, NULL, 1000, -1, NULL, NULL, 0 };
 	ck_assert_int_eq(accel_decide(ACCEL_AUTO, f.kernel, &o, &c, &e), -1);
 	ck_assert_ptr_nonnull(strstr(e.msg, "cannot run QEMU"));
 	fx_release(&f);

@@ -682,7 +682,9 @@ static const struct bad_case bad_scenarios[] = {
 	{ "bad/backend-list.yaml", 5, 14, "vms[0].backend must be one of qemu, libvirt", NULL },
 	{ "bad/uri-without-libvirt.yaml", 4, 8, "vm.uri is libvirt's connection URI: it needs "
 	  "vm.backend: libvirt", NULL },
-	{ "bad/uri-remote.yaml", 5, 8, "vm.uri 'qemu+ssh://ci@hv1/system' names a remote host", NULL },
+	{ "bad/hosts-and-uri.yaml", 6, 8, "hosts: and vm.uri exclude each other", NULL },
+	{ "bad/hosts-capacity.yaml", 5, 15, "hosts[0].capacity must be a whole number", NULL },
+	{ "bad/requires-scalar.yaml", 4, 13, "vm.requires must be a list", NULL },
 	{ "bad/uri-bad.yaml", 5, 8, "vm.uri must be a libvirt URI", NULL },
 	{ "bad/network-word.yaml", 4, 12, "vm.network must be true or false", NULL },
 	{ "bad/network-quoted.yaml", 4, 12, "quoted", NULL },
