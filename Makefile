@@ -8,6 +8,7 @@
 #   make check-faulty-libvirt  the same corpus on the libvirt backend (docs/pool.md)
 #   make check-pool    two libvirt hosts in namespaces over qemu+ssh: the matrix on three
 #                      backends and the host faults (docs/pool.md); CHECK_POOL=short: its short form
+#   make bench-pool    the pool's throughput, two hosts against one (docs/scaling.md)
 #   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
 #   make check-selftests  the kernel's own livepatch selftests through klpq, 6.1 and 6.12
 #                      (docs/conformance.md)
@@ -124,7 +125,7 @@ $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
 $(AFTER_DEPS_DEV): deps-dev
 	$(Q)$(MAKE) --no-print-directory $@-run
-check-pool: deps-pool
+check-pool bench-pool: deps-pool
 	$(Q)$(MAKE) --no-print-directory $@-run
 
 # The pool test (tests/pool/check.sh, docs/pool.md): about 5 minutes; CHECK_POOL=short about 2.
@@ -218,6 +219,10 @@ check-perf-run: all
 	$(Q)bash tests/bench/perf-repeat.sh aa 5
 	$(Q)bash tests/bench/perf-repeat.sh slow 5
 
+# The pool's throughput with two hosts against one (docs/scaling.md), about 6 minutes.
+bench-pool-run: all
+	$(Q)bash tests/bench/pool-throughput.sh
+
 # Benchmarks (figures in docs/): matrix throughput -j1 vs -j2, a 10,000-cell plan, harness
 # overhead against a bare boot.
 bench-run: all
@@ -227,7 +232,7 @@ bench-run: all
 	$(Q)bash tests/bench/libvirt-overhead.sh
 
 .PHONY: all pkgcheck checkcheck deps deps-dev install clean check-workloads check-fresh \
-	check-selftests-run deps-pool check-pool check-pool-run \
+	check-selftests-run deps-pool check-pool check-pool-run bench-pool bench-pool-run \
 	$(AFTER_DEPS) $(AFTER_DEPS_DEV) $(AFTER_DEPS:%=%-run) $(AFTER_DEPS_DEV:%=%-run)
 
 # Header dependencies written by -MD.

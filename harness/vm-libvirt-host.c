@@ -94,10 +94,31 @@ static int xml_attr(const char *xml, const char *name, char *out, size_t len)
 		if (p[n] != '=' || (p[n + 1] != '\'' && p[n + 1] != '"'))
 			continue;
 		const char *v = p + n + 2, *end = strchr(v, p[n + 1]);
-		if (!end || (size_t)(end - v) >= len)
+		static const struct { const char *ent; char c; } ents[] = {
+			{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' },
+			{ "&apos;", '\'' },
+		};
+		size_t o = 0;
+
+		if (!end)
 			return -1;
-		memcpy(out, v, (size_t)(end - v));
-		out[end - v] = '\0';
+		/* the five entities the writer (vm-libvirt-xml.c) and libvirt use */
+		while (v < end) {
+			size_t k, skip = 1;
+			char c = *v;
+
+			for (k = 0; k < sizeof(ents) / sizeof(ents[0]); k++)
+				if (!strncmp(v, ents[k].ent, strlen(ents[k].ent))) {
+					c = ents[k].c;
+					skip = strlen(ents[k].ent);
+					break;
+				}
+			if (o + 1 >= len)
+				return -1;
+			out[o++] = c;
+			v += skip;
+		}
+		out[o] = '\0';
 		return 0;
 	}
 	return -1;

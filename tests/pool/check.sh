@@ -119,6 +119,19 @@ printf '%s\n' "name: pool-one" "kernels: [debian:6.1.0-56-amd64]" \
 	"patchset: $PWD/scenarios/patchsets/demo-cumulative" "vm:" "  memory_mb: 512" "  cpus: 1" \
 	> "$work/one.yaml"
 
+if [ "$mode" = full ]; then
+	# ---- a local daemon: vm.uri over its unix socket (qemu:///system's path: no upload) ----------
+	printf '%s\n' "name: pool-local" "kernels: [debian:6.1.0-56-amd64]" \
+		"patchset: $PWD/scenarios/patchsets/demo-cumulative" "vm:" "  backend: libvirt" \
+		"  uri: \"$(bash $HOSTS_SH local-uri "$state" 2)\"" "  memory_mb: 512" "  cpus: 1" \
+		> "$work/local.yaml"
+	KLPQ_PLAIN=1 "$KLPQ" run -o "$work/local" "$work/local.yaml" > "$work/local.txt" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && ! grep -q "uploaded\|cached" "$work"/local/*/*/agent.log && no_domains; then
+		ok "a local daemon (vm.uri qemu+unix:///system): PASS, files used in place, no domain left"
+	else bad "a local daemon (rc $rc)"; tail -5 "$work/local.txt"; fi
+fi
+
 # ---- a host's daemon killed mid-cell -----------------------------------------------------------
 # h1 gets the cell (both free, the first); its daemon dies once the patches load; the cell is
 # ERROR there (host_fault lost), h1 leaves the pool, the cell runs again on h2 and passes.

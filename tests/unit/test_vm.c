@@ -171,6 +171,18 @@ START_TEST(test_libvirt_xml)
 	ck_assert_str_eq(back.boot_id, "b00t-1d");
 	ck_assert_int_eq(vm_libvirt_owner_parse("<other/>", &back), -1);
 	sb_release(&x);
+
+	/* the pool's health-check domain: no kernel, no disk, the same owner record, every end
+	 * destroys it */
+	vm_libvirt_health_xml("klpq-health-7", &o, &x);
+	ck_assert_ptr_nonnull(strstr(x.buf, "<name>klpq-health-7</name>"));
+	ck_assert_ptr_null(strstr(x.buf, "<kernel>"));
+	ck_assert_ptr_null(strstr(x.buf, "<disk"));
+	ck_assert_ptr_nonnull(strstr(x.buf, "<on_poweroff>destroy</on_poweroff>"));
+	ck_assert_int_eq(vm_libvirt_owner_parse(strstr(x.buf, "<klpq:owner"), &back), 0);
+	ck_assert_int_eq(back.pid, 4242);
+	ck_assert_str_eq(back.host, "host<1>");
+	sb_release(&x);
 	c.network = 1;
 	c.cpu = "qemu64";
 	vm_libvirt_domain_xml(&c, "kvm", "klpq-1-x", &o, &x);
