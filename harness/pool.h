@@ -9,7 +9,7 @@
  * mid-cell ("lost") is taken out of the pool at once; one that fails to start a domain
  * ("start") is taken out the second time. The cell the fault ended is ERROR with host_fault
  * set, and it runs again on another host (such attempts do not use up --retries; a cell runs
- * at most once per host for a host's fault). A host taken out is probed again every
+ * again at most as many times as the pool has hosts). A host taken out is probed again every
  * health_s seconds with a health-check domain, and comes back when one starts. When every
  * host is out, the cells left are ERROR and the run ends with exit 2, its error naming each
  * host's reason.
@@ -45,6 +45,7 @@ struct pool_host {
 	char reason[512];       /* why it is down */
 	uint64_t probe_at_ms;   /* when to probe a host that is down */
 	pid_t probe_pid;        /* a health check running, or 0 */
+	uint64_t probe_started_ms;
 	int probe_fd;           /* its message pipe, or -1 */
 };
 

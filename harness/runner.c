@@ -338,8 +338,9 @@ static int boot(struct cellrun *cr, const char *initrd)
 		qemu_log_tail(c, qlog);
 		if (started == VM_START_REFUSED)
 			no_retry(cr, "QEMU refused to start; the same command line would fail again");
-		/* the pool's host could not be reached, or could not start the domain */
-		if (sc->vm.host && !cr->cell->host_fault)
+		/* the pool's host could not be reached, or could not start the domain; a boot spec
+		 * it refused (VM_START_REFUSED) is the scenario's, not the host's */
+		if (sc->vm.host && !cr->cell->host_fault && started != VM_START_REFUSED)
 			cr->cell->host_fault = xstrdup(started == VM_START_NO_HOST ? "connect" : "start");
 		goto out;
 	}

@@ -16,6 +16,7 @@
 
 #define VM_OVERHEAD_MB 256  /* QEMU's own memory beside the guest's, measured ~150 MB (TCG) */
 #define HOST_RESERVE_MB 512 /* left to the host and to klpq itself */
+#define PROBE_MAX_MS 120000 /* a pool host's health check, at most */
 
 struct slot {
 	pid_t pid;
@@ -39,7 +40,7 @@ struct sched {
 	size_t *queue, q_head, q_len; /* plan indices; a retried cell goes to the back */
 	int *attempts;          /* per plan cell: attempts started */
 	int *host_attempts;     /* per plan cell: attempts ended by a host's fault */
-	uint64_t *avoid;        /* per plan cell: hosts whose fault ended an attempt (a bit each) */
+	char **host_err;        /* per plan cell: how its last such attempt ended, or NULL */
 	size_t done, todo;      /* cells ended in this run / to run in this run */
 	size_t pass, fail, error;
 	uint64_t t0, busy_ms;   /* sum of finished cells' durations, for the estimate */
@@ -400,17 +401,22 @@ static void cell_ended(struct sched *s, size_t pc, size_t rc, int status, uint64
 		if (!cell->host)
 			cell->host = xstrdup(h->name);
 		if (cell->finished && cell_verdict(cell) == V_ERROR && cell->host_fault) {
-			const char *title = cell->nr_checks ?
-					    cell->checks[cell->nr_checks - 1].title : "";
+			/* the first ERROR says what the host did; later ones are its consequences
+			 * ("N step(s) not run after the loss of the guest") */
+			const char *title = "";
 
+			for (size_t k = 0; k < cell->nr_checks && !*title; k++)
+				if (cell->checks[k].status == V_ERROR)
+					title = cell->checks[k].title;
 			if (pool_fault(pool, (size_t)host, cell->host_fault, title, now_ms()) &&
 			    !s->o->quiet) {
 				erase_live(s);
 				fprintf(s->o->out, "klpq: host %s is out of the pool: %s (health check "
 					"in %u s)\n", h->name, h->reason, pool->health_s);
 			}
-			if (host < 64)
-				s->avoid[pc] |= 1ull << host;
+			free(s->host_err[pc]);
+			s->host_err[pc] = xasprintf("attempt %d ended on host %s (%s): %s",
+						    s->attempts[pc], h->name, cell->host_fault, title);
 			if (!s->stopping && !cell->no_retry &&
 			    s->host_attempts[pc] < (int)pool->nr) {
 				s->host_attempts[pc]++;
@@ -494,7 +500,12 @@ static int probe_process(void *arg)
 {
 	struct probe_proc *pp = arg;
 	struct kerr e = KERR_INIT;
-	int r = vm_libvirt_health(pp->uri, &e);
+	int r;
+
+	/* klpq's stop handlers are not this process's: SIGTERM ends it */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	r = vm_libvirt_health(pp->uri, &e);
 
 	if (r < 0)
 		write_all(pp->wfd, e.msg, strlen(e.msg));
@@ -514,6 +525,11 @@ static void probes_start(struct sched *s)
 		struct probe_proc pp;
 		int pfd[2];
 
+		if (h->probe_pid && now > h->probe_started_ms + PROBE_MAX_MS) {
+			/* a health check that hangs (a connect to a host that drops packets) */
+			kill(h->probe_pid, SIGKILL);
+			continue; /* reaped as a failed check */
+		}
 		if (!h->down || h->probe_pid || now < h->probe_at_ms)
 			continue;
 		h->probe_at_ms = now + (uint64_t)pool->health_s * 1000;
@@ -529,6 +545,7 @@ static void probes_start(struct sched *s)
 		}
 		close(pfd[1]);
 		h->probe_pid = proc.pid;
+		h->probe_started_ms = now;
 		h->probe_fd = pfd[0];
 	}
 }
@@ -552,9 +569,6 @@ static void probe_ended(struct sched *s, pid_t pid, int status)
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			h->down = 0;
 			h->start_faults = 0;
-			/* healthy again: the cells it failed may go back to it */
-			for (size_t pc = 0; i < 64 && pc < s->p->nr; pc++)
-				s->avoid[pc] &= ~(1ull << i);
 			if (!s->o->quiet) {
 				erase_live(s);
 				fprintf(s->o->out, "klpq: host %s is back in the pool (its health check "
@@ -586,8 +600,12 @@ static void cell_unrunnable(struct sched *s, size_t pc, const char *why)
 	struct cell_result *cell = &s->run->cells[rc];
 	struct kerr e = KERR_INIT;
 
+	struct check_result *r;
+
 	mkdir_p(cell->dir, 0755, &e);
-	cell_add(cell, "prepare", "host", V_ERROR, 0, "%s", why);
+	r = cell_add(cell, "prepare", "host", V_ERROR, 0, "%s", why);
+	if (s->host_err[pc])
+		check_evidence(r, "its %s (kept in .attempts/)", s->host_err[pc]);
 	cell->no_retry = xstrdup("no host of the pool can run it");
 	cell->finished = 1;
 	cell_ended(s, pc, rc, -1, now_ms(), -1);
@@ -607,8 +625,8 @@ static int pool_next(struct sched *s)
 
 		if (!pool_up(pool))
 			return -1;
-		h = pool_pick(pool, req, nr, s->avoid[pc]);
-		if (h < 0 && !pool_can(pool, req, nr, s->avoid[pc])) {
+		h = pool_pick(pool, req, nr, 0);
+		if (h < 0 && !pool_can(pool, req, nr, 0)) {
 			struct sb why = SB_INIT;
 			char *down = pool_down_reasons(pool);
 
@@ -715,7 +733,7 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 			  sizeof(*s.queue));
 	s.attempts = xcalloc(p->nr + 1, sizeof(*s.attempts));
 	s.host_attempts = xcalloc(p->nr + 1, sizeof(*s.host_attempts));
-	s.avoid = xcalloc(p->nr + 1, sizeof(*s.avoid));
+	s.host_err = xcalloc(p->nr + 1, sizeof(*s.host_err));
 	for (i = 0; i < p->nr; i++) {
 		size_t rc = run_cell_index(run, p->cells[i].id);
 
@@ -807,7 +825,7 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 
 		if (h->probe_pid) {
 			/* a health check still running: the run is over, it is not needed */
-			kill(h->probe_pid, SIGTERM);
+			kill(h->probe_pid, SIGKILL);
 			waitpid(h->probe_pid, NULL, 0);
 			close(h->probe_fd);
 			h->probe_pid = 0;
@@ -820,6 +838,8 @@ int sched_run(const struct runner *rn, const struct plan *p, struct run_result *
 	free(s.queue);
 	free(s.attempts);
 	free(s.host_attempts);
-	free(s.avoid);
+	for (i = 0; i < p->nr; i++)
+		free(s.host_err[i]);
+	free(s.host_err);
 	return run->error ? -1 : 0;
 }

@@ -56,8 +56,10 @@ void lv_sweep_roots(void);
 void lv_caps_cache(const char *cache_dir, const char *root, int store);
 /* Uploads path to the host's storage pool "klpq" unless a volume of the same content is
  * there (vm-libvirt-vol.c): the volume's path on the host (free it), or NULL with e set.
- * *uploaded: 1 when this call sent it. */
-char *lv_upload(virConnectPtr conn, const char *path, int *uploaded, struct kerr *e);
+ * *uploaded: 1 when this call sent it. stop_fd readable: give up waiting for another cell's
+ * upload. */
+char *lv_upload(virConnectPtr conn, const char *path, int stop_fd, int *uploaded,
+		struct kerr *e);
 /* Destroys this connection's klpq domains whose owner is gone. */
 void lv_sweep_domains(virConnectPtr conn);
 

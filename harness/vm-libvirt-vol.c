@@ -5,9 +5,10 @@
  * Nothing assumes a file system shared with the host. The files go to the host's storage
  * pool "klpq" (a directory pool at LV_POOL_PATH, made when the host has none), one volume per
  * content: NAME = the first 32 hex digits of its SHA-256 and the file's name. A volume is
- * complete when its marker volume NAME.ok exists, made after the upload finished; a cell that
- * finds NAME without the marker waits for the cell uploading it, and deletes and uploads it
- * itself when no marker came in LV_UPLOAD_WAIT_S (an upload that died).
+ * complete when its marker volume NAME.ok exists, made after the upload finished. The uploading
+ * cell holds NAME.lock (a volume too: libvirt refuses a second volume of one name, so making it
+ * is atomic); a cell that finds the lock waits while the upload makes progress, and takes over
+ * when it made none for LV_UPLOAD_WAIT_S (its uploader died).
  */
 #define _GNU_SOURCE
 #include "vm-libvirt-priv.h"
@@ -23,7 +24,7 @@
 
 #define LV_POOL "klpq"
 #define LV_POOL_PATH "/var/lib/libvirt/klpq"
-#define LV_UPLOAD_WAIT_S 120
+#define LV_UPLOAD_WAIT_S 60
 
 static virStoragePoolPtr lv_pool(virConnectPtr conn, struct kerr *e)
 {
@@ -105,9 +106,9 @@ static virStorageVolPtr make_vol(virStoragePoolPtr pool, const char *name, off_t
 	return virStorageVolCreateXML(pool, xml, 0);
 }
 
-static int marker_exists(virStoragePoolPtr pool, const char *ok)
+static int vol_exists(virStoragePoolPtr pool, const char *name)
 {
-	virStorageVolPtr m = virStorageVolLookupByName(pool, ok);
+	virStorageVolPtr m = virStorageVolLookupByName(pool, name);
 
 	if (!m)
 		return 0;
@@ -115,9 +116,66 @@ static int marker_exists(virStoragePoolPtr pool, const char *ok)
 	return 1;
 }
 
-char *lv_upload(virConnectPtr conn, const char *path, int *uploaded, struct kerr *e)
+static void vol_delete(virStoragePoolPtr pool, const char *name)
 {
-	char hash[65], name[128], ok[140];
+	virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+
+	if (v) {
+		virStorageVolDelete(v, 0);
+		virStorageVolFree(v);
+	}
+}
+
+/* The bytes on the host so far of volume NAME, or -1 (none, or no answer) */
+static long long vol_allocation(virStoragePoolPtr pool, const char *name)
+{
+	virStorageVolPtr v = virStorageVolLookupByName(pool, name);
+	virStorageVolInfo info;
+	long long a = -1;
+
+	if (v && virStorageVolGetInfo(v, &info) == 0)
+		a = (long long)info.allocation;
+	if (v)
+		virStorageVolFree(v);
+	return a;
+}
+
+/* Another cell holds NAME.lock: waits while its upload makes progress. 1 when NAME.ok came,
+ * 0 when the lock went away without it or went stale (no progress for LV_UPLOAD_WAIT_S: the
+ * uploader died; the lock is then removed), -1 with e set (stopped, connection lost). */
+static int wait_upload(virConnectPtr conn, virStoragePoolPtr pool, const char *name,
+		       const char *ok, const char *lock, int stop_fd, struct kerr *e)
+{
+	long long last = -2;
+	uint64_t progress = now_ms();
+
+	for (;;) {
+		long long a;
+
+		if (vol_exists(pool, ok))
+			return 1;
+		if (!vol_exists(pool, lock))
+			return vol_exists(pool, ok);
+		if (fd_readable(stop_fd))
+			return kerr_set(e, "stopped while another cell uploaded %s", name);
+		if (virConnectIsAlive(conn) != 1)
+			return kerr_set(e, "the connection to the host closed during an upload");
+		a = vol_allocation(pool, name);
+		if (a != last) {
+			last = a;
+			progress = now_ms();
+		} else if (now_ms() - progress > LV_UPLOAD_WAIT_S * 1000ull) {
+			vol_delete(pool, lock);
+			return 0;
+		}
+		sleep_ms(500);
+	}
+}
+
+char *lv_upload(virConnectPtr conn, const char *path, int stop_fd, int *uploaded,
+		struct kerr *e)
+{
+	char hash[65], name[128], ok[140], lock[140];
 	const char *base = strrchr(path, '/');
 	virStoragePoolPtr pool;
 	virStorageVolPtr vol = NULL;
@@ -142,49 +200,58 @@ char *lv_upload(virConnectPtr conn, const char *path, int *uploaded, struct kerr
 		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
 			*p = '_';
 	snprintf(ok, sizeof(ok), "%s.ok", name);
+	snprintf(lock, sizeof(lock), "%s.lock", name);
 	pool = lv_pool(conn, e);
 	if (!pool)
 		goto out;
-	for (int round = 0; round < 2 && !remote; round++) {
-		vol = virStorageVolLookupByName(pool, name);
-		if (vol) {
-			/* there, or on its way from another cell */
-			for (int s = 0; s < LV_UPLOAD_WAIT_S && !marker_exists(pool, ok); s++)
-				sleep(1);
-			if (marker_exists(pool, ok)) {
+	/* NAME.ok: the upload is complete. NAME.lock (made atomically: a second create of one
+	 * name fails): a cell is uploading it; the others wait while it makes progress. */
+	for (int round = 0; round < 4 && !remote && !e->set; round++) {
+		virStorageVolPtr lk;
+
+		if (vol_exists(pool, ok)) {
+			vol = virStorageVolLookupByName(pool, name);
+			if (vol) {
 				remote = virStorageVolGetPath(vol);
 				if (!remote)
 					lv_error(e, "cannot find the path of an uploaded volume");
 				break;
 			}
-			/* an upload that died: start again */
-			virStorageVolDelete(vol, 0);
-			virStorageVolFree(vol);
-			vol = NULL;
+			vol_delete(pool, ok); /* a marker without its volume */
 		}
+		lk = make_vol(pool, lock, 0);
+		if (!lk) {
+			if (wait_upload(conn, pool, name, ok, lock, stop_fd, e) < 0)
+				break;
+			continue;
+		}
+		vol_delete(pool, name); /* what an upload that died left */
 		vol = make_vol(pool, name, st.st_size);
-		if (!vol)
-			continue; /* another cell made it a moment ago: wait for its marker */
-		if (send_file(conn, vol, fd, st.st_size, e) < 0) {
+		if (!vol) {
+			lv_error(e, "cannot make the volume for an upload");
+		} else if (lseek(fd, 0, SEEK_SET) < 0 || send_file(conn, vol, fd, st.st_size, e) < 0) {
+			if (!e->set)
+				kerr_errno(e, "%s", path);
 			virStorageVolDelete(vol, 0);
-			break;
-		}
-		{
+		} else {
 			virStorageVolPtr m = make_vol(pool, ok, 0);
 
-			if (!m) {
+			if (m || vol_exists(pool, ok)) {
+				*uploaded = 1;
+				remote = virStorageVolGetPath(vol);
+				if (!remote)
+					lv_error(e, "cannot find the path of an uploaded volume");
+			} else {
 				lv_error(e, "cannot mark an upload complete");
-				break;
 			}
-			virStorageVolFree(m);
+			if (m)
+				virStorageVolFree(m);
 		}
-		*uploaded = 1;
-		remote = virStorageVolGetPath(vol);
-		if (!remote)
-			lv_error(e, "cannot find the path of an uploaded volume");
+		virStorageVolDelete(lk, 0);
+		virStorageVolFree(lk);
 	}
 	if (!remote && !e->set)
-		lv_error(e, "cannot make the volume for an upload");
+		kerr_set(e, "no upload finished after four tries");
 out:
 	if (vol)
 		virStorageVolFree(vol);

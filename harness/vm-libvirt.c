@@ -192,7 +192,7 @@ static void read_records(struct lvm *vm)
 			snprintf(vm->lost, sizeof(vm->lost), "the connection to the libvirt host "
 				 "closed (%s)", r.a == VIR_CONNECT_CLOSE_REASON_EOF ? "end of file: "
 				 "its daemon or the transport ended" : r.a ==
-				 VIR_CONNECT_CLOSE_REASON_KEEPALIVE ? "keepalive: no answer for 15 s" :
+				 VIR_CONNECT_CLOSE_REASON_KEEPALIVE ? "keepalive: no answer for 20 s" :
 				 "an error on the connection");
 			vm->exited = 1;
 			snprintf(vm->reason, sizeof(vm->reason), "%s", vm->lost);
@@ -322,7 +322,8 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 		goto fail;
 	}
 	if (!vm->root) {
-		/* a daemon's connection: a host that stops answering is seen within 15 s, and a
+		/* a daemon's connection: a host that stops answering is seen within about 20 s
+		 * (an answer due every 5 s, given up after 3 more), and a
 		 * closed connection ends the cell's wait at once */
 		virConnectSetKeepAlive(vm->conn, 5, 3);
 		vm->close_cb = virConnectRegisterCloseCallback(vm->conn, on_close, vm, NULL) == 0;
@@ -343,11 +344,11 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 		struct vm_config rc = *cfg;
 		int up = 0;
 		uint64_t t0 = now_ms();
-		char *k = lv_upload(vm->conn, cfg->kernel, &up, e), *i = NULL;
+		char *k = lv_upload(vm->conn, cfg->kernel, cfg->stop_fd, &up, e), *i = NULL;
 		int up2 = 0;
 
 		if (k)
-			i = lv_upload(vm->conn, cfg->initrd, &up2, e);
+			i = lv_upload(vm->conn, cfg->initrd, cfg->stop_fd, &up2, e);
 		if (!k || !i) {
 			free(k);
 			free(i);
@@ -384,9 +385,13 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 		virErrorPtr err = virGetLastError();
 
 		lv_error(e, "the domain would not start");
-		/* a definition libvirt rejects, or a QEMU that refuses it: the same next time */
+		/* a definition libvirt rejects: the same next time. libvirt's internal error is
+		 * also a QEMU that refuses its options, deterministic on this machine; on a
+		 * remote host it is as often the host's trouble ("QEMU unexpectedly closed the
+		 * monitor"), which another host may not have */
 		if (err && (err->code == VIR_ERR_XML_ERROR || err->code == VIR_ERR_CONFIG_UNSUPPORTED ||
-			    err->code == VIR_ERR_XML_DETAIL || err->code == VIR_ERR_INTERNAL_ERROR))
+			    err->code == VIR_ERR_XML_DETAIL ||
+			    (err->code == VIR_ERR_INTERNAL_ERROR && !vm->remote)))
 			ret = VM_START_REFUSED;
 		goto fail;
 	}
@@ -412,6 +417,9 @@ static int lvm_start(const struct vm_config *cfg, struct lvm **out, struct kerr 
 	ret = 0;
 fail:
 	sb_release(&xml);
+	/* the connection died while the domain was being made: the host is gone */
+	if (ret == -1 && vm->conn && !vm->root && virConnectIsAlive(vm->conn) != 1)
+		ret = VM_START_NO_HOST;
 	if (ret < 0)
 		lvm_destroy(vm);
 	return ret;

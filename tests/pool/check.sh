@@ -221,6 +221,31 @@ PY
 	fi
 fi
 
+if [ "$mode" = full ]; then
+	# ---- a host that cannot take uploads: two failed starts ------------------------------------
+	# h1's storage pool gone and its folder a file: the upload fails ("start"), the host stays
+	# for one more try (the cell's only host), fails again, and is out: exit 2
+	virsh -q -c "$(bash $HOSTS_SH local-uri "$state" 1)" pool-destroy klpq >/dev/null 2>&1
+	rm -rf "$state/h1/var-lib-libvirt/klpq"
+	echo "not a folder" > "$state/h1/var-lib-libvirt/klpq"
+	hosts_file "$work/h1.yaml" 600 "${uris[0]}"
+	KLPQ_PLAIN=1 "$KLPQ" run --hosts "$work/h1.yaml" -o "$work/start" "$work/one.yaml" > "$work/start.txt" 2>&1
+	rc=$?
+	rm -f "$state/h1/var-lib-libvirt/klpq"
+	if [ $rc -eq 2 ] && grep -q "host h1 is out of the pool: failed to start domains twice" "$work/start.txt" &&
+	   python3 - "$work/start" <<'PY'
+import glob, json, sys
+c = json.load(open(glob.glob(sys.argv[1] + "/*/6.1.0-56-amd64_demo-cumulative/results.json")[0]))
+assert c["verdict"] == "ERROR" and not [k for k in c["checks"] if k["status"] == "FAIL"], c["verdict"]
+for a in glob.glob(sys.argv[1] + "/*/.attempts/*/results.json"):
+    a = json.load(open(a))
+    assert a["host"] == "h1" and a["host_fault"] == "start", (a.get("host"), a.get("host_fault"))
+assert len(glob.glob(sys.argv[1] + "/*/.attempts/*/results.json")) == 2
+PY
+	then ok "a host that cannot take uploads: tried twice (its only host), then out; ERROR, exit 2"
+	else bad "a host that cannot take uploads (rc $rc)"; tail -8 "$work/start.txt"; fi
+fi
+
 # ---- every host down ---------------------------------------------------------------------------
 bash $HOSTS_SH kill-daemon "$state" 1
 bash $HOSTS_SH kill-daemon "$state" 2
