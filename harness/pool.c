@@ -83,22 +83,9 @@ static int parse_host(struct yfile *f, const struct ynode *n, const char *w,
 		if (v && yf_uint(f, v, FIELD("capacity"), 1, 256, &h->capacity))
 			return -1;
 		v = yf_get(n, "labels");
-		if (v) {
-			if (yf_seq(f, v, FIELD("labels"), 0))
-				return -1;
-			if (v->nr > POOL_MAX_LABELS)
-				return yf_err(f, v, "%s has %zu labels; at most %d", field, v->nr,
-						POOL_MAX_LABELS);
-			h->labels = xcalloc(v->nr + 1, sizeof(*h->labels));
-			for (size_t i = 0; i < v->nr; i++) {
-				char lf[128];
-
-				snprintf(lf, sizeof(lf), "%s.labels[%zu]", w, i);
-				if (yf_name(f, v->kids[i], lf, &h->labels[h->nr_labels]))
-					return -1;
-				h->nr_labels++;
-			}
-		}
+		if (v && yf_names(f, v, FIELD("labels"), POOL_MAX_LABELS, &h->labels,
+				  &h->nr_labels))
+			return -1;
 	}
 	if (!h->name) {
 		char host[256];

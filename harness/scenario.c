@@ -185,20 +185,9 @@ static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struc
 	if (v && yf_bool(f, v, FIELD("network"), &vm->network))
 		return -1;
 	v = yf_get(n, "requires");
-	if (v) {
-		if (yf_seq(f, v, FIELD("requires"), 0))
-			return -1;
-		if (v->nr > POOL_MAX_LABELS)
-			return yf_err(f, v, "%s.requires has %zu labels; at most %d", w, v->nr,
-					POOL_MAX_LABELS);
-		vm->requires = xcalloc(v->nr + 1, sizeof(*vm->requires));
-		for (size_t i = 0; i < v->nr; i++) {
-			snprintf(field, sizeof(field), "%s.requires[%zu]", w, i);
-			if (yf_name(f, v->kids[i], field, &vm->requires[vm->nr_requires]))
-				return -1;
-			vm->nr_requires++;
-		}
-	}
+	if (v && yf_names(f, v, FIELD("requires"), POOL_MAX_LABELS, &vm->requires,
+			  &vm->nr_requires))
+		return -1;
 	return 0;
 #undef FIELD
 }

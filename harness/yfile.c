@@ -595,3 +595,24 @@ int yf_line(struct yfile *f, const struct ynode *v, const char *field, size_t ma
 		return yf_err(f, v, "%s is %zu bytes, more than %zu", field, strlen(*out), max);
 	return 0;
 }
+
+/* A list of at most max safe names (yf_name), field[i] each: *out (NULL-terminated) and *nr,
+ * filled as far as they were read (the caller frees them either way). */
+int yf_names(struct yfile *f, const struct ynode *n, const char *field, size_t max,
+	     char ***out, size_t *nr)
+{
+	if (yf_seq(f, n, field, 0))
+		return -1;
+	if (n->nr > max)
+		return yf_err(f, n, "%s has %zu labels; at most %zu", field, n->nr, max);
+	*out = xcalloc(n->nr + 1, sizeof(**out));
+	for (size_t i = 0; i < n->nr; i++) {
+		char item[160];
+
+		snprintf(item, sizeof(item), "%s[%zu]", field, i);
+		if (yf_name(f, n->kids[i], item, &(*out)[*nr]))
+			return -1;
+		(*nr)++;
+	}
+	return 0;
+}

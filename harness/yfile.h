@@ -59,6 +59,8 @@ int yf_existing(struct yfile *f, const struct ynode *n, const char *field, int w
 int yf_line(struct yfile *f, const struct ynode *v, const char *field, size_t max,
 	    char **out);
 int yf_name(struct yfile *f, const struct ynode *n, const char *field, char **out);
+int yf_names(struct yfile *f, const struct ynode *n, const char *field, size_t max,
+	     char ***out, size_t *nr);
 int yf_path(struct yfile *f, const struct ynode *n, const char *field, char **out);
 int yf_seconds(struct yfile *f, const struct ynode *n, const char *field,
 	       unsigned *out_ms);
