@@ -65,6 +65,13 @@ void vm_libvirt_domain_xml(const struct vm_config *cfg, const char *accel, const
 		     "<target type='virtio' name='" VM_LIBVIRT_AGENT_PORT "'/></channel>\n"
 		     "    <controller type='usb' model='none'/>\n"
 		     "    <memballoon model='none'/>\n");
+	if (cfg->disk && *cfg->disk) {
+		/* the cell's own overlay as /dev/vda; writeback as with backend qemu */
+		sb_adds(out, "    <disk type='file' device='disk'><driver name='qemu' type='qcow2' "
+			     "cache='writeback'/><source file='");
+		xml_text(out, cfg->disk);
+		sb_adds(out, "'/><target dev='vda' bus='virtio'/></disk>\n");
+	}
 	if (cfg->network)
 		sb_adds(out, "    <interface type='user'><model type='virtio'/></interface>\n");
 	sb_adds(out, "  </devices>\n</domain>\n");

@@ -82,6 +82,21 @@ void vm_qemu_argv(const struct vm_config *cfg, const char *accel, const char *co
 			ARG("chardev=qmp,mode=control");
 		}
 	}
+	if (cfg->disk && *cfg->disk) {
+		/* the cell's own overlay: writeback, not unsafe, so that a killed QEMU still leaves
+		 * a disk the post-mortem can read; a comma in the path is doubled for QEMU */
+		struct sb d = SB_INIT;
+
+		sb_adds(&d, "file=");
+		for (const char *c = cfg->disk; *c; c++) {
+			if (*c == ',')
+				sb_addch(&d, ',');
+			sb_addch(&d, *c);
+		}
+		sb_adds(&d, ",if=virtio,format=qcow2,cache=writeback");
+		ARG("-drive");
+		out->v[n++] = sb_detach(&d, NULL);
+	}
 	ARG("-nic");
 	ARG(cfg->network ? "user,model=virtio-net-pci" : "none");
 #undef ARG

@@ -27,6 +27,8 @@ struct vm_config {
 	const char *name;
 	const char *kernel;
 	const char *initrd;
+	const char *disk;         /* a qcow2 image the guest sees as /dev/vda (virtio), written
+				   * in place (the cell's own overlay), or NULL: no disk */
 	const char *cmdline;
 	unsigned memory_mb;
 	unsigned cpus;

@@ -78,8 +78,16 @@ START_TEST(test_argv_tcg)
 		}
 		ck_assert(agent && qmp);
 	}
+	ck_assert_uint_eq(count(&a, "-drive"), 0);
 	vm_qemu_argv_release(&a);
 	ck_assert_uint_eq(a.n, 0);
+
+	/* a disk guest: its overlay on virtio, a comma in its path doubled */
+	c.disk = "/w/a,b.qcow2";
+	vm_qemu_argv(&c, "tcg", socks, &a);
+	ck_assert_str_eq(after(&a, "-drive"), "file=/w/a,,b.qcow2,if=virtio,format=qcow2,"
+			 "cache=writeback");
+	vm_qemu_argv_release(&a);
 }
 END_TEST
 
@@ -170,6 +178,15 @@ START_TEST(test_libvirt_xml)
 	ck_assert_uint_eq(back.start_ticks, 123456);
 	ck_assert_str_eq(back.boot_id, "b00t-1d");
 	ck_assert_int_eq(vm_libvirt_owner_parse("<other/>", &back), -1);
+	ck_assert_ptr_null(strstr(x.buf, "<disk"));
+	sb_release(&x);
+
+	/* a disk guest: its overlay as vda, escaped */
+	c.disk = "/w/cell's overlay.qcow2";
+	vm_libvirt_domain_xml(&c, "tcg", "klpq-4242-cell", &o, &x);
+	ck_assert_ptr_nonnull(strstr(x.buf, "<disk type='file' device='disk'><driver name='qemu' "
+					     "type='qcow2' cache='writeback'/><source file='/w/cell&apos;s "
+					     "overlay.qcow2'/><target dev='vda' bus='virtio'/></disk>"));
 	sb_release(&x);
 
 	/* the pool's health-check domain: no kernel, no disk, the same owner record, every end
