@@ -57,6 +57,7 @@ struct cellrun {
 	int down;                    /* the guest is dead or silent: skip what needs it */
 	int interrupted;
 	char *console_path;
+	char *disk;              /* a disk guest's overlay (in the scratch folder), or NULL */
 	uint64_t console_bytes;      /* read from the serial console so far */
 	long live;                   /* index of the last step applied and live, -1: none */
 	enum step_state *state;      /* one per step */

@@ -5,6 +5,7 @@
 #include "initramfs.h"
 #include "accel.h"
 #include "pool.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -198,7 +199,17 @@ static int make_image(struct cellrun *cr, const char *out)
 	req.modules_dir = cr->k.modules;
 	req.agent = cr->rn->agent;
 	req.busybox = cr->rn->busybox;
-	req.boot_modules = cr->sc->vm.backend->boot_modules;
+	/* a disk guest's first stage also mounts the disk: its driver and file system */
+	static const char *const disk_modules[] = { "virtio_blk", "ext4", "crc32c_generic", NULL };
+	const char *mods[32];
+	size_t nm = 0;
+
+	for (const char *const *m = cr->sc->vm.backend->boot_modules; m && *m && nm < 24; m++)
+		mods[nm++] = *m;
+	for (size_t k = 0; cr->sc->guest.disk && disk_modules[k]; k++)
+		mods[nm++] = disk_modules[k];
+	mods[nm] = NULL;
+	req.boot_modules = mods;
 	req.items = items;
 	req.nr_items = n;
 	ret = img->build(&req, out, &e);
@@ -280,6 +291,28 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 	return 0;
 }
 
+/* A disk guest's own overlay in the cell's scratch folder, backed by the image (which is never
+ * written): parallel cells never share a writable disk. 0, or -1 with the check recorded. */
+static int make_overlay(struct cellrun *cr, const char *overlay)
+{
+	const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+			       cr->sc->guest.path, overlay, NULL };
+	struct run_opts o = RUN_OPTS_INIT;
+	struct sb out = SB_INIT;
+	struct kerr e = KERR_INIT;
+	uint64_t t0 = now_ms();
+	int r;
+
+	o.timeout_ms = 60000;
+	o.stop_fd = cr->rn->stop_fd;
+	r = run_capture(argv, &o, &out, &e);
+	if (r < 0)
+		cr_add(cr, "prepare", "disk", V_ERROR, now_ms() - t0, "the overlay of %s: %s",
+		       cr->sc->guest.path, e.msg);
+	sb_release(&out);
+	return r;
+}
+
 static int boot(struct cellrun *cr, const char *initrd)
 {
 	const struct scenario *sc = cr->sc;
@@ -305,6 +338,8 @@ static int boot(struct cellrun *cr, const char *initrd)
 	 * them on, without the per-task lines of klp_try_switch_task */
 	if (sc->livepatch_debug)
 		sb_adds(&cmdline, " dyndbg=\"file kernel/livepatch/* +p; func klp_try_switch_task -p\"");
+	if (sc->guest.disk)
+		sb_addf(&cmdline, " klpq.root=%s", sc->guest.root);
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));
@@ -312,6 +347,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 	cfg.name = cr->cell->id;
 	cfg.kernel = cr->k.vmlinuz;
 	cfg.initrd = initrd;
+	cfg.disk = cr->disk;
 	cfg.cmdline = cmdline.buf;
 	cfg.memory_mb = sc->vm.memory_mb;
 	cfg.cpus = sc->vm.cpus;
@@ -502,7 +538,10 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		goto end;
 	}
 	initrd = path_join(tmpdir, "initramfs.cpio");
-	if (stopped(&cr, "prepare") || make_image(&cr, initrd) < 0 || boot(&cr, initrd) < 0)
+	if (rn->sc->guest.disk)
+		cr.disk = path_join(tmpdir, "disk.qcow2");
+	if (stopped(&cr, "prepare") || make_image(&cr, initrd) < 0 ||
+	    (cr.disk && make_overlay(&cr, cr.disk) < 0) || boot(&cr, initrd) < 0)
 		goto end;
 	save_progress(&cr);
 	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0, -1) < 0)
@@ -614,6 +653,7 @@ end:
 		free(cr.titles[i]);
 	free(cr.titles);
 	free(cr.console_path);
+	free(cr.disk);
 	free(initrd);
 	if (tmpdir)
 		rm_rf(tmpdir); /* the guest image is rebuilt each run: not a result */

@@ -23,8 +23,9 @@ static const char taint_letters[] = "PFSRMBUDAWCIOELKXTN";
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
 	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
-	"sources_outside_patchset", "livepatch_debug", "hosts", NULL
+	"sources_outside_patchset", "livepatch_debug", "hosts", "guest", NULL
 };
+static const char *const guest_keys[] = { "image", "path", "root", "distro", NULL };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
 	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
@@ -85,6 +86,8 @@ void scenario_release(struct scenario *s)
 		free(s->vms[i].requires);
 	}
 	pool_release(&s->pool);
+	free(s->guest.path);
+	free(s->guest.root);
 	free(s->vms);
 	for (i = 0; i < s->nr_patchsets; i++)
 		patchset_release(&s->patchsets[i]);
@@ -190,6 +193,50 @@ static int parse_vm(struct yfile *f, const struct ynode *n, const char *w, struc
 		return -1;
 	return 0;
 #undef FIELD
+}
+
+static int parse_guest(struct yfile *f, const struct ynode *n, struct guest_spec *g)
+{
+	const struct ynode *v;
+
+	if (yf_check_map(f, n, "guest", guest_keys))
+		return -1;
+	v = yf_get(n, "image");
+	if (v) {
+		if (v->kind == YN_SCALAR && !strcmp(v->text, "initramfs"))
+			g->disk = 0;
+		else if (v->kind == YN_SCALAR && !strcmp(v->text, "disk"))
+			g->disk = 1;
+		else
+			return yf_err(f, v, "guest.image must be initramfs or disk, not '%.64s'",
+					v->kind == YN_SCALAR ? v->text : yf_describe(v));
+	}
+	if ((v = yf_get(n, "distro")))
+		return yf_err(f, v, "guest.distro: klpq cannot build a distro image yet (issue 16); "
+				"give guest.path, a qcow2 image of your own");
+	v = yf_get(n, "path");
+	if (v) {
+		if (!g->disk)
+			return yf_err(f, v, "guest.path is a disk image: it needs guest.image: disk");
+		if (yf_existing(f, v, "guest.path", 0, &g->path))
+			return -1;
+	} else if (g->disk) {
+		return yf_err(f, n, "guest.image: disk needs guest.path (a qcow2 image)");
+	}
+	v = yf_get(n, "root");
+	if (v) {
+		if (!g->disk)
+			return yf_err(f, v, "guest.root is the disk's root device: it needs guest.image: "
+					"disk");
+		if (yf_line(f, v, "guest.root", 200, &g->root))
+			return -1;
+		if (strncmp(g->root, "/dev/", 5) || strpbrk(g->root, " \t"))
+			return yf_err(f, v, "guest.root must be a device path such as /dev/vda1, not "
+					"'%.64s'", g->root);
+	}
+	if (g->disk && !g->root)
+		g->root = xstrdup("/dev/vda1");
+	return 0;
 }
 
 static int parse_timeouts(struct yfile *f, const struct ynode *n, struct timeouts *t)
@@ -652,6 +699,8 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 						"gives each cell its host's URI", s->vms[i].name ?
 						"vms[].uri" : "vm.uri");
 	}
+	if ((v = yf_get(root, "guest")) && parse_guest(f, v, &s->guest))
+		return -1;
 	if ((v = yf_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
 		return -1;
 	if ((v = yf_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))

@@ -166,8 +166,16 @@ struct matrix_rule {
 	int line, col;        /* where the entry was written */
 };
 
+/* `guest:` what the cell boots into (docs/scenario.md, "guest"). */
+struct guest_spec {
+	int disk;             /* 0: the initramfs (default); 1: a disk image */
+	char *path;           /* guest.path: the user's qcow2 image (absolute), read only */
+	char *root;           /* guest.root: the disk's root device in the guest; /dev/vda1 */
+};
+
 struct scenario {
 	char *file;           /* absolute path */
+	struct guest_spec guest;
 	struct pool pool;     /* `hosts:` (pool.h); nr 0 without */
 	char *name;           /* name_is_safe(); default: file name without .yaml */
 	char *description;

@@ -146,6 +146,123 @@ static void find_port(struct agent *a)
 	    PORT_WAIT_MS / 1000, PORT_NAME);
 }
 
+/* The value of WORD=value on the kernel's command line, into out; 0 when present. (Words with
+ * a dot are never handed to init as arguments: the kernel takes them for module options.) */
+static int cmdline_value(const char *word, char *out, size_t len)
+{
+	char cmd[4096], *p;
+	size_t n = strlen(word);
+
+	if (read_text_file("/proc/cmdline", cmd, sizeof(cmd), NULL) < 0)
+		return -1;
+	strip_newline(cmd);
+	for (p = strtok(cmd, " "); p; p = strtok(NULL, " "))
+		if (!strncmp(p, word, n) && p[n] == '=') {
+			snprintf(out, len, "%s", p + n + 1);
+			return 0;
+		}
+	return -1;
+}
+
+/* A disk guest (klpq.root=DEVICE on the command line): this initramfs is its first stage. The
+ * boot modules are loaded (the disk's driver and file system among them); the disk is mounted
+ * on /newroot; the agent is copied to /klpq/klpq-agent and /klpq (patch modules, programs,
+ * workload runner: the same guest paths as without a disk) is bound into the new root; /dev,
+ * /proc, /sys and /run move there; then the disk's own init (systemd) runs as PID 1, and its
+ * klpq-agent.service runs `/klpq/klpq-agent --device auto` (docs/scenario.md, "guest").
+ * Returns only when there is no klpq.root. */
+static void switch_to_disk(struct agent *a)
+{
+	static const char *const moved[] = { "/dev", "/proc", "/sys", "/run" };
+	char dev[256], fstype[32] = "ext4", init[256] = "/sbin/init", target[300];
+	uint64_t deadline;
+	int in, out;
+
+	if (cmdline_value("klpq.root", dev, sizeof(dev)) < 0)
+		return;
+	cmdline_value("klpq.rootfstype", fstype, sizeof(fstype));
+	cmdline_value("klpq.init", init, sizeof(init));
+	diag(a, "disk guest: root %s (%s), init %s", dev, fstype, init);
+	for (deadline = mono_ms() + PORT_WAIT_MS; access(dev, F_OK) < 0;) {
+		if (mono_ms() >= deadline)
+			die(a, "the disk %s did not appear within %d s (is virtio_blk among the boot "
+			    "modules?)", dev, PORT_WAIT_MS / 1000);
+		sleep_ms(50);
+	}
+	if (mkdir("/newroot", 0755) < 0 && errno != EEXIST)
+		die(a, "mkdir /newroot: %s", strerror(errno));
+	if (mount(dev, "/newroot", fstype, 0, NULL) < 0)
+		die(a, "mount %s (%s) on /newroot: %s", dev, fstype, strerror(errno));
+	if (!strcmp(init, "/sbin/init")) {
+		/* the disk's systemd starts the agent: its unit goes into this cell's overlay */
+		static const char unit[] =
+			"# written by klpq's first stage into this cell's overlay\n"
+			"[Unit]\nDescription=klpq guest agent\nDefaultDependencies=no\n"
+			"[Service]\nExecStart=/klpq/klpq-agent --device auto\n"
+			"Restart=always\nRestartSec=1\n"
+			"[Install]\nWantedBy=sysinit.target\n";
+		const char *dir = "/newroot/etc/systemd/system";
+		int fd;
+
+		if (access("/newroot/lib/systemd/systemd", X_OK) < 0 &&
+		    access("/newroot/usr/lib/systemd/systemd", X_OK) < 0)
+			die(a, "the disk's root %s has no systemd (/lib/systemd/systemd): klpq starts "
+			    "its agent as a systemd service", dev);
+		if ((mkdir("/newroot/etc/systemd", 0755) < 0 && errno != EEXIST) ||
+		    (mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+		    (mkdir("/newroot/etc/systemd/system/sysinit.target.wants", 0755) < 0 &&
+		     errno != EEXIST))
+			die(a, "mkdir %s: %s", dir, strerror(errno));
+		fd = open("/newroot/etc/systemd/system/klpq-agent.service",
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, unit, sizeof(unit) - 1) != (ssize_t)(sizeof(unit) - 1))
+			die(a, "writing klpq-agent.service on the disk: %s", strerror(errno));
+		close(fd);
+		unlink("/newroot/etc/systemd/system/sysinit.target.wants/klpq-agent.service");
+		if (symlink("../klpq-agent.service",
+			    "/newroot/etc/systemd/system/sysinit.target.wants/klpq-agent.service") < 0)
+			die(a, "enabling klpq-agent.service on the disk: %s", strerror(errno));
+	}
+	/* the agent for the disk's service: this very binary */
+	in = open("/init", O_RDONLY | O_CLOEXEC);
+	out = open("/klpq/klpq-agent", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (in < 0 || out < 0)
+		die(a, "copying the agent to /klpq/klpq-agent: %s", strerror(errno));
+	for (;;) {
+		char buf[65536];
+		ssize_t r = read(in, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (write(out, buf, (size_t)r) != r)
+			die(a, "copying the agent to /klpq/klpq-agent: %s", strerror(errno));
+	}
+	close(in);
+	close(out);
+	if ((mkdir("/newroot/klpq", 0755) < 0 && errno != EEXIST) ||
+	    mount("/klpq", "/newroot/klpq", NULL, MS_BIND, NULL) < 0)
+		die(a, "binding /klpq into the disk's root: %s", strerror(errno));
+	umount("/tmp"); /* the disk's own /tmp */
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		if (path_fmt(target, sizeof(target), "/newroot%s", moved[i]) < 0)
+			continue;
+		if ((mkdir(target, 0755) < 0 && errno != EEXIST) ||
+		    mount(moved[i], target, NULL, MS_MOVE, NULL) < 0)
+			die(a, "moving %s into the disk's root: %s", moved[i], strerror(errno));
+	}
+	if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0)
+		die(a, "switching to the disk's root: %s", strerror(errno));
+	if (a->console_fd >= 0)
+		close(a->console_fd);
+	execl(init, init, (char *)NULL);
+	/* the old root is gone: nothing to go back to */
+	a->console_fd = open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	die(a, "exec %s on the disk: %s", init, strerror(errno));
+}
+
 void boot(struct agent *a)
 {
 	mount_basics(a);
@@ -155,6 +272,7 @@ void boot(struct agent *a)
 		diag(a, "setenv PATH: %s", strerror(errno));
 	diag(a, "%s starting", AGENT_VERSION);
 	load_boot_modules(a);
+	switch_to_disk(a);
 	find_port(a);
 	diag(a, "using %s", a->port_dev);
 }
@@ -170,6 +288,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
 			snprintf(a.port_dev, sizeof(a.port_dev), "%s", argv[++i]);
 			a.is_service = 1;
+			/* auto: found through sysfs, as PID 1 does, without waiting for udev's
+			 * /dev/virtio-ports link */
+			if (!strcmp(a.port_dev, "auto"))
+				find_port(&a);
 		}
 		/* PID 1 also receives unknown kernel command-line words: ignore them there */
 	}
