@@ -52,6 +52,12 @@ KLPQ_PLAIN=1 "$KLPQ" run -o "$work/r" "$work/disk.yaml" > "$work/out.txt" 2>&1
 rc=$?
 after=$(sha256sum "$img" | cut -d' ' -f1)
 tail -4 "$work/out.txt"
+python3 - "$work/r" <<'PY' || true
+import glob, json, sys
+c = json.load(open(glob.glob(sys.argv[1] + "/*/*/results.json")[0]))
+m = c.get("metrics", {})
+print(f"disk.sh: cell {c['duration_ms']/1000:.1f} s, boot to agent {m.get('boot_ms', 0)/1000:.1f} s")
+PY
 if [ $rc -eq 0 ] && [ "$before" = "$after" ] && grep -q "Started klpq-agent.service\|klpq guest agent" "$work"/r/*/*/console.log; then
 	echo "ok - the smoke cell on a disk guest (systemd): PASS; base image unchanged"
 else
