@@ -12,6 +12,8 @@
 #   make check-faults  the kill matrix: 3 signals x 4 points, each resumed (docs/reliability.md)
 #   make check-selftests  the kernel's own livepatch selftests through klpq, 6.1 and 6.12
 #                      (docs/conformance.md)
+#   make check-disk    disk-image guests with libguestfs: built and user images, post-mortem
+#                      (docs/scenario.md)
 #   make check-fresh   a fresh machine for real: purge the -dev packages, make demo in a clone
 #   make fuzz     libFuzzer targets, FUZZ_SECONDS (60) each      make asan  everything under ASan+UBSan
 #   make valgrind the smoke run under valgrind (no leaks)        make check-flood  256 MiB console flood
@@ -21,7 +23,7 @@
 CC ?= gcc
 PREFIX ?= /usr/local
 BUILD := build
-PKGS := yaml-0.1 json-c libarchive libcrypto libvirt libvirt-qemu
+PKGS := yaml-0.1 json-c libarchive libcrypto libvirt libvirt-qemu libguestfs
 
 ifneq ($(V),1)
 Q := @
@@ -119,7 +121,7 @@ deps-pool:
 # These install what is missing first, then do their work in a second make (TARGET-run), whose
 # pkg-config flags are computed once the packages are there.
 AFTER_DEPS := demo check check-unit check-vm check-faulty check-faulty-libvirt check-faults \
-	      check-selftests check-perf check-flood bench
+	      check-selftests check-perf check-flood bench check-disk
 AFTER_DEPS_DEV := fuzz asan valgrind
 $(AFTER_DEPS): deps
 	$(Q)$(MAKE) --no-print-directory $@-run
@@ -218,6 +220,18 @@ check-faulty-libvirt-run: all
 check-perf-run: all
 	$(Q)bash tests/bench/perf-repeat.sh aa 5
 	$(Q)bash tests/bench/perf-repeat.sh slow 5
+
+# Disk-image guests (tests/vm/disk.sh, docs/scenario.md "guest"): the built Debian image (its
+# first build included), a user's image made by the test with libguestfs, a refused one, a
+# crashing patch's post-mortem, two cells on one base; about 10 minutes (a first build adds 3).
+check-disk-run: all $(BUILD)/klpq-mkimage
+	$(Q)KLPQ_MKIMAGE=$(BUILD)/klpq-mkimage bash tests/vm/disk.sh
+
+# tests/vm/disk.sh's "user's own image", made with libguestfs.
+$(BUILD)/klpq-mkimage: tests/vm/mkimage.c | pkgcheck
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) -o $@ $< $(shell pkg-config --cflags --libs libguestfs)
 
 # The pool's throughput with two hosts against one (docs/scaling.md), about 6 minutes.
 bench-pool-run: all

@@ -9,6 +9,7 @@ pkgs=(
 	libyaml-dev libjson-c-dev libarchive-dev libssl-dev check   # libraries
 	qemu-system-x86                     # the VM backend
 	libvirt-dev libvirt-daemon-driver-qemu   # the libvirt backend (its embedded QEMU driver)
+	libguestfs-dev supermin qemu-utils debootstrap   # disk-image guests (docs/scenario.md)
 	busybox-static                      # the guest's userland (static)
 	kmod                                # depmod -b for unpacked kernels
 	bc flex bison libelf-dev            # building livepatch modules against kernel headers
@@ -21,9 +22,8 @@ if [ "${1:-}" = --dev ]; then
 	pkgs+=(clang libclang-rt-14-dev valgrind)
 fi
 # --pool: also what make check-pool's two test hosts run (tests/pool/hosts.sh): a libvirt daemon
-# with its storage driver, virsh and virt-ssh-helper, an sshd. Installed without starting any
-# service (a policy-rc.d that refuses, unless one is there already): the test starts its own
-# daemons inside its namespaces.
+# with its storage driver, virsh and virt-ssh-helper, an sshd. The test starts its own daemons
+# inside its namespaces.
 pool=0
 if [ "${1:-}" = --pool ]; then
 	pkgs+=(libvirt-daemon libvirt-clients openssh-server iproute2)
@@ -37,9 +37,12 @@ done
 # (which says root); libvirt-daemon-system would make it, but pulls in systemd and daemons.
 need_user=0
 getent passwd libvirt-qemu >/dev/null || need_user=1
-[ ${#missing[@]} -eq 0 ] && [ $need_user -eq 0 ] && exit 0
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
+# libguestfs's appliance builder (supermin) copies the host's /lib/modules layout even when it
+# is given another kernel's modules; a container can have no /lib/modules at all.
+[ -d /lib/modules ] || $SUDO mkdir -p /lib/modules
+[ ${#missing[@]} -eq 0 ] && [ $need_user -eq 0 ] && exit 0
 if [ $need_user -eq 1 ]; then
 	echo "klpq: making the system user libvirt-qemu (libvirt's embedded driver needs it)"
 	$SUDO useradd -r -M -U -s /usr/sbin/nologin -d /nonexistent libvirt-qemu
@@ -51,7 +54,9 @@ export DEBIAN_FRONTEND=noninteractive
 # Package lists may be missing or stale on a fresh machine.
 $SUDO apt-get update -q
 made_policy=0
-if [ $pool -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+# No service starts from these installs (libguestfs pulls lvm2 and mdadm, --pool a libvirt
+# daemon and an sshd): a policy-rc.d that refuses, unless one is there already.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
 	$SUDO chmod 0755 /usr/sbin/policy-rc.d
 	made_policy=1

@@ -23,6 +23,7 @@
 #include "pbuild.h"
 #include "image.h"
 #include "vm.h"
+#include "accel.h"
 
 #include <stdint.h>
 
@@ -57,7 +58,12 @@ struct cellrun {
 	int down;                    /* the guest is dead or silent: skip what needs it */
 	int interrupted;
 	char *console_path;
-	char *disk;              /* a disk guest's overlay (in the scratch folder), or NULL */
+	char *disk;                  /* a disk guest's overlay (in the scratch folder), or NULL */
+	char *disk_base;             /* its backing image: built (diskimg.h) or guest.path */
+	char *disk_root;             /* the root device the first stage mounts: /dev/vda1 */
+	int disk_booted;             /* the overlay has been booted: a post-mortem can read it */
+	struct accel_choice ac;      /* decided once (decide_accel) */
+	int ac_done;
 	uint64_t console_bytes;      /* read from the serial console so far */
 	long live;                   /* index of the last step applied and live, -1: none */
 	enum step_state *state;      /* one per step */

@@ -81,6 +81,7 @@ void cell_release(struct cell_result *c)
 	free(c->kernel_sha256);
 	free(c->qemu_version);
 	json_object_put(c->metrics);
+	json_object_put(c->postmortem);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -183,6 +184,8 @@ json_object *cell_to_json(const struct cell_result *c)
 		json_object_object_add(o, "kernel_sha256", jstr(c->kernel_sha256));
 	}
 	json_object_object_add(o, "qemu", jstr(c->qemu_version));
+	if (c->postmortem)
+		json_object_object_add(o, "postmortem", json_object_get(c->postmortem));
 	json_object_object_add(o, "started", jstr(when));
 	json_object_object_add(o, "started_ms", json_object_new_int64((int64_t)c->started_wall_ms));
 	json_object_object_add(o, "duration_ms", json_object_new_int64((int64_t)c->duration_ms));
@@ -266,6 +269,13 @@ int cell_read(struct cell_result *c, const char *id, const char *dir, struct ker
 		c->host = xstrdup(proto_get_str(o, "host", ""));
 	if (*proto_get_str(o, "host_fault", ""))
 		c->host_fault = xstrdup(proto_get_str(o, "host_fault", ""));
+	{
+		json_object *pm;
+
+		if (json_object_object_get_ex(o, "postmortem", &pm) &&
+		    json_object_is_type(pm, json_type_object))
+			c->postmortem = json_object_get(pm);
+	}
 	if (*proto_get_str(o, "patchset_sha256", ""))
 		c->patchset_sha256 = xstrdup(proto_get_str(o, "patchset_sha256", ""));
 	if (*proto_get_str(o, "kernel_image", "")) {

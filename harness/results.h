@@ -41,6 +41,7 @@ struct cell_result {
 	char *kernel_sha256;
 	char *qemu_version;
 	json_object *metrics; /* boot_ms, transition_ms per step, ... */
+	json_object *postmortem; /* a failed disk guest's disk, read back (diskimg.h), or NULL */
 	struct check_result *checks;
 	size_t nr_checks;
 	uint64_t started_wall_ms;

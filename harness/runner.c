@@ -4,6 +4,7 @@
 #include "image.h"
 #include "initramfs.h"
 #include "accel.h"
+#include "diskimg.h"
 #include "pool.h"
 #include "spawn.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the cell ---- */
@@ -249,6 +251,10 @@ static void qemu_log_tail(struct check_result *r, const char *qlog)
  * the cell and shown. -1 after adding the ERROR when the scenario's choice cannot be met. */
 static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 {
+	if (cr->ac_done) { /* a disk guest's appliance asked first */
+		*ac = cr->ac;
+		return 0;
+	}
 	struct accel_opts o = { .cache_dir = cr->rn->cache, .stop_fd = cr->rn->stop_fd,
 				.kernel_sha256 = cr->cell->kernel_sha256 };
 	char remote[256];
@@ -276,6 +282,8 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 	cr->cell->accel = xstrdup(ac->accel);
 	free(cr->cell->accel_reason);
 	cr->cell->accel_reason = xstrdup(ac->reason);
+	cr->ac = *ac;
+	cr->ac_done = 1;
 	if (*ac->warning)
 		cr_progress(cr, "%s", ac->warning);
 	if (ac->trial_ms)
@@ -291,26 +299,178 @@ static int decide_accel(struct cellrun *cr, struct accel_choice *ac)
 	return 0;
 }
 
+static void disk_ctx(struct cellrun *cr, struct diskimg_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cache = cr->rn->cache;
+	c->k = &cr->k;
+	c->kernel_sha256 = cr->cell->kernel_sha256;
+	c->kvm = cr->ac_done && !strcmp(cr->ac.accel, "kvm");
+	c->stop_fd = cr->rn->stop_fd;
+	c->log = log_line;
+	c->log_ctx = cr;
+}
+
+/* A disk guest's image: built once (guest.distro) or the user's (guest.path), inspected. 0, or
+ * -1 with the check recorded. */
+static int disk_image(struct cellrun *cr)
+{
+	const struct guest_spec *g = &cr->sc->guest;
+	struct diskimg_ctx c;
+	struct kerr e = KERR_INIT;
+	uint64_t t0 = now_ms();
+	json_object *m = cr->cell->metrics;
+	struct accel_choice ac;
+
+	char remote[256];
+
+	if (pool_uri_remote(cr->sc->vm.uri, remote, sizeof(remote))) {
+		cr_add(cr, "prepare", "disk-image", V_ERROR, 0, "disk guests run on this machine's "
+		       "own backends only (the image and the overlay are local files), not on %s",
+		       remote);
+		no_retry(cr, "every attempt on a remote host is refused the same way");
+		return -1;
+	}
+	/* the appliance runs under the accelerator the cell's own VM will get */
+	if (decide_accel(cr, &ac) < 0)
+		return -1;
+	disk_ctx(cr, &c);
+	if (g->distro) {
+		struct diskimg_built b;
+
+		if (diskimg_build(g, &c, &b, &e) < 0) {
+			if (fd_readable(cr->rn->stop_fd))
+				return -1;
+			cr_add(cr, "prepare", "disk-image", V_ERROR, now_ms() - t0, "%s", e.msg);
+			return -1;
+		}
+		cr->disk_base = b.path;
+		b.path = NULL;
+		cr->disk_root = xstrdup("/dev/vda1");
+		json_object_object_add(m, "image_cached", json_object_new_boolean(b.cached));
+		json_object_object_add(m, "image_bytes", json_object_new_int64(b.bytes));
+		if (!b.cached) {
+			json_object_object_add(m, "image_build_ms",
+					       json_object_new_int64((int64_t)b.build_ms));
+			json_object_object_add(m, "image_rootfs_ms",
+					       json_object_new_int64((int64_t)b.rootfs_ms));
+		}
+		cr_add(cr, "prepare", "disk-image", V_PASS, now_ms() - t0, "%s %s (%.0f MB)%s",
+		       b.cached ? "cached:" : "built", cr->disk_base, b.bytes / 1e6,
+		       b.cached ? "" : " with debootstrap and libguestfs");
+		diskimg_built_release(&b);
+		return 0;
+	}
+	struct diskimg_info info;
+	int r = diskimg_inspect(g->path, &c, &info, &e);
+
+	json_object_object_add(m, "image_inspect_ms", json_object_new_int64(
+		(int64_t)(now_ms() - t0)));
+	if (r != 0) {
+		if (fd_readable(cr->rn->stop_fd)) {
+			diskimg_info_release(&info);
+			return -1;
+		}
+		/* an image that cannot serve is refused the same way by every attempt */
+		cr_add(cr, "prepare", "disk-image", V_ERROR, now_ms() - t0, "%s", e.msg);
+		if (r > 0)
+			no_retry(cr, "the image cannot serve this kernel; another attempt finds the same");
+		diskimg_info_release(&info);
+		return -1;
+	}
+	cr->disk_base = xstrdup(g->path);
+	cr->disk_root = xstrdup(cr->sc->guest.root_given ? g->root : info.root);
+	cr_add(cr, "prepare", "disk-image", V_PASS, now_ms() - t0,
+	       "%s: %s, root %s, kernels %s", g->path, info.os, cr->disk_root, info.kernels);
+	diskimg_info_release(&info);
+	return 0;
+}
+
 /* A disk guest's own overlay in the cell's scratch folder, backed by the image (which is never
  * written): parallel cells never share a writable disk. 0, or -1 with the check recorded. */
 static int make_overlay(struct cellrun *cr, const char *overlay)
 {
 	const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-			       cr->sc->guest.path, overlay, NULL };
+			       NULL /* the image */, overlay, NULL };
 	struct run_opts o = RUN_OPTS_INIT;
 	struct sb out = SB_INIT;
 	struct kerr e = KERR_INIT;
-	uint64_t t0 = now_ms();
+	uint64_t t0;
 	int r;
 
+	if (disk_image(cr) < 0)
+		return -1;
+	argv[8] = cr->disk_base;
+	t0 = now_ms();
 	o.timeout_ms = 60000;
 	o.stop_fd = cr->rn->stop_fd;
 	r = run_capture(argv, &o, &out, &e);
 	if (r < 0)
 		cr_add(cr, "prepare", "disk", V_ERROR, now_ms() - t0, "the overlay of %s: %s",
-		       cr->sc->guest.path, e.msg);
+		       cr->disk_base, e.msg);
 	sb_release(&out);
 	return r;
+}
+
+/* cp --sparse=always: the overlay to the cell folder on another file system. */
+static int copy_sparse(struct cellrun *cr, const char *from, const char *to, struct kerr *e)
+{
+	const char *argv[] = { "cp", "--sparse=always", from, to, NULL };
+	struct run_opts o = RUN_OPTS_INIT;
+	struct sb out = SB_INIT;
+	int r;
+
+	o.timeout_ms = 300000;
+	o.stop_fd = cr->rn->stop_fd;
+	r = run_capture(argv, &o, &out, e);
+	sb_release(&out);
+	if (r < 0)
+		unlink(to);
+	return r;
+}
+
+/* After a failed cell on a disk guest (its VM gone): what the guest left on its disk, read
+ * from the overlay, and the overlay itself kept in the cell folder when small enough. */
+static void disk_postmortem(struct cellrun *cr, uint64_t cell_t0_wall)
+{
+	struct diskimg_ctx c;
+	char *dir = path_join(cr->cell->dir, "postmortem");
+	struct kerr e = KERR_INIT;
+	json_object *pm;
+	struct stat st;
+
+	cr_progress(cr, "post-mortem: reading the guest's disk (journal, /var/log, /var/crash)");
+	if (mkdir_p(dir, 0755, &e) < 0) {
+		pm = json_object_new_object();
+		json_object_object_add(pm, "error", json_object_new_string(e.msg));
+	} else {
+		disk_ctx(cr, &c);
+		pm = diskimg_postmortem(cr->disk, cr->disk_root, dir, cell_t0_wall, 180000, &c);
+	}
+	if (stat(cr->disk, &st) == 0) {
+		int64_t bytes = (int64_t)st.st_blocks * 512;
+		char *keep = path_join(cr->cell->dir, "disk-overlay.qcow2");
+
+		json_object_object_add(pm, "overlay_bytes", json_object_new_int64(bytes));
+		json_object_object_add(pm, "backing", json_object_new_string(cr->disk_base));
+		if (bytes <= (int64_t)cr->sc->guest.keep_overlay_mb << 20 &&
+		    (rename(cr->disk, keep) == 0 || copy_sparse(cr, cr->disk, keep, &e) == 0))
+			json_object_object_add(pm, "overlay", json_object_new_string(keep));
+		else
+			json_object_object_add(pm, "overlay_dropped", json_object_new_string(
+				bytes > (int64_t)cr->sc->guest.keep_overlay_mb << 20 ?
+				"larger than guest.keep_overlay_mb" : e.msg));
+		free(keep);
+	}
+	{
+		json_object *err;
+
+		if (json_object_object_get_ex(pm, "error", &err))
+			cr_progress(cr, "post-mortem: %s", json_object_get_string(err));
+	}
+	json_object_put(cr->cell->postmortem);
+	cr->cell->postmortem = pm;
+	free(dir);
 }
 
 static int boot(struct cellrun *cr, const char *initrd)
@@ -339,7 +499,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 	if (sc->livepatch_debug)
 		sb_adds(&cmdline, " dyndbg=\"file kernel/livepatch/* +p; func klp_try_switch_task -p\"");
 	if (sc->guest.disk)
-		sb_addf(&cmdline, " klpq.root=%s", sc->guest.root);
+		sb_addf(&cmdline, " klpq.root=%s", cr->disk_root);
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));
@@ -380,6 +540,7 @@ static int boot(struct cellrun *cr, const char *initrd)
 			cr->cell->host_fault = xstrdup(started == VM_START_NO_HOST ? "connect" : "start");
 		goto out;
 	}
+	cr->disk_booted = cr->disk != NULL;
 	free(cr->cell->qemu_version);
 	cr->cell->qemu_version = xstrdup(vm_version(cr->vm));
 	if (strcmp(vm_accel(cr->vm), ac.accel)) {
@@ -431,6 +592,38 @@ static int boot(struct cellrun *cr, const char *initrd)
 		check_evidence(r, "guest uptime at ready: %lld ms",
 			       (long long)proto_get_int(ready, "uptime_ms", -1));
 		check_evidence(r, "kernel command line: %s", cmdline.buf);
+	}
+	if (cr->disk) {
+		/* patches meet a booted system, as on a real machine: systemd's start-up finished
+		 * (the journal on disk by then, for a post-mortem) */
+		const char *argv[] = { "systemctl", "is-system-running", "--wait", NULL };
+		uint64_t ts = now_ms(), used = ts - t0;
+		unsigned left = used < sc->timeouts.boot_ms ? sc->timeouts.boot_ms - (unsigned)used :
+			1000;
+		struct sb out = SB_INIT;
+		int code = -1;
+
+		if (guest_exec(cr, "boot", "system", argv, left, &code, &out) < 0) {
+			sb_release(&out);
+			goto out;
+		}
+		while (out.len && (out.buf[out.len - 1] == '\n' || out.buf[out.len - 1] == ' '))
+			out.buf[--out.len] = 0;
+		json_object_object_add(cr->cell->metrics, "system_ready_ms",
+				       json_object_new_int64((int64_t)(now_ms() - t0)));
+		if (!strcmp(out.buf ? out.buf : "", "running") ||
+		    !strcmp(out.buf ? out.buf : "", "degraded")) {
+			/* degraded: a unit of the image failed in this VM, before any patch */
+			cr_add(cr, "boot", "system", V_PASS, now_ms() - ts, "systemd: %s after %.1f s",
+			       out.buf, (now_ms() - t0) / 1000.0);
+		} else {
+			cr_add(cr, "boot", "system", V_ERROR, now_ms() - ts, "systemd did not finish "
+			       "starting the disk's system (systemctl is-system-running: %s, exit %d)",
+			       out.len ? out.buf : "no output", code);
+			sb_release(&out);
+			goto out;
+		}
+		sb_release(&out);
 	}
 	console_crashes(cr, "boot");
 	ret = 0;
@@ -603,6 +796,12 @@ end:
 	if (cr.vm && vm_host_lost(cr.vm) && !cell->host_fault && rn->sc->vm.host)
 		cell->host_fault = xstrdup("lost");
 	cell->finished = !cr.interrupted;
+	if (cr.disk && cr.disk_booted && !cr.interrupted &&
+	    (cell_verdict(cell) == V_FAIL || cell_verdict(cell) == V_ERROR)) {
+		vm_destroy(cr.vm); /* QEMU's lock on the overlay goes with it */
+		cr.vm = NULL;
+		disk_postmortem(&cr, cell->started_wall_ms);
+	}
 	cell->duration_ms = now_ms() - t0;
 	{
 		/* the cell's own process: klpq's cost for this cell, QEMU excluded */
@@ -654,6 +853,8 @@ end:
 	free(cr.titles);
 	free(cr.console_path);
 	free(cr.disk);
+	free(cr.disk_base);
+	free(cr.disk_root);
 	free(initrd);
 	if (tmpdir)
 		rm_rf(tmpdir); /* the guest image is rebuilt each run: not a result */

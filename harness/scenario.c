@@ -1,5 +1,6 @@
 /* scenario.c: loads scenario files (see scenario.h and docs/scenario.md); the YAML reader is
  * yfile.c, patch sets patchset.c, the kernels list scenario-kernels.c. */
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@ static const char *const scenario_keys[] = {
 	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
 	"sources_outside_patchset", "livepatch_debug", "hosts", "guest", NULL
 };
-static const char *const guest_keys[] = { "image", "path", "root", "distro", NULL };
+static const char *const guest_keys[] = { "image", "path", "root", "distro", "packages",
+					   "mirror", "keep_overlay_mb", NULL };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
 	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
@@ -88,6 +90,11 @@ void scenario_release(struct scenario *s)
 	pool_release(&s->pool);
 	free(s->guest.path);
 	free(s->guest.root);
+	free(s->guest.distro);
+	free(s->guest.mirror);
+	for (i = 0; i < s->guest.nr_packages; i++)
+		free(s->guest.packages[i]);
+	free(s->guest.packages);
 	free(s->vms);
 	for (i = 0; i < s->nr_patchsets; i++)
 		patchset_release(&s->patchsets[i]);
@@ -211,17 +218,72 @@ static int parse_guest(struct yfile *f, const struct ynode *n, struct guest_spec
 			return yf_err(f, v, "guest.image must be initramfs or disk, not '%.64s'",
 					v->kind == YN_SCALAR ? v->text : yf_describe(v));
 	}
-	if ((v = yf_get(n, "distro")))
-		return yf_err(f, v, "guest.distro: klpq cannot build a distro image yet (issue 16); "
-				"give guest.path, a qcow2 image of your own");
+	if ((v = yf_get(n, "distro"))) {
+		if (!g->disk)
+			return yf_err(f, v, "guest.distro is a disk image klpq builds: it needs "
+					"guest.image: disk");
+		if (yf_line(f, v, "guest.distro", 64, &g->distro))
+			return -1;
+		if (strcmp(g->distro, "debian-bookworm"))
+			return yf_err(f, v, "guest.distro: klpq builds debian-bookworm, not '%.64s'",
+					g->distro);
+	}
 	v = yf_get(n, "path");
 	if (v) {
 		if (!g->disk)
 			return yf_err(f, v, "guest.path is a disk image: it needs guest.image: disk");
+		if (g->distro)
+			return yf_err(f, v, "guest.path and guest.distro are two kinds of disk: give "
+					"one");
 		if (yf_existing(f, v, "guest.path", 0, &g->path))
 			return -1;
-	} else if (g->disk) {
-		return yf_err(f, n, "guest.image: disk needs guest.path (a qcow2 image)");
+	} else if (g->disk && !g->distro) {
+		return yf_err(f, n, "guest.image: disk needs guest.distro (an image klpq builds) or "
+				"guest.path (a qcow2 image of your own)");
+	}
+	if ((v = yf_get(n, "packages"))) {
+		if (!g->distro)
+			return yf_err(f, v, "guest.packages are installed into the image klpq builds: "
+					"they need guest.distro");
+		if (yf_seq(f, v, "guest.packages", 0))
+			return -1;
+		if (v->nr > 256)
+			return yf_err(f, v, "guest.packages has %zu entries; at most 256", v->nr);
+		g->packages = xcalloc(v->nr + 1, sizeof(*g->packages));
+		for (size_t i = 0; i < v->nr; i++) {
+			const struct ynode *p = v->kids[i];
+			const char *t = p->kind == YN_SCALAR ? p->text : "";
+			size_t k = 0;
+
+			/* Debian policy 5.6.1: lower case letters, digits, + - . ; two or more */
+			while (t[k] && (islower((unsigned char)t[k]) || isdigit((unsigned char)t[k]) ||
+					(k && strchr("+-.", t[k]))))
+				k++;
+			if (p->kind != YN_SCALAR || k < 2 || t[k] || k > 100)
+				return yf_err(f, p, "guest.packages[%zu] must be a Debian package name "
+						"(lower case letters, digits, + - .), not '%.64s'", i,
+						p->kind == YN_SCALAR ? t : yf_describe(p));
+			g->packages[g->nr_packages++] = xstrdup(t);
+		}
+	}
+	if ((v = yf_get(n, "mirror"))) {
+		if (!g->distro)
+			return yf_err(f, v, "guest.mirror is where the image klpq builds comes from: it "
+					"needs guest.distro");
+		if (yf_line(f, v, "guest.mirror", 400, &g->mirror))
+			return -1;
+		if ((strncmp(g->mirror, "http://", 7) && strncmp(g->mirror, "https://", 8)) ||
+		    strpbrk(g->mirror, " \t'\"\\"))
+			return yf_err(f, v, "guest.mirror must be an http:// or https:// URL of a "
+					"Debian archive, not '%.64s'", g->mirror);
+	}
+	g->keep_overlay_mb = 1024;
+	if ((v = yf_get(n, "keep_overlay_mb"))) {
+		if (!g->disk)
+			return yf_err(f, v, "guest.keep_overlay_mb is for disk guests: it needs "
+					"guest.image: disk");
+		if (yf_uint(f, v, "guest.keep_overlay_mb", 0, 1 << 20, &g->keep_overlay_mb))
+			return -1;
 	}
 	v = yf_get(n, "root");
 	if (v) {
@@ -230,6 +292,7 @@ static int parse_guest(struct yfile *f, const struct ynode *n, struct guest_spec
 					"disk");
 		if (yf_line(f, v, "guest.root", 200, &g->root))
 			return -1;
+		g->root_given = 1;
 		if (strncmp(g->root, "/dev/", 5) || strpbrk(g->root, " \t"))
 			return yf_err(f, v, "guest.root must be a device path such as /dev/vda1, not "
 					"'%.64s'", g->root);

@@ -171,6 +171,12 @@ struct guest_spec {
 	int disk;             /* 0: the initramfs (default); 1: a disk image */
 	char *path;           /* guest.path: the user's qcow2 image (absolute), read only */
 	char *root;           /* guest.root: the disk's root device in the guest; /dev/vda1 */
+	int root_given;       /* guest.root was written (else a user image's is inspected) */
+	char *distro;         /* guest.distro: the image klpq builds (diskimg.h); NULL: path */
+	char **packages;      /* guest.packages: Debian packages added to the built image */
+	size_t nr_packages;
+	char *mirror;         /* guest.mirror: the Debian archive; NULL: this host's apt source */
+	unsigned keep_overlay_mb; /* a failed cell's overlay is kept when at most this big */
 };
 
 struct scenario {

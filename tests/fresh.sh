@@ -13,7 +13,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 rev=${KLPQ_FRESH_REV:-HEAD}
 mk=${KLPQ_FRESH_MAKE:-make -j2 demo}
 purge=(pkg-config pkgconf pkgconf-bin libyaml-dev libjson-c-dev libarchive-dev libssl-dev check libelf-dev
-	libvirt-dev libvirt-daemon-driver-qemu)
+	libvirt-dev libvirt-daemon-driver-qemu libguestfs-dev)
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

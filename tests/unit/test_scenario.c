@@ -192,6 +192,26 @@ START_TEST(test_local_relative)
 }
 END_TEST
 
+/* guest: a disk image klpq builds, with Debian packages (names with + and .) and a mirror. */
+START_TEST(test_guest_disk)
+{
+	struct scenario s;
+
+	load_ok("good-disk.yaml", &s);
+	ck_assert_int_eq(s.guest.disk, 1);
+	ck_assert_str_eq(s.guest.distro, "debian-bookworm");
+	ck_assert_ptr_null(s.guest.path);
+	ck_assert_uint_eq(s.guest.nr_packages, 3);
+	ck_assert_str_eq(s.guest.packages[1], "libstdc++6");
+	ck_assert_str_eq(s.guest.packages[2], "python3.11");
+	ck_assert_str_eq(s.guest.mirror, "http://deb.debian.org/debian");
+	ck_assert_uint_eq(s.guest.keep_overlay_mb, 64);
+	ck_assert_str_eq(s.guest.root, "/dev/vda1");
+	ck_assert_int_eq(s.guest.root_given, 0);
+	scenario_release(&s);
+}
+END_TEST
+
 /* A relative scenario path: errors keep the caller's spelling, stored paths are absolute. */
 START_TEST(test_relative_path)
 {
@@ -685,8 +705,11 @@ static const struct bad_case bad_scenarios[] = {
 	{ "bad/hosts-and-uri.yaml", 6, 8, "hosts: and vm.uri exclude each other", NULL },
 	{ "bad/hosts-capacity.yaml", 5, 15, "hosts[0].capacity must be a whole number", NULL },
 	{ "bad/requires-scalar.yaml", 4, 13, "vm.requires must be a list", NULL },
-	{ "bad/guest-no-path.yaml", 4, 3, "guest.image: disk needs guest.path", NULL },
-	{ "bad/guest-distro.yaml", 5, 11, "guest.distro: klpq cannot build a distro image yet", NULL },
+	{ "bad/guest-no-path.yaml", 4, 3, "guest.image: disk needs guest.distro (an image klpq "
+	  "builds) or guest.path", NULL },
+	{ "bad/guest-distro-other.yaml", 5, 11, "guest.distro: klpq builds debian-bookworm, not "
+	  "'fedora-40'", NULL },
+	{ "bad/guest-package-bad.yaml", 6, 21, "guest.packages[1] must be a Debian package name", NULL },
 	{ "bad/guest-image-bad.yaml", 3, 16, "guest.image must be initramfs or disk, not 'vm'", NULL },
 	{ "bad/uri-bad.yaml", 5, 8, "vm.uri must be a libvirt URI", NULL },
 	{ "bad/network-word.yaml", 4, 12, "vm.network must be true or false", NULL },
@@ -869,6 +892,7 @@ Suite *scenario_suite(void)
 
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_guest_disk);
 	tcase_add_test(tc, test_fifo_refused);
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_source_outside);

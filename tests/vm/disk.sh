@@ -1,67 +1,201 @@
 #!/usr/bin/env bash
-# tests/vm/disk.sh: disk guests (issue 16, in progress). Builds, once, a Debian bookworm root
-# with systemd (debootstrap --variant=minbase from Debian's archive) as an ext4 qcow2 image
-# (mke2fs -d, qemu-img convert), cached under CACHE/disk/; then runs the smoke scenario's kernel
-# and patch set with `guest: {image: disk, path: IMAGE, root: /dev/vda}`: the first stage
-# (klpq's initramfs) mounts the cell's overlay, writes klpq-agent.service into it and starts
-# the disk's systemd, whose service is the agent. Must PASS with the same checks as the
-# initramfs guest, and leave the base image unchanged (its SHA-256 before and after).
-#   tests/vm/disk.sh
+# tests/vm/disk.sh: disk-image guests on a real Debian kernel (make check-disk; docs/scenario.md,
+# "guest"). In one run, each a klpq run with its own assertions:
+#   initramfs   the smoke patch set on the initramfs guest: PASS (its boot, for the comparison)
+#   built       the same with guest: {image: disk, distro: debian-bookworm}: PASS, the same
+#               checks; the image's build (when this run made it), size and boot-to-agent
+#   oops        faulty-oops on the initramfs and on the built disk: FAIL with the same title;
+#               the disk cell's folder holds the guest's journal with the oops, and its
+#               results.json the kept overlay
+#   user        an image this test makes with libguestfs (ext4 on the whole disk, no partition):
+#               klpq inspects it, finds root /dev/vda, PASS
+#   refused     an image without the cell's kernel modules, one without systemd: ERROR naming
+#               what is missing, before any boot
+#   parallel    -j2, two patch sets on one built image: both PASS, the image's SHA-256 unchanged
+#   tests/vm/disk.sh [CASE...]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
-cache=${KLPQ_CACHE:-$HOME/.cache/klpq}/disk
-img=$cache/bookworm-minbase-systemd.qcow2
-mkdir -p "$cache"
+MKIMAGE=${KLPQ_MKIMAGE:-build/klpq-mkimage}
+cache=${KLPQ_CACHE:-$HOME/.cache/klpq}
+KERNEL=debian:6.1.0-56-amd64
+REL=6.1.0-56-amd64
 work=$(mktemp -d /tmp/klpq-disk-test-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# KLPQ_TEST_KEEP=1 keeps the results for a look
+[ -n "${KLPQ_TEST_KEEP:-}" ] && echo "disk.sh: results kept in $work" || trap 'rm -rf "$work"' EXIT
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(initramfs built oops user refused parallel)
+npass=0
+nfail=0
+ok() { echo "ok - $*"; npass=$((npass + 1)); }
+notok() { echo "not ok - $*"; nfail=$((nfail + 1)); }
 
-if [ ! -s "$img" ]; then
-	t0=$(date +%s)
-	mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-	mirror=${mirror:-http://deb.debian.org/debian}
-	root=$work/root
-	if ! debootstrap --variant=minbase --include=systemd-sysv,udev,kmod,procps \
-		bookworm "$root" "$mirror" > "$work/debootstrap.log" 2>&1; then
-		tail -20 "$work/debootstrap.log"
-		echo "disk.sh: debootstrap failed" >&2
-		exit 1
-	fi
-	# a quick, quiet boot: no getty, a fixed machine id, the journal kept on disk
-	echo klpq-disk > "$root/etc/hostname"
-	echo "0123456789abcdef0123456789abcdef" > "$root/etc/machine-id"
-	mkdir -p "$root/var/log/journal"
-	ln -sf /dev/null "$root/etc/systemd/system/getty@.service"
-	ln -sf /dev/null "$root/etc/systemd/system/serial-getty@.service"
-	rm -rf "$root/var/cache/apt/archives"/*.deb
-	truncate -s 2G "$work/disk.raw"
-	mke2fs -q -t ext4 -L klpq-root -d "$root" "$work/disk.raw" ||
-		{ echo "disk.sh: mke2fs failed" >&2; exit 1; }
-	qemu-img convert -O qcow2 "$work/disk.raw" "$img.tmp" && mv "$img.tmp" "$img"
-	echo "disk.sh: built $img in $(( $(date +%s) - t0 )) s, $(du -m "$img" | cut -f1) MB"
-fi
-before=$(sha256sum "$img" | cut -d' ' -f1)
-cat > "$work/disk.yaml" <<YAML
-name: smoke-disk
-kernels: [debian:6.1.0-56-amd64]
-vm: {memory_mb: 1024, cpus: 2}
-guest: {image: disk, path: $img, root: /dev/vda}
-patchset: $PWD/scenarios/patchsets/demo-cumulative
-YAML
-KLPQ_PLAIN=1 "$KLPQ" run -o "$work/r" "$work/disk.yaml" > "$work/out.txt" 2>&1
-rc=$?
-after=$(sha256sum "$img" | cut -d' ' -f1)
-tail -4 "$work/out.txt"
-python3 - "$work/r" <<'PY' || true
+# scen NAME GUEST PATCHSETS...: a scenario file for the smoke kernel
+scen() {
+	local name=$1 guest=$2
+	shift 2
+	{
+		echo "name: $name"
+		echo "kernels: [$KERNEL]"
+		echo "vm: {memory_mb: 1024, cpus: 2}"
+		[ -z "$guest" ] || echo "guest: $guest"
+		echo "patchsets:"
+		for p in "$@"; do echo "  - $PWD/scenarios/patchsets/$p"; done
+		echo "timeouts: {boot_s: 180, transition_s: 60, probe_s: 10}"
+	} > "$work/$name.yaml"
+	echo "$work/$name.yaml"
+}
+
+# run NAME ARGS...: klpq run into $work/NAME; its exit code in $rc
+run() {
+	local name=$1
+	shift
+	KLPQ_PLAIN=1 "$KLPQ" run -o "$work/$name" "$@" > "$work/$name.out" 2>&1
+	rc=$?
+}
+
+# py NAME CODE: python with the cells' results.json as a list c (sorted by id)
+py() {
+	python3 - "$work/$1" "$2" <<'PY'
 import glob, json, sys
-c = json.load(open(glob.glob(sys.argv[1] + "/*/*/results.json")[0]))
-m = c.get("metrics", {})
-print(f"disk.sh: cell {c['duration_ms']/1000:.1f} s, boot to agent {m.get('boot_ms', 0)/1000:.1f} s")
+c = sorted((json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*/*/results.json")),
+           key=lambda x: x["cell"])
+exec(sys.argv[2])
 PY
-if [ $rc -eq 0 ] && [ "$before" = "$after" ] && grep -q "Started klpq-agent.service\|klpq guest agent" "$work"/r/*/*/console.log; then
-	echo "ok - the smoke cell on a disk guest (systemd): PASS; base image unchanged"
-else
-	echo "not ok - the smoke cell on a disk guest (rc $rc, base $([ "$before" = "$after" ] && echo unchanged || echo CHANGED))"
-	tail -30 "$work"/r/*/*/console.log 2>/dev/null
-	exit 1
+}
+
+show() { tail -15 "$work/$1.out"; }
+
+image_of() { py "$1" 'print(next(k["title"].split()[1] for k in c[0]["checks"] if k["check"] == "disk-image"))'; }
+
+has() { [ "${cases[*]}" != "${cases[*]/$1/}" ]; }
+
+if has initramfs || has built; then
+	run initramfs "$(scen initramfs "" demo-cumulative)"
+	if [ $rc -eq 0 ]; then
+		ok "initramfs: the smoke patch set PASSes"
+		boot_i=$(py initramfs 'print(c[0]["metrics"]["boot_ms"])')
+	else
+		notok "initramfs: rc $rc"; show initramfs
+	fi
 fi
+if has built || has oops || has parallel; then
+	run built "$(scen built "{image: disk, distro: debian-bookworm}" demo-cumulative)"
+	if [ $rc -eq 0 ]; then
+		img=$(image_of built)
+		hash0=$(sha256sum "$img" | cut -d' ' -f1)
+		ok "built: the smoke patch set PASSes on the built debian-bookworm image"
+		py built '
+m = c[0]["metrics"]
+print("disk.sh: image %s: %.0f MB on disk, %s" % (
+    [k["title"].split()[1] for k in c[0]["checks"] if k["check"] == "disk-image"][0],
+    m["image_bytes"] / 1e6,
+    "cached" if m["image_cached"] else "built in %.1f s (debootstrap and packing %.1f s, libguestfs %.1f s)" % (
+        (m["image_rootfs_ms"] + m["image_build_ms"]) / 1000, m["image_rootfs_ms"] / 1000,
+        m["image_build_ms"] / 1000)))
+print("disk.sh: boot to agent: disk %.1f s, cell %.1f s" % (m["boot_ms"] / 1000, c[0]["duration_ms"] / 1000))'
+		[ -z "${boot_i:-}" ] || echo "disk.sh: boot to agent: initramfs $(python3 -c "print('%.1f' % ($boot_i / 1000))") s (same run)"
+		# the same checks as the initramfs guest
+		if [ -n "${boot_i:-}" ]; then
+			a=$(py initramfs 'print(" ".join(sorted(k["step"] + "/" + k["check"] + "/" + k["status"] for k in c[0]["checks"] if k["check"] not in ("disk-image",))))')
+			b=$(py built 'print(" ".join(sorted(k["step"] + "/" + k["check"] + "/" + k["status"] for k in c[0]["checks"] if k["check"] not in ("disk-image",))))')
+			[ "$a" = "$b" ] && ok "built: the same checks and results as the initramfs guest" ||
+				{ notok "built: checks differ from the initramfs guest"; diff <(tr ' ' '\n' <<<"$a") <(tr ' ' '\n' <<<"$b"); }
+		fi
+		grep -q "klpq guest agent\|klpq-agent" "$work"/built/*/*/console.log &&
+			grep -q "systemd" "$work"/built/*/*/console.log &&
+			ok "built: the disk's systemd ran the agent (console.log)" ||
+			notok "built: no sign of systemd starting the agent in console.log"
+		py built 'import sys; sys.exit("postmortem" in c[0])' &&
+			! ls "$work"/built/*/*/disk-overlay.qcow2 >/dev/null 2>&1 &&
+			ok "built: a passing cell keeps no overlay and has no post-mortem" ||
+			notok "built: a passing cell left an overlay or a post-mortem"
+	else
+		notok "built: rc $rc"; show built
+	fi
+fi
+
+if has oops; then
+	run oops-initramfs "$(scen oops-initramfs "" faulty-oops)"
+	t_i=$(py oops-initramfs 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "crash"), ""))')
+	run oops-disk "$(scen oops-disk "{image: disk, distro: debian-bookworm}" faulty-oops)"
+	t_d=$(py oops-disk 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "crash"), ""))')
+	if [ $rc -eq 1 ] && [ -n "$t_d" ] && [ "$t_i" = "$t_d" ]; then
+		ok "oops: FAIL on the disk guest with the initramfs guest's title ($t_d)"
+	else
+		notok "oops: rc $rc, disk title '$t_d', initramfs title '$t_i'"; show oops-disk
+	fi
+	d=$(ls -d "$work"/oops-disk/*/*/ | head -1)
+	if grep -q "BUG: kernel NULL pointer dereference\|BUG: NULL pointer" "$d/postmortem/journal.txt" 2>/dev/null; then
+		ok "oops: the cell folder holds the guest's journal, with the oops ($(wc -l < "$d/postmortem/journal.txt") lines)"
+	else
+		notok "oops: no journal with the oops in $d/postmortem"; ls -la "$d/postmortem" 2>&1
+		py oops-disk 'print(json.dumps(c[0].get("postmortem"), indent=1))'
+	fi
+	py oops-disk '
+pm = c[0].get("postmortem") or {}
+import os
+print("disk.sh: post-mortem in %.1f s: %s entries, %d /var/log file(s), overlay %.1f MB" % (
+    pm.get("ms", 0) / 1000, pm.get("journal_entries"), len(pm.get("logs", [])),
+    pm.get("overlay_bytes", 0) / 1e6))
+sys.exit(0 if pm.get("overlay") and os.path.exists(pm["overlay"]) and "error" not in pm else 1)' &&
+		ok "oops: results.json's postmortem names the kept overlay, no error" ||
+		notok "oops: the post-mortem has no kept overlay, or an error"
+fi
+
+if has user || has refused; then
+	tar=$(ls -t "$cache"/disk/rootfs-*.tar 2>/dev/null | head -1)
+	kroot=$cache/kernels/debian/$REL/root
+	if [ -z "$tar" ]; then
+		# the built case makes it; a run of this case alone makes it here
+		run built "$(scen built "{image: disk, distro: debian-bookworm}" demo-cumulative)"
+		tar=$(ls -t "$cache"/disk/rootfs-*.tar 2>/dev/null | head -1)
+	fi
+fi
+if has user; then
+	t0=$(date +%s)
+	if "$MKIMAGE" "$work/user.qcow2" "$tar" "$kroot" "$REL" full > "$work/mk.out" 2>&1; then
+		echo "disk.sh: the user image made with libguestfs in $(( $(date +%s) - t0 )) s"
+		run user "$(scen user "{image: disk, path: $work/user.qcow2}" demo-cumulative)"
+		root=$(py user 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "disk-image"), ""))')
+		if [ $rc -eq 0 ] && [[ "$root" == *"root /dev/vda,"* ]]; then
+			ok "user: the user's image (inspected: $root) PASSes"
+		else
+			notok "user: rc $rc ($root)"; show user
+		fi
+	else
+		notok "user: mkimage failed"; tail -5 "$work/mk.out"
+	fi
+fi
+if has refused; then
+	for kind in no-modules bare; do
+		if ! "$MKIMAGE" "$work/$kind.qcow2" "$tar" "$kroot" "$REL" $kind > "$work/mk-$kind.out" 2>&1; then
+			notok "refused: mkimage $kind failed"; tail -5 "$work/mk-$kind.out"; continue
+		fi
+		run "ref-$kind" "$(scen "ref-$kind" "{image: disk, path: $work/$kind.qcow2}" demo-cumulative)"
+		want="does not have the cell's kernel $REL"
+		[ $kind = bare ] && want="has no systemd"
+		t=$(py "ref-$kind" 'print(next((k["status"] + " " + k["title"] for k in c[0]["checks"] if k["check"] == "disk-image"), ""))')
+		booted=$(ls "$work"/ref-$kind/*/*/console.log 2>/dev/null | head -1)
+		if [ $rc -eq 2 ] && [[ "$t" == "ERROR "*"$want"* ]] && [ -z "$booted" ]; then
+			ok "refused: an image $kind is an ERROR before boot ($want)"
+		else
+			notok "refused: $kind: rc $rc, '$t', booted '${booted:-no}'"; show "ref-$kind"
+		fi
+	done
+fi
+
+if has parallel && [ -n "${img:-}" ]; then
+	run parallel -j 2 "$(scen parallel "{image: disk, distro: debian-bookworm}" demo-cumulative good-netpath)"
+	hash1=$(sha256sum "$img" | cut -d' ' -f1)
+	n=$(py parallel 'print(sum(1 for x in c if all(k["status"] in ("PASS", "SKIP") for k in x["checks"])))')
+	if [ $rc -eq 0 ] && [ "$n" = 2 ] && [ "$hash0" = "$hash1" ]; then
+		ok "parallel: -j2 on one base image: both cells PASS, the image unchanged (sha256 ${hash1:0:16})"
+	else
+		notok "parallel: rc $rc, $n of 2 PASS, image $([ "$hash0" = "$hash1" ] && echo unchanged || echo CHANGED)"
+		show parallel
+	fi
+fi
+
+echo "disk.sh: $npass passed, $nfail failed"
+[ $nfail -eq 0 ]
