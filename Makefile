@@ -223,9 +223,10 @@ check-perf-run: all
 
 # Disk-image guests (tests/vm/disk.sh, docs/scenario.md "guest"): the built Debian image (its
 # first build included), a user's image made by the test with libguestfs, a refused one, a
-# crashing patch's post-mortem, two cells on one base; about 10 minutes (a first build adds 3).
+# crashing patch's post-mortem, two cells on one base, the libvirt backend; about 14 minutes (a
+# first build adds 4). CHECK_DISK=short: without the refused images and libvirt (.ci/run).
 check-disk-run: all $(BUILD)/klpq-mkimage
-	$(Q)KLPQ_MKIMAGE=$(BUILD)/klpq-mkimage bash tests/vm/disk.sh
+	$(Q)KLPQ_MKIMAGE=$(BUILD)/klpq-mkimage bash tests/vm/disk.sh $(CHECK_DISK)
 
 # tests/vm/disk.sh's "user's own image", made with libguestfs.
 $(BUILD)/klpq-mkimage: tests/vm/mkimage.c | pkgcheck

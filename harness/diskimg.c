@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -71,7 +72,9 @@ static void gf_log_cb(guestfs_h *g, void *opaque, uint64_t event, int event_hand
  * its messages into logf. NULL with e set. */
 static guestfs_h *gf_open(const struct diskimg_ctx *c, FILE *logf, struct kerr *e)
 {
-	char *cachedir = xasprintf("%s/guestfs/%s", c->cache, c->k->release);
+	/* per kernel build: supermin's --if-newer would not notice another kernel file */
+	char *cachedir = xasprintf("%s/guestfs/%s-%.12s", c->cache, c->k->release,
+				   c->kernel_sha256 ? c->kernel_sha256 : "");
 	char *bs[] = { "force_tcg", NULL };
 	guestfs_h *g = NULL;
 
@@ -153,7 +156,7 @@ static char *pick_mirror(const struct guest_spec *g)
 			if (len > 6 && !strncmp(line, "URIs: ", 6) && n && n <= len - 6) {
 				char *cand = xstrndup(u, n);
 
-				if (strstr(cand, "security"))
+				if (strstr(cand, "security") || !strstr(cand, "/debian"))
 					free(cand);
 				else
 					m = cand;
@@ -166,9 +169,11 @@ static char *pick_mirror(const struct guest_spec *g)
 		while (!m && next_line(&p, &line, &len)) {
 			char url[512];
 
+			/* a Debian archive only: not Ubuntu's, not a third party's */
 			if (len < sizeof(url) && sscanf(line, "deb %511s", url) == 1 &&
 			    (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) &&
-			    !strstr(url, "security"))
+			    !strstr(url, "security") && strstr(url, "/debian") &&
+			    !strstr(url, "ubuntu"))
 				m = xstrdup(url);
 		}
 	}
@@ -198,6 +203,19 @@ static char *include_list(const struct guest_spec *g)
 	return sb_detach(&s, NULL);
 }
 
+/* What a killed debootstrap can leave mounted in its tree, detached before the tree goes. */
+static void unmount_tree(const char *root)
+{
+	static const char *const sub[] = { "/proc", "/sys", "/dev/pts", "/dev/shm", "/dev", NULL };
+
+	for (size_t i = 0; sub[i]; i++) {
+		char *p = xasprintf("%s%s", root, sub[i]);
+
+		umount2(p, MNT_DETACH); /* EINVAL when not a mount point */
+		free(p);
+	}
+}
+
 /* CACHE/disk/rootfs-KEY.tar: debootstrap's tree, packed with numeric owners (libguestfs's
  * tar_in would otherwise map owners by name through the appliance's own /etc/passwd). */
 static int make_rootfs(const struct guest_spec *g, const struct diskimg_ctx *c,
@@ -217,6 +235,7 @@ static int make_rootfs(const struct guest_spec *g, const struct diskimg_ctx *c,
 	int ret = -1;
 
 	(void)g, (void)dir;
+	unmount_tree(root);
 	say(c, "building the %s root with debootstrap from %s (once: later images reuse it)",
 	    SUITE, mirror);
 	rm_rf(root);
@@ -256,6 +275,7 @@ static int make_rootfs(const struct guest_spec *g, const struct diskimg_ctx *c,
 out:
 	if (ret < 0)
 		unlink(tmp);
+	unmount_tree(root);
 	rm_rf(root);
 	sb_release(&out);
 	free(tmp);
@@ -530,15 +550,36 @@ int diskimg_inspect(const char *path, const struct diskimg_ctx *c, struct diskim
 	type = guestfs_inspect_get_type(g, roots[0]);
 	distro = guestfs_inspect_get_distro(g, roots[0]);
 	product = guestfs_inspect_get_product_name(g, roots[0]);
-	out->os = xasprintf("%s %d.%d (%s)", distro ? distro : "?",
-			    guestfs_inspect_get_major_version(g, roots[0]),
-			    guestfs_inspect_get_minor_version(g, roots[0]),
-			    product ? product : "?");
+	{
+		char ver[32];
+
+		snprintf(ver, sizeof(ver), "%d.%d", guestfs_inspect_get_major_version(g, roots[0]),
+			 guestfs_inspect_get_minor_version(g, roots[0]));
+		/* Debian's product name is its version: said once */
+		out->os = product && strcmp(product, ver) && strcmp(product, "unknown") ?
+			xasprintf("%s %s (%s)", distro ? distro : "?", ver, product) :
+			xasprintf("%s %s", distro ? distro : "?", ver);
+	}
 	diskimg_guest_dev(roots[0], dev, sizeof(dev));
 	out->root = xstrdup(dev);
 	if (!type || strcmp(type, "linux")) {
 		kerr_set(e, "%s holds %s, not Linux", path, out->os);
 		goto out;
+	}
+	{
+		/* the first stage mounts a plain partition or disk, with ext4 */
+		char *fs = guestfs_vfs_type(g, roots[0]);
+		int plain = !strncmp(roots[0], "/dev/sd", 7) &&
+			    !strchr(roots[0] + 7, '/');
+
+		if (!fs || strcmp(fs, "ext4") || !plain) {
+			kerr_set(e, "%s: its root %s is %s%s; klpq's first stage mounts ext4 on a "
+				 "plain partition or disk", path, roots[0], fs ? fs : "unknown",
+				 plain ? "" : " (not a plain partition: LVM or a subvolume?)");
+			free(fs);
+			goto out;
+		}
+		free(fs);
 	}
 	if (mount_inspected(g, roots[0]) < 0) {
 		gf_err(g, e, NULL, "mounting the root of %s", path);

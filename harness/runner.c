@@ -160,6 +160,26 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 
 /* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
  * A kmod step's paths become the guest's from here on (their load order stays). */
+/* The crc32c module ext4 needs (modules.softdep names it by alias, which the first stage cannot
+ * resolve): the one this kernel's modules.dep has, or NULL (built in). */
+static const char *crc32c_module(const char *modules)
+{
+	char *dep = path_join(modules, "modules.dep");
+	struct sb s = SB_INIT;
+	struct kerr e = KERR_INIT;
+	const char *m = NULL;
+
+	if (read_file(dep, &s, 64 << 20, &e) == 0) {
+		if (strstr(s.buf, "/crc32c_generic.ko"))
+			m = "crc32c_generic";
+		else if (strstr(s.buf, "/crc32c-cryptoapi.ko"))
+			m = "crc32c-cryptoapi";
+	}
+	sb_release(&s);
+	free(dep);
+	return m;
+}
+
 static int make_image(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
@@ -202,7 +222,9 @@ static int make_image(struct cellrun *cr, const char *out)
 	req.agent = cr->rn->agent;
 	req.busybox = cr->rn->busybox;
 	/* a disk guest's first stage also mounts the disk: its driver and file system */
-	static const char *const disk_modules[] = { "virtio_blk", "ext4", "crc32c_generic", NULL };
+	/* ext4's crc32c: crc32c_generic until Linux 6.14, crc32c-cryptoapi after */
+	static const char *const disk_modules[] = { "virtio_blk", "ext4", NULL };
+	const char *crc = NULL;
 	const char *mods[32];
 	size_t nm = 0;
 
@@ -210,6 +232,8 @@ static int make_image(struct cellrun *cr, const char *out)
 		mods[nm++] = *m;
 	for (size_t k = 0; cr->sc->guest.disk && disk_modules[k]; k++)
 		mods[nm++] = disk_modules[k];
+	if (cr->sc->guest.disk && (crc = crc32c_module(cr->k.modules)))
+		mods[nm++] = crc;
 	mods[nm] = NULL;
 	req.boot_modules = mods;
 	req.items = items;
@@ -339,13 +363,19 @@ static int disk_image(struct cellrun *cr)
 		struct diskimg_built b;
 
 		if (diskimg_build(g, &c, &b, &e) < 0) {
-			if (fd_readable(cr->rn->stop_fd))
+			if (stopped(cr, "prepare"))
 				return -1;
 			cr_add(cr, "prepare", "disk-image", V_ERROR, now_ms() - t0, "%s", e.msg);
 			return -1;
 		}
-		cr->disk_base = b.path;
-		b.path = NULL;
+		/* absolute: the overlay names it as its backing file */
+		cr->disk_base = realpath(b.path, NULL);
+		if (!cr->disk_base) {
+			cr_add(cr, "prepare", "disk-image", V_ERROR, now_ms() - t0, "%s: %s", b.path,
+			       strerror(errno));
+			diskimg_built_release(&b);
+			return -1;
+		}
 		cr->disk_root = xstrdup("/dev/vda1");
 		json_object_object_add(m, "image_cached", json_object_new_boolean(b.cached));
 		json_object_object_add(m, "image_bytes", json_object_new_int64(b.bytes));
@@ -367,7 +397,7 @@ static int disk_image(struct cellrun *cr)
 	json_object_object_add(m, "image_inspect_ms", json_object_new_int64(
 		(int64_t)(now_ms() - t0)));
 	if (r != 0) {
-		if (fd_readable(cr->rn->stop_fd)) {
+		if (stopped(cr, "prepare")) {
 			diskimg_info_release(&info);
 			return -1;
 		}
@@ -378,7 +408,7 @@ static int disk_image(struct cellrun *cr)
 		diskimg_info_release(&info);
 		return -1;
 	}
-	cr->disk_base = xstrdup(g->path);
+	cr->disk_base = xstrdup(g->path); /* absolute (yf_existing) */
 	cr->disk_root = xstrdup(cr->sc->guest.root_given ? g->root : info.root);
 	cr_add(cr, "prepare", "disk-image", V_PASS, now_ms() - t0,
 	       "%s: %s, root %s, kernels %s", g->path, info.os, cr->disk_root, info.kernels);
@@ -405,7 +435,7 @@ static int make_overlay(struct cellrun *cr, const char *overlay)
 	o.timeout_ms = 60000;
 	o.stop_fd = cr->rn->stop_fd;
 	r = run_capture(argv, &o, &out, &e);
-	if (r < 0)
+	if (r < 0 && !stopped(cr, "prepare"))
 		cr_add(cr, "prepare", "disk", V_ERROR, now_ms() - t0, "the overlay of %s: %s",
 		       cr->disk_base, e.msg);
 	sb_release(&out);

@@ -17,6 +17,9 @@
 #define _GNU_SOURCE
 #include "agent.h"
 
+/* a disk guest's busybox applets (switch_to_disk) */
+#define DISK_BB_DIR "/klpq/busybox-bin"
+
 /* --- boot (PID 1 only) --- */
 
 /* The kernel gives init /dev/console as fds 0-2 only if the initramfs has that node; a closed
@@ -164,6 +167,64 @@ static int cmdline_value(const char *word, char *out, size_t len)
 	return -1;
 }
 
+/* Copies the initramfs file from to to (under /klpq, which the disk's root gets bound). */
+static void copy_to_klpq(struct agent *a, const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+
+	if (in < 0 || out < 0)
+		die(a, "copying %s to %s: %s", from, to, strerror(errno));
+	for (;;) {
+		char buf[65536];
+		ssize_t r = read(in, buf, sizeof(buf));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die(a, "copying %s to %s: %s", from, to, strerror(errno));
+		if (r == 0)
+			break;
+		if (write(out, buf, (size_t)r) != r)
+			die(a, "copying %s to %s: %s", from, to, strerror(errno));
+	}
+	close(in);
+	if (close(out) < 0)
+		die(a, "copying %s to %s: %s", from, to, strerror(errno));
+}
+
+/* DISK_BB_DIR/APPLET -> /klpq/busybox for each applet link of the initramfs (the disk guest's
+ * last PATH entry). */
+static void busybox_applets(struct agent *a)
+{
+	static const char *const dirs[] = { "/bin", "/sbin", "/usr/bin", "/usr/sbin" };
+	char target[64], link[300];
+
+	if (mkdir(DISK_BB_DIR, 0755) < 0 && errno != EEXIST)
+		die(a, "mkdir %s: %s", DISK_BB_DIR, strerror(errno));
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+
+		while (d && (de = readdir(d))) {
+			char path[300];
+			ssize_t n;
+
+			if (path_fmt(path, sizeof(path), "%s/%s", dirs[i], de->d_name) < 0 ||
+			    (n = readlink(path, target, sizeof(target) - 1)) < 0)
+				continue;
+			target[n] = 0;
+			if (strcmp(target, "/bin/busybox") ||
+			    path_fmt(link, sizeof(link), "%s/%s", DISK_BB_DIR, de->d_name) < 0)
+				continue;
+			if (symlink("/klpq/busybox", link) < 0 && errno != EEXIST)
+				die(a, "linking %s: %s", link, strerror(errno));
+		}
+		if (d)
+			closedir(d);
+	}
+}
+
 /* A disk guest (klpq.root=DEVICE on the command line): this initramfs is its first stage. The
  * boot modules are loaded (the disk's driver and file system among them); the disk is mounted
  * on /newroot; the agent is copied to /klpq/klpq-agent and /klpq (patch modules, programs,
@@ -176,7 +237,6 @@ static void switch_to_disk(struct agent *a)
 	static const char *const moved[] = { "/dev", "/proc", "/sys", "/run" };
 	char dev[256], fstype[32] = "ext4", init[256] = "/sbin/init", target[300];
 	uint64_t deadline;
-	int in, out;
 
 	if (cmdline_value("klpq.root", dev, sizeof(dev)) < 0)
 		return;
@@ -199,6 +259,10 @@ static void switch_to_disk(struct agent *a)
 			"# written by klpq's first stage into this cell's overlay\n"
 			"[Unit]\nDescription=klpq guest agent\nDefaultDependencies=no\n"
 			"[Service]\nExecStart=/klpq/klpq-agent --device auto\n"
+			/* the disk's tools first; busybox's applets where it has none, so probes
+			 * written for the initramfs guest (ip, nc, ...) run here too */
+			"Environment=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:"
+			"/bin:" DISK_BB_DIR "\n"
 			"Restart=always\nRestartSec=1\n"
 			"[Install]\nWantedBy=sysinit.target\n";
 		const char *dir = "/newroot/etc/systemd/system";
@@ -223,24 +287,10 @@ static void switch_to_disk(struct agent *a)
 			    "/newroot/etc/systemd/system/sysinit.target.wants/klpq-agent.service") < 0)
 			die(a, "enabling klpq-agent.service on the disk: %s", strerror(errno));
 	}
-	/* the agent for the disk's service: this very binary */
-	in = open("/init", O_RDONLY | O_CLOEXEC);
-	out = open("/klpq/klpq-agent", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-	if (in < 0 || out < 0)
-		die(a, "copying the agent to /klpq/klpq-agent: %s", strerror(errno));
-	for (;;) {
-		char buf[65536];
-		ssize_t r = read(in, buf, sizeof(buf));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		if (write(out, buf, (size_t)r) != r)
-			die(a, "copying the agent to /klpq/klpq-agent: %s", strerror(errno));
-	}
-	close(in);
-	close(out);
+	/* the agent for the disk's service: this very binary; and busybox with its applets */
+	copy_to_klpq(a, "/init", "/klpq/klpq-agent");
+	copy_to_klpq(a, "/bin/busybox", "/klpq/busybox");
+	busybox_applets(a);
 	if ((mkdir("/newroot/klpq", 0755) < 0 && errno != EEXIST) ||
 	    mount("/klpq", "/newroot/klpq", NULL, MS_BIND, NULL) < 0)
 		die(a, "binding /klpq into the disk's root: %s", strerror(errno));
