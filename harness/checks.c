@@ -39,6 +39,15 @@ const struct check_def check_defs[] = {
 	  "ERROR",
 	  "(only reported when it fails)",
 	  "ERROR" },
+	{ "disk-image", "prepare", "`disk-image`", "ERROR",
+	  "a disk guest's image (docs/scenario.md, \"guest\"): `distro:` built once and cached (debootstrap "
+	  "and libguestfs), or `path:` inspected with libguestfs before boot",
+	  "ERROR: the build failed (the log is named), or the user's image cannot serve: no Linux root, "
+	  "its root not ext4 on a plain device, no systemd, not the cell's kernel in /lib/modules "
+	  "(not retried); also a disk guest on a remote host" },
+	{ "disk", "prepare", "`disk`", "ERROR",
+	  "(only reported when it fails)",
+	  "ERROR: the cell's qcow2 overlay of the image could not be made (qemu-img's message)" },
 	{ "accel", "boot",
 	  "`accel`",
 	  "ERROR",
@@ -64,6 +73,10 @@ const struct check_def check_defs[] = {
 	  "the agent reports ready, on the expected kernel release, within "
 	  "`timeouts.boot_s`",
 	  "ERROR: never ready (a crash during boot also adds a `crash` FAIL)" },
+	{ "system", "boot", "`system`", "ERROR",
+	  "a disk guest's systemd finished starting (`systemctl is-system-running --wait`: running, or "
+	  "degraded when a unit of the image failed) before any patch",
+	  "ERROR: still starting at `timeouts.boot_s`, or stopping" },
 	{ "baseline-probe", "baseline",
 	  "`probe:NAME`",
 	  "FAIL",

@@ -335,6 +335,60 @@ static void disk_ctx(struct cellrun *cr, struct diskimg_ctx *c)
 	c->log_ctx = cr;
 }
 
+/* A user image's inspection, remembered per image file (path, inode, size, mtime) and kernel:
+ * an appliance launch is paid once, not per cell. NULL when the image cannot be stat'ed. */
+static char *inspect_memo_path(struct cellrun *cr, const char *image)
+{
+	struct stat st;
+	struct sb k = SB_INIT;
+	char sum[65];
+
+	if (stat(image, &st) < 0)
+		return NULL;
+	sb_addf(&k, "klpq-inspect-1\n%s\n%llu %llu %lld.%09ld\n%s\n%s\n", image,
+		(unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+		(long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, cr->k.release,
+		cr->cell->kernel_sha256 ? cr->cell->kernel_sha256 : "");
+	sha256_text(k.buf, k.len, sum);
+	sb_release(&k);
+	return xasprintf("%s/disk/inspect-%.24s.json", cr->rn->cache, sum);
+}
+
+static int inspect_memo_read(const char *memo, struct diskimg_info *info)
+{
+	json_object *o = memo && path_exists(memo) ? json_object_from_file(memo) : NULL;
+
+	memset(info, 0, sizeof(*info));
+	if (!o)
+		return -1;
+	info->os = xstrdup(proto_get_str(o, "os", "?"));
+	info->root = xstrdup(proto_get_str(o, "root", ""));
+	info->kernels = xstrdup(proto_get_str(o, "kernels", ""));
+	json_object_put(o);
+	if (strncmp(info->root, "/dev/", 5)) {
+		diskimg_info_release(info);
+		return -1;
+	}
+	return 0;
+}
+
+static void inspect_memo_write(const char *memo, const struct diskimg_info *info)
+{
+	json_object *o = json_object_new_object();
+	struct kerr e = KERR_INIT;
+	char *dir = path_dirname(memo);
+	const char *js;
+
+	json_object_object_add(o, "os", json_object_new_string(info->os));
+	json_object_object_add(o, "root", json_object_new_string(info->root));
+	json_object_object_add(o, "kernels", json_object_new_string(info->kernels));
+	js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (mkdir_p(dir, 0755, &e) == 0)
+		write_file_atomic(memo, js, strlen(js), &e); /* a memo only: a failure costs time */
+	json_object_put(o);
+	free(dir);
+}
+
 /* A disk guest's image: built once (guest.distro) or the user's (guest.path), inspected. 0, or
  * -1 with the check recorded. */
 static int disk_image(struct cellrun *cr)
@@ -392,7 +446,12 @@ static int disk_image(struct cellrun *cr)
 		return 0;
 	}
 	struct diskimg_info info;
-	int r = diskimg_inspect(g->path, &c, &info, &e);
+	char *memo = inspect_memo_path(cr, g->path);
+	int r = inspect_memo_read(memo, &info) == 0 ? 0 : diskimg_inspect(g->path, &c, &info, &e);
+
+	if (r == 0 && memo && !path_exists(memo))
+		inspect_memo_write(memo, &info);
+	free(memo);
 
 	json_object_object_add(m, "image_inspect_ms", json_object_new_int64(
 		(int64_t)(now_ms() - t0)));
@@ -411,7 +470,8 @@ static int disk_image(struct cellrun *cr)
 	cr->disk_base = xstrdup(g->path); /* absolute (yf_existing) */
 	cr->disk_root = xstrdup(cr->sc->guest.root_given ? g->root : info.root);
 	cr_add(cr, "prepare", "disk-image", V_PASS, now_ms() - t0,
-	       "%s: %s, root %s, kernels %s", g->path, info.os, cr->disk_root, info.kernels);
+	       "%s: %s, root %s, kernels %s%s", g->path, info.os, cr->disk_root, info.kernels,
+	       now_ms() - t0 < 1000 ? " (inspected earlier)" : "");
 	diskimg_info_release(&info);
 	return 0;
 }
