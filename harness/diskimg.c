@@ -218,9 +218,8 @@ static void unmount_tree(const char *root)
 
 /* CACHE/disk/rootfs-KEY.tar: debootstrap's tree, packed with numeric owners (libguestfs's
  * tar_in would otherwise map owners by name through the appliance's own /etc/passwd). */
-static int make_rootfs(const struct guest_spec *g, const struct diskimg_ctx *c,
-		       const char *dir, const char *tar, const char *mirror, const char *include,
-		       uint64_t *ms, struct kerr *e)
+static int make_rootfs(const struct diskimg_ctx *c, const char *tar, const char *mirror,
+		       const char *include, uint64_t *ms, struct kerr *e)
 {
 	char *tmp = xasprintf("%s.tmp.%d", tar, (int)getpid());
 	char *root = xasprintf("%s.root.%d", tar, (int)getpid());
@@ -234,7 +233,6 @@ static int make_rootfs(const struct guest_spec *g, const struct diskimg_ctx *c,
 	uint64_t t0 = now_ms();
 	int ret = -1;
 
-	(void)g, (void)dir;
 	unmount_tree(root);
 	say(c, "building the %s root with debootstrap from %s (once: later images reuse it)",
 	    SUITE, mirror);
@@ -421,7 +419,7 @@ int diskimg_build(const struct guest_spec *gs, const struct diskimg_ctx *c,
 		uint64_t t0;
 
 		if (!path_exists(tar) &&
-		    make_rootfs(gs, c, dir, tar, mirror, include, &out->rootfs_ms, e) < 0)
+		    make_rootfs(c, tar, mirror, include, &out->rootfs_ms, e) < 0)
 			goto out;
 		say(c, "building the disk image for %s with libguestfs", c->k->release);
 		t0 = now_ms();

@@ -158,8 +158,6 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 	return 0;
 }
 
-/* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
- * A kmod step's paths become the guest's from here on (their load order stays). */
 /* The crc32c module ext4 needs (modules.softdep names it by alias, which the first stage cannot
  * resolve): the one this kernel's modules.dep has, or NULL (built in). */
 static const char *crc32c_module(const char *modules)
@@ -180,6 +178,8 @@ static const char *crc32c_module(const char *modules)
 	return m;
 }
 
+/* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
+ * A kmod step's paths become the guest's from here on (their load order stays). */
 static int make_image(struct cellrun *cr, const char *out)
 {
 	const struct patchset *ps = &cr->sc->patchset;
@@ -221,8 +221,8 @@ static int make_image(struct cellrun *cr, const char *out)
 	req.modules_dir = cr->k.modules;
 	req.agent = cr->rn->agent;
 	req.busybox = cr->rn->busybox;
-	/* a disk guest's first stage also mounts the disk: its driver and file system */
-	/* ext4's crc32c: crc32c_generic until Linux 6.14, crc32c-cryptoapi after */
+	/* a disk guest's first stage also mounts the disk: its driver, its file system and the
+	 * crc32c module ext4 needs (crc32c_generic until Linux 6.14, crc32c-cryptoapi after) */
 	static const char *const disk_modules[] = { "virtio_blk", "ext4", NULL };
 	const char *crc = NULL;
 	const char *mods[32];
@@ -399,7 +399,6 @@ static int disk_image(struct cellrun *cr)
 	uint64_t t0 = now_ms();
 	json_object *m = cr->cell->metrics;
 	struct accel_choice ac;
-
 	char remote[256];
 
 	if (pool_uri_remote(cr->sc->vm.uri, remote, sizeof(remote))) {
@@ -447,9 +446,10 @@ static int disk_image(struct cellrun *cr)
 	}
 	struct diskimg_info info;
 	char *memo = inspect_memo_path(cr, g->path);
-	int r = inspect_memo_read(memo, &info) == 0 ? 0 : diskimg_inspect(g->path, &c, &info, &e);
+	int remembered = inspect_memo_read(memo, &info) == 0;
+	int r = remembered ? 0 : diskimg_inspect(g->path, &c, &info, &e);
 
-	if (r == 0 && memo && !path_exists(memo))
+	if (r == 0 && memo && !remembered)
 		inspect_memo_write(memo, &info);
 	free(memo);
 
@@ -471,13 +471,14 @@ static int disk_image(struct cellrun *cr)
 	cr->disk_root = xstrdup(cr->sc->guest.root_given ? g->root : info.root);
 	cr_add(cr, "prepare", "disk-image", V_PASS, now_ms() - t0,
 	       "%s: %s, root %s, kernels %s%s", g->path, info.os, cr->disk_root, info.kernels,
-	       now_ms() - t0 < 1000 ? " (inspected earlier)" : "");
+	       remembered ? " (inspected earlier)" : "");
 	diskimg_info_release(&info);
 	return 0;
 }
 
-/* A disk guest's own overlay in the cell's scratch folder, backed by the image (which is never
- * written): parallel cells never share a writable disk. 0, or -1 with the check recorded. */
+/* A disk guest's own overlay in the cell's scratch folder, backed by the image disk_image found
+ * (which is never written): parallel cells never share a writable disk. 0, or -1 with the check
+ * recorded. */
 static int make_overlay(struct cellrun *cr, const char *overlay)
 {
 	const char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
@@ -485,13 +486,10 @@ static int make_overlay(struct cellrun *cr, const char *overlay)
 	struct run_opts o = RUN_OPTS_INIT;
 	struct sb out = SB_INIT;
 	struct kerr e = KERR_INIT;
-	uint64_t t0;
+	uint64_t t0 = now_ms();
 	int r;
 
-	if (disk_image(cr) < 0)
-		return -1;
 	argv[8] = cr->disk_base;
-	t0 = now_ms();
 	o.timeout_ms = 60000;
 	o.stop_fd = cr->rn->stop_fd;
 	r = run_capture(argv, &o, &out, &e);
@@ -824,7 +822,8 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	if (rn->sc->guest.disk)
 		cr.disk = path_join(tmpdir, "disk.qcow2");
 	if (stopped(&cr, "prepare") || make_image(&cr, initrd) < 0 ||
-	    (cr.disk && make_overlay(&cr, cr.disk) < 0) || boot(&cr, initrd) < 0)
+	    (cr.disk && (disk_image(&cr) < 0 || make_overlay(&cr, cr.disk) < 0)) ||
+	    boot(&cr, initrd) < 0)
 		goto end;
 	save_progress(&cr);
 	if (run_probes(&cr, "baseline", ps->nr_steps - 1, 0, -1) < 0)
