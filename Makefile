@@ -223,8 +223,9 @@ check-perf-run: all
 
 # Disk-image guests (tests/vm/disk.sh, docs/scenario.md "guest"): the built Debian image (its
 # first build included), a user's image made by the test with libguestfs, a refused one, a
-# crashing patch's post-mortem, two cells on one base, the libvirt backend; about 14 minutes (a
-# first build adds 4). CHECK_DISK=short: without the refused images and libvirt (.ci/run).
+# crashing patch's post-mortem, two cells on one base, a panic with kdump (its own image), the
+# libvirt backend; about 17 minutes (a first build adds 4, the kdump image's 3).
+# CHECK_DISK=short: without the refused images and libvirt (.ci/run).
 check-disk-run: all $(BUILD)/klpq-mkimage
 	$(Q)KLPQ_MKIMAGE=$(BUILD)/klpq-mkimage bash tests/vm/disk.sh $(CHECK_DISK)
 

@@ -64,7 +64,20 @@ static void console_tail(struct cellrun *cr, struct check_result *r)
 		sb_release(&log);
 		return;
 	}
-	check_evidence(r, "last console lines (%s):", cr->console_path);
+	if (cscan_in_capture(cr->console)) {
+		/* the tested kernel's last lines are the ones before the capture kernel's banner */
+		char *b = log.buf;
+
+		for (uint64_t n = 1; b && n < cscan_capture_line(cr->console); n++)
+			if ((b = strchr(b, '\n')))
+				b++;
+		if (b)
+			*b = '\0';
+		check_evidence(r, "last console lines before the kdump capture boot (%s):",
+			       cr->console_path);
+	} else {
+		check_evidence(r, "last console lines (%s):", cr->console_path);
+	}
 	check_evidence_text(r, "  ", log.buf, CONSOLE_TAIL_LINES);
 	sb_release(&log);
 }
@@ -125,6 +138,49 @@ static void hang_dump(struct cellrun *cr, struct check_result *r)
 	free(path);
 }
 
+/* guest.kdump: after a panic or an oops (kdump-tools sets panic_on_oops) the capture kernel
+ * boots in the same VM, saves the dmesg and a vmcore to the disk and reboots, which ends QEMU
+ * (-no-reboot). Killing the VM first would lose the dump: wait for that end, up to
+ * KDUMP_WAIT_MS. Returns the VM's state then; cr->kdump_wait says what was seen. */
+static enum vm_wait_result await_capture(struct cellrun *cr, enum vm_wait_result w)
+{
+	uint64_t t0 = now_ms();
+	struct kerr e = KERR_INIT;
+	int ended = w == VM_GONE || vm_exit_reason(cr->vm);
+
+	if (!cr->sc->guest.kdump || !cscan_fatal(cr->console))
+		return w;
+	if (!ended) {
+		cr_progress(cr, "kernel crash: waiting up to %d s for the kdump capture boot to end "
+			    "the VM", KDUMP_WAIT_MS / 1000);
+		while (!ended && now_ms() - t0 < KDUMP_WAIT_MS) {
+			enum vm_wait_result p = vm_pump(cr->vm, POLL_MS * 4, &e);
+
+			kerr_clear(&e);
+			if (p == VM_STOPPED)
+				return VM_STOPPED;
+			ended = p == VM_GONE || vm_exit_reason(cr->vm);
+		}
+		cr->kdump_ms = now_ms() - t0;
+	}
+	if (!ended) {
+		cr->kdump_wait = KDUMP_STUCK;
+		return w;
+	}
+	if (!cscan_in_capture(cr->console)) {
+		cr->kdump_wait = KDUMP_MISSED; /* the VM ended with no capture kernel's banner */
+		return VM_GONE;
+	}
+	cr->kdump_wait = KDUMP_ENDED;
+	if (cr->kdump_ms) {
+		cr_progress(cr, "kdump: the capture boot ended the VM after %.1f s",
+			    cr->kdump_ms / 1000.0);
+		json_object_object_add(cr->cell->metrics, "kdump_ms",
+				       json_object_new_int64((int64_t)cr->kdump_ms));
+	}
+	return VM_GONE;
+}
+
 void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		   enum vm_wait_result w, const struct kerr *e)
 {
@@ -143,6 +199,13 @@ void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		vm_pump(cr->vm, 1000, &ignore);
 		why = vm_exit_reason(cr->vm);
 	}
+	if ((w = await_capture(cr, w)) == VM_STOPPED) {
+		cr->interrupted = 1;
+		cr_add(cr, step, name, V_ERROR, 0, "interrupted: klpq was asked to stop");
+		cr->down = 1;
+		return;
+	}
+	why = vm_exit_reason(cr->vm);
 	console_crashes(cr, step);
 	if (w == VM_BROKEN && why)
 		w = VM_GONE; /* the channel broke because QEMU was on its way out */
@@ -161,7 +224,10 @@ void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		/* killed from outside (OOM killer, an operator, a CI timeout): not the kernel's doing */
 		r = cr_add(cr, step, name, V_ERROR, 0, "QEMU ended from outside the guest: %s", why);
 	} else if (cr->patched) {
-		if (w == VM_GONE && vm_guest_reset(cr->vm) && cscan_seen(cr->console, CRASH_PANIC))
+		if (w == VM_GONE && cr->kdump_wait == KDUMP_ENDED)
+			r = cr_add(cr, step, name, V_FAIL, 0, "guest died: kernel %s, then the kdump "
+				   "capture (%s)", cscan_panicked(cr->console) ? "panic" : "crash", why);
+		else if (w == VM_GONE && vm_guest_reset(cr->vm) && cscan_panicked(cr->console))
 			r = cr_add(cr, step, name, V_FAIL, 0, "guest died: kernel panic (%s)", why);
 		else if (w == VM_GONE && vm_guest_reset(cr->vm))
 			r = cr_add(cr, step, name, V_FAIL, 0, "guest died: reset without a panic: reboot "
@@ -177,6 +243,23 @@ void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 			w == VM_GONE ? "died" : "stopped answering", why ? why : e->msg);
 	}
 	check_evidence(r, "%s", e->msg);
+	if (cr->kdump_wait == KDUMP_ENDED && cr->kdump_ms)
+		check_evidence(r, "kdump: the capture kernel booted (console.log line %llu) and ended "
+			       "the VM %.1f s after klpq saw the crash; what it saved is in "
+			       "postmortem/crash/", (unsigned long long)cscan_capture_line(cr->console),
+			       cr->kdump_ms / 1000.0);
+	else if (cr->kdump_wait == KDUMP_ENDED)
+		check_evidence(r, "kdump: the capture kernel booted (console.log line %llu) and had "
+			       "ended the VM when klpq looked; what it saved is in postmortem/crash/",
+			       (unsigned long long)cscan_capture_line(cr->console));
+	else if (cr->kdump_wait == KDUMP_MISSED)
+		check_evidence(r, "kdump: the VM ended after the crash with no capture kernel booting "
+			       "(console.log has no second kernel banner)");
+	else if (cr->kdump_wait == KDUMP_STUCK)
+		check_evidence(r, "kdump: the capture boot%s had not ended the VM %.0f s after the "
+			       "crash; killed (its console is in console.log)",
+			       cscan_in_capture(cr->console) ? "" : " (no banner yet)",
+			       cr->kdump_ms / 1000.0);
 	console_tail(cr, r);
 	cr->down = 1;
 }

@@ -29,6 +29,10 @@
 
 #define POLL_MS 250
 #define CONSOLE_TAIL_LINES 40
+/* guest.kdump: how long a panicked guest's capture boot may take to save the dump and end the
+ * VM (a systemd boot and makedumpfile under TCG) */
+#define KDUMP_WAIT_MS 240000
+enum { KDUMP_NONE, KDUMP_ENDED, KDUMP_MISSED, KDUMP_STUCK };
 
 struct loaded {
 	char *name;     /* module name (= livepatch name for a patch) */
@@ -61,6 +65,8 @@ struct cellrun {
 	char *disk;                  /* a disk guest's overlay (in the scratch folder), or NULL */
 	char *disk_base;             /* its backing image: built (diskimg.h) or guest.path */
 	char *disk_root;             /* the root device the first stage mounts: /dev/vda1 */
+	int kdump_wait;              /* KDUMP_*: how the wait for a capture boot ended */
+	uint64_t kdump_ms;           /* its length */
 	int disk_booted;             /* the overlay has been booted: a post-mortem can read it */
 	struct accel_choice ac;      /* decided once (decide_accel) */
 	int ac_done;

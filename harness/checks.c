@@ -77,6 +77,10 @@ const struct check_def check_defs[] = {
 	  "a disk guest's systemd finished starting (`systemctl is-system-running --wait`: running, or "
 	  "degraded when a unit of the image failed) before any patch",
 	  "ERROR: still starting at `timeouts.boot_s`, or stopping" },
+	{ "kdump", "boot", "`kdump`", "ERROR",
+	  "with `guest.kdump`: the capture kernel is loaded (`/sys/kernel/kexec_crash_loaded` is 1) "
+	  "before any patch",
+	  "ERROR: not loaded (kdump-tools' status as evidence; not retried)" },
 	{ "baseline-probe", "baseline",
 	  "`probe:NAME`",
 	  "FAIL",

@@ -56,6 +56,11 @@ struct cscan {
 
 	uint64_t lines;
 	int seen_banner;
+	int expect_capture;		/* cscan_expect_capture() */
+	int panic_line;			/* a "Kernel panic - not syncing" line, absorbed or not */
+	int fatal;			/* a panic or a die() header (oops class), absorbed or not */
+	uint64_t capture_line;		/* the capture kernel's banner, 1-based; 0: none */
+	int in_capture;			/* the capture kernel's banner was seen: lines not scanned */
 	struct incident inc;
 
 	struct report_slot reports[CSCAN_MAX_REPORTS];
@@ -156,6 +161,31 @@ const struct crash_report *cscan_report(const struct cscan *c, size_t i)
 uint64_t cscan_dropped_reports(const struct cscan *c)
 {
 	return c->dropped;
+}
+
+void cscan_expect_capture(struct cscan *c)
+{
+	c->expect_capture = 1;
+}
+
+int cscan_in_capture(const struct cscan *c)
+{
+	return c->in_capture;
+}
+
+int cscan_panicked(const struct cscan *c)
+{
+	return c->panic_line;
+}
+
+int cscan_fatal(const struct cscan *c)
+{
+	return c->fatal;
+}
+
+uint64_t cscan_capture_line(const struct cscan *c)
+{
+	return c->capture_line;
 }
 
 int cscan_seen(const struct cscan *c, enum crash_kind kind)
@@ -542,6 +572,26 @@ static int absorbs(const struct incident *inc, enum crash_kind kind, const char 
 	}
 }
 
+/* A crash after which the kernel may kexec into a loaded capture kernel: a panic, and a die()
+ * (an oops) when kernel.panic_on_oops is set, as kdump-tools sets it: x86's oops_end() then
+ * calls crash_kexec() before panic("Fatal exception") could print its line. */
+static int kexecs(enum crash_kind kind)
+{
+	switch (kind) {
+	case CRASH_PANIC:
+	case CRASH_OOPS: /* "Oops: 0002 [#1]" after "BUG: kernel NULL pointer dereference" */
+	case CRASH_GPF:
+	case CRASH_INVALID_OPCODE:
+	case CRASH_DIVIDE_ERROR:
+	case CRASH_STACK_SEGMENT:
+	case CRASH_DOUBLE_FAULT:
+	case CRASH_KERNEL_BUG_AT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /*
  * Works out whether line s is a header and of what. Returns 1 and fills kind/style/prefix/func
  * if so.
@@ -557,6 +607,11 @@ static int classify(struct cscan *c, const char *s, enum crash_kind *kind,
 	if (starts_with(s, "Linux version ") && is_digit((unsigned char)s[14])) {
 		if (!c->seen_banner) {
 			c->seen_banner = 1;
+			return 0;
+		}
+		if (c->expect_capture && c->fatal) {
+			c->in_capture = 1;
+			c->capture_line = c->lines;
 			return 0;
 		}
 		*kind = CRASH_REBOOT;
@@ -737,6 +792,10 @@ static void classify_line(struct cscan *c)
 		close_incident(c);
 
 	if (classify(c, s, &kind, &style, prefix, sizeof(prefix), func, sizeof(func))) {
+		if (kind == CRASH_PANIC)
+			c->panic_line = 1;
+		if (kexecs(kind))
+			c->fatal = 1;
 		if (absorbs(&c->inc, kind, prefix)) {
 			c->inc.last_line = c->lines;
 		} else {
@@ -754,6 +813,8 @@ static void classify_line(struct cscan *c)
 		}
 	} else if (c->inc.open && strstr(s, "---[ end trace")) {
 		close_incident(c);
+	} else if (c->in_capture) {
+		close_incident(c); /* the panic's incident ends where the capture boot begins */
 	}
 }
 
@@ -788,7 +849,16 @@ static void end_line(struct cscan *c)
 	clean_line(c->raw, c->raw_len, c->clean);
 	c->raw_len = 0;
 	c->pending = 0;
+	if (c->in_capture)
+		return;
 	classify_line(c);
+	if (c->in_capture) {
+		/* evidence still being collected would be the capture boot's lines */
+		for (size_t i = 0; i < c->nr_reports; i++)
+			c->reports[i].after_left = 0;
+		c->nr_collecting = 0;
+		return;
+	}
 	collect_after(c);
 	ring_push(c);
 }

@@ -68,6 +68,19 @@ uint64_t cscan_dropped_reports(const struct cscan *c); /* past CSCAN_MAX_REPORTS
  * cleared: "was there a panic" must not depend on how many warnings came first. */
 int cscan_seen(const struct cscan *c, enum crash_kind kind);
 uint64_t cscan_lines(const struct cscan *c);
+/* A kdump capture kernel may boot after a crash (guest.kdump): the next "Linux version" banner
+ * after a panic or an oops-class header (cscan_fatal) then starts the capture boot instead of
+ * being an unexpected reboot, and nothing from there on is classified (it is not the tested
+ * kernel's run). */
+void cscan_expect_capture(struct cscan *c);
+/* 1 once the capture kernel's banner was seen; the line it is on (1-based), or 0. */
+int cscan_in_capture(const struct cscan *c);
+uint64_t cscan_capture_line(const struct cscan *c);
+/* 1 once a crash the kernel may kexec after was seen: a panic, or an oops-class header (with
+ * panic_on_oops, x86 kexecs from the oops without printing a panic line). */
+int cscan_fatal(const struct cscan *c);
+/* 1 once a "Kernel panic - not syncing" line was seen (also one an oops's report absorbed). */
+int cscan_panicked(const struct cscan *c);
 /* Forgets reports (keeps line count and the "Linux version" state): used per patch step. */
 void cscan_clear_reports(struct cscan *c);
 const char *crash_kind_name(enum crash_kind k); /* "BUG", "WARNING", ... */

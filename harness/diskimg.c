@@ -23,7 +23,7 @@
 #include "spawn.h"
 
 /* Bumped when what goes into a built image changes: every image is then rebuilt. */
-#define DISKIMG_FORMAT "klpq-disk-1"
+#define DISKIMG_FORMAT "klpq-disk-2"
 #define ROOTFS_FORMAT "klpq-rootfs-1"
 #define SUITE "bookworm"
 #define LABEL "klpq-root"
@@ -186,16 +186,21 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The packages debootstrap installs: what systemd and the agent need, then guest.packages. */
+/* The packages debootstrap installs: what systemd and the agent need, kdump's (guest.kdump;
+ * makedumpfile is only a Recommends of kdump-tools, which debootstrap skips), then
+ * guest.packages. */
 static char *include_list(const struct guest_spec *g)
 {
 	static const char base[] = "systemd-sysv,udev,kmod,procps";
+	static const char kdump[] = ",kdump-tools,kexec-tools,makedumpfile";
 	char **p = xcalloc(g->nr_packages + 1, sizeof(*p));
 	struct sb s = SB_INIT;
 
 	memcpy(p, g->packages, g->nr_packages * sizeof(*p));
 	qsort(p, g->nr_packages, sizeof(*p), cmp_str);
 	sb_adds(&s, base);
+	if (g->kdump)
+		sb_adds(&s, kdump);
 	for (size_t i = 0; i < g->nr_packages; i++)
 		if (!i || strcmp(p[i], p[i - 1]))
 			sb_addf(&s, ",%s", p[i]);
@@ -291,7 +296,9 @@ static int write_settings(guestfs_h *g, const struct diskimg_ctx *c, const char 
 	static const char *const masked[] = {
 		"getty@.service", "serial-getty@.service", "apt-daily.timer",
 		"apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
-		"fstrim.timer", "systemd-timesyncd.service", NULL };
+		"fstrim.timer", "systemd-timesyncd.service",
+		/* gettys on tty2-6 when logind is missing: fails with the gettys masked */
+		"getty-static.service", NULL };
 	static const char journald[] =
 		"# klpq: the journal kept on disk and synced every second, for the post-mortem\n"
 		"[Journal]\nStorage=persistent\nSyncIntervalSec=1s\nRateLimitBurst=0\n";
@@ -329,9 +336,56 @@ out:
 	return ret;
 }
 
+/* guest.kdump: kdump-tools loads the cell's own kernel as the capture kernel (kexec -p) at
+ * every boot, with klpq's first stage as its initrd (no initramfs-tools in the image: its
+ * mkinitramfs would run at guest boot, and in the build appliance it picks the appliance's
+ * disk). The capture boot inherits the command line (klpq.root=, console, panic=-1) and adds
+ * Debian's reset_devices systemd.unit=kdump-tools-dump.service nr_cpus=1 irqpoll, saves the
+ * dmesg and a filtered vmcore to /var/crash/STAMP/ and reboots, which ends QEMU (-no-reboot). */
+static int write_kdump(guestfs_h *g, const struct diskimg_ctx *c, const char *log,
+		       struct kerr *e)
+{
+	char *initrd = xasprintf("/boot/klpq-capture-%s.img", c->k->release);
+	char *conf = xasprintf(
+		"# written by klpq (guest.kdump: true), read by kdump-config as shell\n"
+		"USE_KDUMP=1\n"
+		"KDUMP_KERNEL=/boot/vmlinuz-%s\n"
+		"KDUMP_INITRD=%s\n"
+		"KDUMP_COREDIR=/var/crash\n"
+		"KDUMP_DUMP_DMESG=1\n"
+		/* kdump-config 1:1.8.1 escapes only the first double quote of /proc/cmdline
+		 * before its eval, which breaks the kexec command of a line with dyndbg="..."
+		 * (livepatch_debug): the same line with every one escaped */
+		"KDUMP_CMDLINE=$(sed -re 's/(^| )(crashkernel|hugepages|hugepagesz|abm)=[^ ]*//g;"
+		"s/\"/\\\\\"/g' /proc/cmdline)\n",
+		c->k->release, initrd);
+	/* kexec-tools' debconf default would turn every reboot into a kexec */
+	static const char kexec[] = "# written by klpq\nLOAD_KEXEC=false\n";
+
+	/* kdump-config's own links, so it neither looks for a Debian initrd (mkinitramfs) nor
+	 * says "Invalid symlink": /var/lib/kdump/initrd.img-REL, and the sysctl file it compares
+	 * with /etc/kdump/sysctl.conf before trusting that initrd */
+	char *link = xasprintf("/var/lib/kdump/initrd.img-%s", c->k->release);
+	char *sysctls = xasprintf("/var/lib/kdump/latest_sysctls-%s", c->k->release);
+	int ret = 0;
+
+	if (guestfs_upload(g, c->capture_initrd, initrd) < 0 ||
+	    guestfs_mkdir_p(g, "/var/lib/kdump") < 0 || guestfs_ln_sf(g, initrd, link) < 0 ||
+	    guestfs_cp(g, "/etc/kdump/sysctl.conf", sysctls) < 0 ||
+	    guestfs_write(g, "/etc/default/kdump-tools", conf, strlen(conf)) < 0 ||
+	    guestfs_write(g, "/etc/default/kexec", kexec, sizeof(kexec) - 1) < 0 ||
+	    guestfs_mkdir_p(g, "/var/crash") < 0)
+		ret = gf_err(g, e, log, "setting up kdump");
+	free(initrd);
+	free(conf);
+	free(link);
+	free(sysctls);
+	return ret;
+}
+
 /* The image itself from the root tar: one appliance launch. */
 static int make_image(const struct diskimg_ctx *c, const char *tar, const char *tmp,
-		      const char *key, const char *log, struct kerr *e)
+		      const char *key, int kdump, const char *log, struct kerr *e)
 {
 	FILE *logf = fopen(log, "we");
 	guestfs_h *g = gf_open(c, logf, e);
@@ -369,6 +423,8 @@ static int make_image(const struct diskimg_ctx *c, const char *tar, const char *
 	}
 	if (write_settings(g, c, key, log, e) < 0)
 		goto out;
+	if (kdump && write_kdump(g, c, log, e) < 0)
+		goto out;
 	if (guestfs_umount_all(g) < 0 || guestfs_shutdown(g) < 0) {
 		/* a failed shutdown may have lost writes: the image is not trusted */
 		gf_err(g, e, log, "closing the image");
@@ -403,6 +459,13 @@ int diskimg_build(const struct guest_spec *gs, const struct diskimg_ctx *c,
 	sb_reset(&k);
 	sb_addf(&k, "%s\n%s\n%s\n%s\n", DISKIMG_FORMAT, k0, c->k->release,
 		c->kernel_sha256 ? c->kernel_sha256 : "");
+	if (gs->kdump) {
+		if (!c->capture_initrd || !c->capture_key) {
+			kerr_set(e, "guest.kdump: no capture initrd was made for the image");
+			goto out;
+		}
+		sb_addf(&k, "kdump %s\n", c->capture_key);
+	}
 	sha256_text(k.buf, k.len, k1);
 	tar = xasprintf("%s/rootfs-%.16s.tar", dir, k0);
 	img = xasprintf("%s/%s-%s-%.12s.qcow2", dir, gs->distro, c->k->release, k1);
@@ -424,7 +487,7 @@ int diskimg_build(const struct guest_spec *gs, const struct diskimg_ctx *c,
 		say(c, "building the disk image for %s with libguestfs", c->k->release);
 		t0 = now_ms();
 		unlink(tmp);
-		if (make_image(c, tar, tmp, k1, log, e) < 0) {
+		if (make_image(c, tar, tmp, k1, gs->kdump, log, e) < 0) {
 			unlink(tmp);
 			goto out;
 		}

@@ -19,6 +19,10 @@ struct diskimg_ctx {
 	const char *kernel_sha256; /* of its vmlinuz (the image's cache key) */
 	int kvm;                   /* 0: the appliance runs under TCG (force_tcg) */
 	int stop_fd;               /* readable: give up (a stop) */
+	/* guest.kdump: the capture kernel's initrd (klpq's first stage, no cell's items) and the
+	 * SHA-256 of what it is made of (part of the image's key) */
+	const char *capture_initrd;
+	const char *capture_key;
 	void (*log)(void *ctx, const char *msg); /* progress lines, or NULL */
 	void *log_ctx;
 };

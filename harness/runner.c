@@ -178,6 +178,24 @@ static const char *crc32c_module(const char *modules)
 	return m;
 }
 
+/* The modules the guest loads before anything else: the backend's; a disk guest's first stage
+ * also mounts the disk: its driver, its file system and the crc32c module ext4 needs
+ * (crc32c_generic until Linux 6.14, crc32c-cryptoapi after). mods has room for 32. */
+static void boot_module_list(struct cellrun *cr, const char **mods)
+{
+	static const char *const disk_modules[] = { "virtio_blk", "ext4", NULL };
+	const char *crc = NULL;
+	size_t nm = 0;
+
+	for (const char *const *m = cr->sc->vm.backend->boot_modules; m && *m && nm < 24; m++)
+		mods[nm++] = *m;
+	for (size_t k = 0; cr->sc->guest.disk && disk_modules[k]; k++)
+		mods[nm++] = disk_modules[k];
+	if (cr->sc->guest.disk && (crc = crc32c_module(cr->k.modules)))
+		mods[nm++] = crc;
+	mods[nm] = NULL;
+}
+
 /* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
  * A kmod step's paths become the guest's from here on (their load order stays). */
 static int make_image(struct cellrun *cr, const char *out)
@@ -191,6 +209,7 @@ static int make_image(struct cellrun *cr, const char *out)
 	size_t nh = 0;
 	struct kerr e = KERR_INIT;
 	uint64_t t0 = now_ms();
+	const char *mods[32];
 	int ret;
 
 	for (size_t i = 0; i < ps->nr_steps; i++)
@@ -221,20 +240,7 @@ static int make_image(struct cellrun *cr, const char *out)
 	req.modules_dir = cr->k.modules;
 	req.agent = cr->rn->agent;
 	req.busybox = cr->rn->busybox;
-	/* a disk guest's first stage also mounts the disk: its driver, its file system and the
-	 * crc32c module ext4 needs (crc32c_generic until Linux 6.14, crc32c-cryptoapi after) */
-	static const char *const disk_modules[] = { "virtio_blk", "ext4", NULL };
-	const char *crc = NULL;
-	const char *mods[32];
-	size_t nm = 0;
-
-	for (const char *const *m = cr->sc->vm.backend->boot_modules; m && *m && nm < 24; m++)
-		mods[nm++] = *m;
-	for (size_t k = 0; cr->sc->guest.disk && disk_modules[k]; k++)
-		mods[nm++] = disk_modules[k];
-	if (cr->sc->guest.disk && (crc = crc32c_module(cr->k.modules)))
-		mods[nm++] = crc;
-	mods[nm] = NULL;
+	boot_module_list(cr, mods);
 	req.boot_modules = mods;
 	req.items = items;
 	req.nr_items = n;
@@ -389,6 +395,34 @@ static void inspect_memo_write(const char *memo, const struct diskimg_info *info
 	free(dir);
 }
 
+/* guest.kdump: the capture kernel's initrd, klpq's first stage with no cell's items (what it
+ * does in a capture boot: mount the disk, start its systemd), at path; key: the SHA-256 of
+ * what it is made of. 0, or -1 with e set. */
+static int make_capture_initrd(struct cellrun *cr, const char *path, char key[65],
+			       struct kerr *e)
+{
+	struct image_request req;
+	const char *mods[32];
+	char agent[65], bb[65];
+	struct sb k = SB_INIT;
+
+	memset(&req, 0, sizeof(req));
+	req.release = cr->k.release;
+	req.modules_dir = cr->k.modules;
+	req.agent = cr->rn->agent;
+	req.busybox = cr->rn->busybox;
+	boot_module_list(cr, mods);
+	req.boot_modules = mods;
+	if (sha256_file(cr->rn->agent, agent, e) < 0 || sha256_file(cr->rn->busybox, bb, e) < 0)
+		return -1;
+	sb_addf(&k, "%s\n%s\n%s\n%s\n", cr->img->name, cr->k.release, agent, bb);
+	for (size_t i = 0; mods[i]; i++)
+		sb_addf(&k, "%s\n", mods[i]);
+	sha256_text(k.buf, k.len, key);
+	sb_release(&k);
+	return cr->img->build(&req, path, e);
+}
+
 /* A disk guest's image: built once (guest.distro) or the user's (guest.path), inspected. 0, or
  * -1 with the check recorded. */
 static int disk_image(struct cellrun *cr)
@@ -414,8 +448,21 @@ static int disk_image(struct cellrun *cr)
 	disk_ctx(cr, &c);
 	if (g->distro) {
 		struct diskimg_built b;
+		char *dir = path_dirname(cr->disk), *capture = path_join(dir, "capture.cpio");
+		char key[65];
+		int r = 0;
 
-		if (diskimg_build(g, &c, &b, &e) < 0) {
+		if (g->kdump) {
+			r = make_capture_initrd(cr, capture, key, &e);
+			c.capture_initrd = capture;
+			c.capture_key = key;
+		}
+		if (r == 0)
+			r = diskimg_build(g, &c, &b, &e);
+		unlink(capture);
+		free(capture);
+		free(dir);
+		if (r < 0) {
 			if (stopped(cr, "prepare"))
 				return -1;
 			cr_add(cr, "prepare", "disk-image", V_ERROR, now_ms() - t0, "%s", e.msg);
@@ -561,6 +608,44 @@ static void disk_postmortem(struct cellrun *cr, uint64_t cell_t0_wall)
 	free(dir);
 }
 
+/* guest.kdump: kdump-tools.service ran before basic.target (so before systemd reported the
+ * boot finished); a patch is only loaded into a guest whose capture kernel is loaded, or a
+ * panic would leave no dump. Not armed is the image's or the set-up's fault: ERROR. */
+static int kdump_armed(struct cellrun *cr)
+{
+	const char *cat[] = { "cat", "/sys/kernel/kexec_crash_loaded", NULL };
+	const char *why[] = { "sh", "-c", "systemctl status --no-pager -l kdump-tools.service "
+			      "2>&1 | tail -n 15; grep -i 'crash kernel' /proc/iomem", NULL };
+	uint64_t t0 = now_ms();
+	struct sb out = SB_INIT;
+	struct check_result *r;
+	int code = -1;
+
+	if (guest_exec(cr, "boot", "kdump", cat, agent_ms(cr), &code, &out) < 0) {
+		sb_release(&out);
+		return -1;
+	}
+	if (code == 0 && out.buf && out.buf[0] == '1') {
+		cr_add(cr, "boot", "kdump", V_PASS, now_ms() - t0, "capture kernel loaded "
+		       "(crashkernel=%uM, kdump-tools)", KDUMP_CRASHKERNEL_MB);
+		sb_release(&out);
+		return 0;
+	}
+	r = cr_add(cr, "boot", "kdump", V_ERROR, now_ms() - t0, "guest.kdump: no capture kernel is "
+		   "loaded (/sys/kernel/kexec_crash_loaded: %s), so a panic would leave no dump",
+		   code == 0 && out.len ? (out.buf[0] == '0' ? "0" : out.buf) : "unreadable");
+	sb_reset(&out);
+	if (guest_exec(cr, "boot", "kdump", why, agent_ms(cr), &code, &out) == 0 && out.len) {
+		char *save, *line = strtok_r(out.buf, "\n", &save);
+
+		for (; line; line = strtok_r(NULL, "\n", &save))
+			check_evidence(r, "%s", line);
+	}
+	sb_release(&out);
+	no_retry(cr, "the image's kdump set-up fails the same way in every attempt");
+	return -1;
+}
+
 static int boot(struct cellrun *cr, const char *initrd)
 {
 	const struct scenario *sc = cr->sc;
@@ -588,6 +673,10 @@ static int boot(struct cellrun *cr, const char *initrd)
 		sb_adds(&cmdline, " dyndbg=\"file kernel/livepatch/* +p; func klp_try_switch_task -p\"");
 	if (sc->guest.disk)
 		sb_addf(&cmdline, " klpq.root=%s", cr->disk_root);
+	/* guest.kdump: memory for the capture kernel, its initrd and a systemd boot that saves
+	 * the dump (Debian's 128M preset runs out in a systemd capture boot) */
+	if (sc->guest.kdump)
+		sb_addf(&cmdline, " crashkernel=%uM", KDUMP_CRASHKERNEL_MB);
 	if (sc->vm.extra_cmdline && *sc->vm.extra_cmdline)
 		sb_addf(&cmdline, " %s", sc->vm.extra_cmdline);
 	memset(&cfg, 0, sizeof(cfg));
@@ -713,6 +802,8 @@ static int boot(struct cellrun *cr, const char *initrd)
 		}
 		sb_release(&out);
 	}
+	if (sc->guest.kdump && kdump_armed(cr) < 0)
+		goto out;
 	console_crashes(cr, "boot");
 	ret = 0;
 out:
@@ -796,6 +887,8 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	cr.live = -1;
 	cr.state = xcalloc(ps->nr_steps, sizeof(*cr.state));
 	cr.console = cscan_new();
+	if (rn->sc->guest.kdump)
+		cscan_expect_capture(cr.console);
 	cr_progress(&cr, "cell start: %s with patch set %s", ks->label, ps->name);
 	{
 		char sum[65];

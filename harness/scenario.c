@@ -27,7 +27,7 @@ static const char *const scenario_keys[] = {
 	"sources_outside_patchset", "livepatch_debug", "hosts", "guest", NULL
 };
 static const char *const guest_keys[] = { "image", "path", "root", "distro", "packages",
-					   "mirror", "keep_overlay_mb", NULL };
+					   "mirror", "keep_overlay_mb", "kdump", NULL };
 static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
 static const char *const perf_keys[] = {
 	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
@@ -276,6 +276,13 @@ static int parse_guest(struct yfile *f, const struct ynode *n, struct guest_spec
 		    strpbrk(g->mirror, " \t'\"\\"))
 			return yf_err(f, v, "guest.mirror must be an http:// or https:// URL of a "
 					"Debian archive, not '%.64s'", g->mirror);
+	}
+	if ((v = yf_get(n, "kdump"))) {
+		if (yf_bool(f, v, "guest.kdump", &g->kdump))
+			return -1;
+		if (g->kdump && !g->distro)
+			return yf_err(f, v, "guest.kdump sets up kdump-tools in the image klpq builds: "
+					"it needs guest.distro");
 	}
 	g->keep_overlay_mb = 1024;
 	if ((v = yf_get(n, "keep_overlay_mb"))) {
@@ -764,6 +771,12 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 	}
 	if ((v = yf_get(root, "guest")) && parse_guest(f, v, &s->guest))
 		return -1;
+	for (size_t i = 0; s->guest.kdump && i < s->nr_vms; i++)
+		if (s->vms[i].memory_mb < KDUMP_MIN_MEMORY_MB)
+			return yf_err(f, yf_get(v, "kdump"), "guest.kdump reserves %u MB for the "
+					"capture kernel: %s.memory_mb must be at least %u, not %u",
+					KDUMP_CRASHKERNEL_MB, s->vms[i].name ? "vms[]" : "vm",
+					KDUMP_MIN_MEMORY_MB, s->vms[i].memory_mb);
 	if ((v = yf_get(root, "timeouts")) && parse_timeouts(f, v, &s->timeouts))
 		return -1;
 	if ((v = yf_get(root, "taint")) && parse_taint(f, v, &s->taint_allow))

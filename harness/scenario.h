@@ -167,6 +167,11 @@ struct matrix_rule {
 };
 
 /* `guest:` what the cell boots into (docs/scenario.md, "guest"). */
+/* guest.kdump: the crashkernel= reservation, and the least vm.memory_mb that leaves the tested
+ * kernel room beside it */
+#define KDUMP_CRASHKERNEL_MB 256
+#define KDUMP_MIN_MEMORY_MB 768
+
 struct guest_spec {
 	int disk;             /* 0: the initramfs (default); 1: a disk image */
 	char *path;           /* guest.path: the user's qcow2 image (absolute), read only */
@@ -177,6 +182,7 @@ struct guest_spec {
 	size_t nr_packages;
 	char *mirror;         /* guest.mirror: the Debian archive; NULL: this host's apt source */
 	unsigned keep_overlay_mb; /* a failed cell's overlay is kept when at most this big */
+	int kdump;            /* guest.kdump: kdump-tools and a crashkernel in the built image */
 };
 
 struct scenario {

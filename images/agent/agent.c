@@ -258,6 +258,9 @@ static void switch_to_disk(struct agent *a)
 		static const char unit[] =
 			"# written by klpq's first stage into this cell's overlay\n"
 			"[Unit]\nDescription=klpq guest agent\nDefaultDependencies=no\n"
+			/* not in a kdump capture boot (Debian's kdump-tools appends reset_devices):
+			 * the harness is not talking to that kernel */
+			"ConditionKernelCommandLine=!reset_devices\n"
 			"[Service]\nExecStart=/klpq/klpq-agent --device auto\n"
 			/* the disk's tools first; busybox's applets where it has none, so probes
 			 * written for the initramfs guest (ip, nc, ...) run here too */

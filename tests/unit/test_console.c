@@ -419,6 +419,76 @@ START_TEST(test_reboot_and_clear)
 }
 END_TEST
 
+/* guest.kdump: after a crash the capture kernel's boot is neither a reboot nor the tested
+ * kernel's. crash 0: only a warning before the second banner; 1: an oops, no panic line (what
+ * x86 prints when panic_on_oops makes oops_end() kexec at once); 2: the oops and a panic line. */
+static struct cscan *capture_run(int expect, int crash)
+{
+	static const char *const oops[] = {
+		"[   20.100000] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+		"[   20.100001] #PF: supervisor write access in kernel mode",
+		"[   20.100001] Oops: 0002 [#1] PREEMPT SMP NOPTI",
+		"[   20.100002] RIP: 0010:klpq_fault+0x5/0x10 [klpq_s1]",
+		NULL };
+	static const char *const after[] = {
+		"[    0.000000] Linux version 6.1.0-56-amd64 (gcc 12) #1 SMP",
+		"[    0.000000] Command line: console=ttyS0 reset_devices nr_cpus=1",
+		"[    1.000000] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 probe+0x1/0x2",
+		"[    9.000000] kdump-tools[1]: saved dmesg content in /var/crash/202612020101",
+		NULL };
+	struct cscan *c = cscan_new();
+
+	if (expect)
+		cscan_expect_capture(c);
+	cscan_feed_line(c, "[    0.000000] Linux version 6.1.0-56-amd64 (gcc 12) #1 SMP");
+	if (!crash)
+		cscan_feed_line(c, "[   20.000000] WARNING: CPU: 1 PID: 9 at mm/y.c:2 f+0x1/0x2");
+	for (size_t i = 0; crash && oops[i]; i++)
+		cscan_feed_line(c, oops[i]);
+	if (crash == 2)
+		cscan_feed_line(c, "[   20.100003] Kernel panic - not syncing: Fatal exception");
+	for (size_t i = 0; after[i]; i++)
+		cscan_feed_line(c, after[i]);
+	cscan_finish(c);
+	return c;
+}
+
+START_TEST(test_kdump_capture)
+{
+	struct cscan *c = capture_run(1, 2);
+
+	ck_assert_int_eq(cscan_in_capture(c), 1);
+	ck_assert_int_eq(cscan_panicked(c), 1);
+	ck_assert_uint_eq(cscan_capture_line(c), 7);
+	ck_assert_uint_eq(cscan_nr_reports(c), 2);
+	assert_report(c, 0, CRASH_BUG, "BUG: NULL pointer dereference in klpq_fault");
+	assert_report(c, 1, CRASH_PANIC, "Kernel panic: Fatal exception");
+	ck_assert(!cscan_seen(c, CRASH_REBOOT) && !cscan_seen(c, CRASH_WARNING));
+	ck_assert_uint_eq(cscan_lines(c), 10);
+	cscan_free(c);
+
+	c = capture_run(1, 1); /* the oops kexecs by itself: no panic line */
+	ck_assert_int_eq(cscan_in_capture(c), 1);
+	ck_assert_int_eq(cscan_panicked(c), 0);
+	ck_assert_int_eq(cscan_fatal(c), 1);
+	ck_assert_uint_eq(cscan_capture_line(c), 6);
+	ck_assert_uint_eq(cscan_nr_reports(c), 1);
+	assert_report(c, 0, CRASH_BUG, "BUG: NULL pointer dereference in klpq_fault");
+	cscan_free(c);
+
+	c = capture_run(0, 2); /* no kdump: the same console is a reboot after the crash */
+	ck_assert_int_eq(cscan_in_capture(c), 0);
+	ck_assert(cscan_seen(c, CRASH_REBOOT) && cscan_seen(c, CRASH_WARNING));
+	cscan_free(c);
+
+	c = capture_run(1, 0); /* kdump, but only a warning: a second boot is a reboot */
+	ck_assert_int_eq(cscan_in_capture(c), 0);
+	ck_assert_int_eq(cscan_fatal(c), 0);
+	ck_assert(cscan_seen(c, CRASH_REBOOT));
+	cscan_free(c);
+}
+END_TEST
+
 START_TEST(test_report_cap)
 {
 	struct cscan *c = cscan_new();
@@ -629,6 +699,7 @@ Suite *console_suite(void)
 	tcase_add_test(tc, test_no_false_alarms);
 	tcase_add_test(tc, test_reboot_and_clear);
 	tcase_add_test(tc, test_report_cap);
+	tcase_add_test(tc, test_kdump_capture);
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_binary_garbage);
 	tcase_add_test(tc, test_kind_names);

@@ -206,6 +206,7 @@ START_TEST(test_guest_disk)
 	ck_assert_str_eq(s.guest.packages[2], "python3.11");
 	ck_assert_str_eq(s.guest.mirror, "http://deb.debian.org/debian");
 	ck_assert_uint_eq(s.guest.keep_overlay_mb, 64);
+	ck_assert_int_eq(s.guest.kdump, 1);
 	ck_assert_str_eq(s.guest.root, "/dev/vda1");
 	ck_assert_int_eq(s.guest.root_given, 0);
 	scenario_release(&s);
@@ -709,6 +710,11 @@ static const struct bad_case bad_scenarios[] = {
 	  "builds) or guest.path", NULL },
 	{ "bad/guest-distro-other.yaml", 5, 11, "guest.distro: klpq builds debian-bookworm, not "
 	  "'fedora-40'", NULL },
+	{ "bad/guest-kdump-path.yaml", 6, 10, "guest.kdump sets up kdump-tools in the image klpq "
+	  "builds: it needs guest.distro", NULL },
+	{ "bad/guest-kdump-memory.yaml", 7, 10, "guest.kdump reserves 256 MB for the capture "
+	  "kernel: vm.memory_mb must be at least 768, not 512", NULL },
+	{ "bad/guest-kdump-word.yaml", 6, 10, "guest.kdump must be true or false", NULL },
 	{ "bad/guest-package-bad.yaml", 6, 21, "guest.packages[1] must be a Debian package name", NULL },
 	{ "bad/guest-image-bad.yaml", 3, 16, "guest.image must be initramfs or disk, not 'vm'", NULL },
 	{ "bad/uri-bad.yaml", 5, 8, "vm.uri must be a libvirt URI", NULL },

@@ -6,13 +6,22 @@
 #               checks; the image's build (when this run made it), size and boot-to-agent
 #   oops        faulty-oops on the initramfs and on the built disk: FAIL with the same title;
 #               the disk cell's folder holds the guest's journal with the oops, and its
-#               results.json the kept overlay
+#               results.json the kept overlay; next to it (-j2) a cell whose probe wipes its
+#               own root file system and crashes: FAIL, its post-mortem reports the disk
+#               unreadable and the run still writes its results
 #   user        an image this test makes with libguestfs (ext4 on the whole disk, no partition):
 #               klpq inspects it, finds root /dev/vda, PASS
 #   refused     an image without the cell's kernel modules, one without systemd: ERROR naming
 #               what is missing, before any boot
 #   parallel    -j2, two patch sets on one built image: both PASS, the image's SHA-256 unchanged
 #               (good-netpath's probe uses ip and nc, which the image lacks: busybox's serve)
+#   kdump       faulty-panic on the initramfs and on a built image with kdump: true and
+#               packages: [gawk]: the capture kernel is loaded before the patch, FAIL with the
+#               same title, the VM ended by the capture boot (not killed), and the cell folder
+#               holds the kdump dmesg with the panic line and the journal; faulty-oops there:
+#               FAIL with its title, its dmesg saved by the capture kernel; on the same image a
+#               correct patch set whose probe reads the patched path with the package's gawk:
+#               PASS (no false alarm with kdump armed; a package's binary used by a probe)
 #   libvirt     the built image on the libvirt backend (embedded driver): PASS
 #   tests/vm/disk.sh [CASE...]       (default: all; "short": the issue's four, without refused
 #                                     and libvirt: what .ci/run runs)
@@ -27,8 +36,8 @@ work=$(mktemp -d /tmp/klpq-disk-test-XXXXXX)
 # KLPQ_TEST_KEEP=1 keeps the results for a look
 [ -n "${KLPQ_TEST_KEEP:-}" ] && echo "disk.sh: results kept in $work" || trap 'rm -rf "$work"' EXIT
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(initramfs built oops user refused parallel libvirt)
-[ "${cases[*]}" != short ] || cases=(initramfs built oops user parallel)
+[ ${#cases[@]} -gt 0 ] || cases=(initramfs built oops user refused parallel kdump libvirt)
+[ "${cases[*]}" != short ] || cases=(initramfs built oops user parallel kdump)
 npass=0
 nfail=0
 ok() { echo "ok - $*"; npass=$((npass + 1)); }
@@ -44,7 +53,13 @@ scen() {
 		echo "vm: {memory_mb: 1024, cpus: 2${VMX:+, $VMX}}"
 		[ -z "$guest" ] || echo "guest: $guest"
 		echo "patchsets:"
-		for p in "$@"; do echo "  - $PWD/scenarios/patchsets/$p"; done
+		for p in "$@"; do
+			case $p in
+			/*) echo "  - $p" ;;
+			*) echo "  - $PWD/scenarios/patchsets/$p" ;;
+			esac
+		done
+		[ -z "${SCENX:-}" ] || echo "$SCENX"
 		echo "timeouts: {boot_s: 180, transition_s: 60, probe_s: 10}"
 	} > "$work/$name.yaml"
 	echo "$work/$name.yaml"
@@ -123,14 +138,17 @@ fi
 if has oops; then
 	run oops-initramfs "$(scen oops-initramfs "" faulty-oops)"
 	t_i=$(py oops-initramfs 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "crash"), ""))')
-	run oops-disk "$(scen oops-disk "{image: disk, distro: debian-bookworm}" faulty-oops)"
-	t_d=$(py oops-disk 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "crash"), ""))')
+	# with a cell that wipes its own disk before crashing, next to it (-j2)
+	SCENX="sources_outside_patchset: true" run oops-disk -j 2 "$(SCENX="sources_outside_patchset: true" \
+		scen oops-disk "{image: disk, distro: debian-bookworm}" faulty-oops \
+		"$PWD/tests/vm/patchsets/disk-corrupt")"
+	t_d=$(py oops-disk 'print(next((k["title"] for x in c if "oops" in x["cell"] for k in x["checks"] if k["check"] == "crash"), ""))')
 	if [ $rc -eq 1 ] && [ -n "$t_d" ] && [ "$t_i" = "$t_d" ]; then
 		ok "oops: FAIL on the disk guest with the initramfs guest's title ($t_d)"
 	else
 		notok "oops: rc $rc, disk title '$t_d', initramfs title '$t_i'"; show oops-disk
 	fi
-	d=$(ls -d "$work"/oops-disk/*/*/ | head -1)
+	d=$(ls -d "$work"/oops-disk/*/*oops*/ | head -1)
 	if grep -q "BUG: kernel NULL pointer dereference\|BUG: NULL pointer" "$d/postmortem/journal.txt" 2>/dev/null; then
 		ok "oops: the cell folder holds the guest's journal, with the oops ($(wc -l < "$d/postmortem/journal.txt") lines)"
 	else
@@ -138,7 +156,7 @@ if has oops; then
 		py oops-disk 'print(json.dumps(c[0].get("postmortem"), indent=1))'
 	fi
 	py oops-disk '
-pm = c[0].get("postmortem") or {}
+pm = next(x for x in c if "oops" in x["cell"]).get("postmortem") or {}
 import os
 print("disk.sh: post-mortem in %.1f s: %s entries, %d /var/log file(s), overlay %.1f MB" % (
     pm.get("ms", 0) / 1000, pm.get("journal_entries"), len(pm.get("logs", [])),
@@ -146,6 +164,15 @@ print("disk.sh: post-mortem in %.1f s: %s entries, %d /var/log file(s), overlay 
 sys.exit(0 if pm.get("overlay") and os.path.exists(pm["overlay"]) and "error" not in pm else 1)' &&
 		ok "oops: results.json's postmortem names the kept overlay, no error" ||
 		notok "oops: the post-mortem has no kept overlay, or an error"
+	wr=$(py oops-disk '
+x = next(x for x in c if "corrupt" in x["cell"])
+pm = x.get("postmortem") or {}
+print(x["verdict"], "|", pm.get("error", "no error"))')
+	if [[ "$wr" == "FAIL | "*"a corrupt disk?"* ]] && [ -f "$(ls "$work"/oops-disk/*/results.json | head -1)" ]; then
+		ok "oops: a guest that wiped its disk: FAIL, the post-mortem reports the disk unreadable, the run goes on (${wr#FAIL | })"
+	else
+		notok "oops: the wiped disk's cell: '$wr'"; show oops-disk
+	fi
 fi
 
 if has user || has refused; then
@@ -200,6 +227,64 @@ if has parallel && [ -n "${img:-}" ]; then
 		notok "parallel: rc $rc, $n of 2 PASS, image $([ "$hash0" = "$hash1" ] && echo unchanged || echo CHANGED)"
 		show parallel
 	fi
+fi
+
+if has kdump; then
+	run panic-initramfs "$(scen panic-initramfs "" faulty-panic)"
+	t_i=$(py panic-initramfs 'print(next((k["title"] for k in c[0]["checks"] if k["check"] == "crash"), ""))')
+	SCENX="sources_outside_patchset: true" run kdump "$(SCENX="sources_outside_patchset: true" scen kdump \
+		"{image: disk, distro: debian-bookworm, kdump: true, packages: [gawk]}" faulty-panic \
+		faulty-oops "$PWD/tests/vm/patchsets/disk-packages")"
+	t_d=$(py kdump 'print(next((k["title"] for x in c if "panic" in x["cell"] for k in x["checks"] if k["check"] == "crash"), ""))')
+	armed=$(py kdump 'print(" ".join(k["status"] for x in c for k in x["checks"] if k["check"] == "kdump"))')
+	# an oops with kdump armed: panic_on_oops makes x86 kexec from the oops, with no panic line
+	t_o=$(py kdump 'print(next((k["title"] for x in c if "oops" in x["cell"] for k in x["checks"] if k["check"] == "crash"), ""))')
+	ev=$(py kdump 'print(next((e for x in c if "oops" in x["cell"] for k in x["checks"] if k["status"] == "FAIL" for e in k.get("evidence", []) if e.startswith("kdump:")), ""))')
+	do=$(ls "$work"/kdump/*/*oops*/postmortem/crash/*/dmesg.* 2>/dev/null | head -1)
+	if [[ "$t_o" == "BUG: NULL pointer dereference in klpq_oops_cmdline_proc_show"* ]] &&
+	   [[ "$ev" == "kdump: the capture kernel booted"* ]] && [ -n "$do" ] &&
+	   grep -q "BUG: kernel NULL pointer dereference" "$do"; then
+		ok "kdump: an oops goes to the capture kernel too: FAIL '$t_o', its dmesg saved"
+	else
+		notok "kdump: the oops cell: title '$t_o', evidence '$ev', dmesg '${do:-none}'"; show kdump
+	fi
+	pk=$(py kdump '
+x = next(x for x in c if "packages" in x["cell"])
+p = {k["step"]: k["status"] for k in x["checks"] if k["check"] == "probe:via-package"}
+print(x["verdict"], " ".join("%s/%s" % (s, p.get(s, "none")) for s in ("baseline", "step1", "rollback")))')
+	if [ "$pk" = "PASS baseline/PASS step1/PASS rollback/PASS" ]; then
+		ok "kdump: on the same image, a probe using the package's gawk sees the fix only while patched; that cell PASSes"
+	else
+		notok "kdump: the disk-packages cell: '$pk'"; show kdump
+	fi
+	if [ $rc -eq 1 ] && [ "$armed" = "PASS PASS PASS" ] && [[ "$t_d" == "Kernel panic: "* ]] && [ "$t_i" = "$t_d" ]; then
+		ok "kdump: capture kernel loaded, then FAIL with the initramfs guest's title ($t_d)"
+	else
+		notok "kdump: rc $rc, armed '$armed', disk title '$t_d', initramfs title '$t_i'"; show kdump
+	fi
+	d=$(ls -d "$work"/kdump/*/*panic*/ | head -1)
+	grep -q "kdump: the capture boot ended the VM after" "$work/kdump.out" &&
+		! grep -q "unexpected reboot" "$work/kdump.out" &&
+		ok "kdump: the capture boot ended the VM itself; its banner is no 'unexpected reboot'" ||
+		notok "kdump: the VM was not ended by the capture boot, or it was taken for a reboot"
+	dm=$(ls "$d"/postmortem/crash/*/dmesg.* 2>/dev/null | head -1)
+	if [ -n "$dm" ] && grep -q "Kernel panic - not syncing: klpq test" "$dm" &&
+	   [ -s "$d/postmortem/journal.txt" ]; then
+		ok "kdump: the cell folder holds the kdump dmesg with the panic (${dm#$d}) and the journal"
+	else
+		notok "kdump: no kdump dmesg with the panic in $d/postmortem"; ls -laR "$d/postmortem" 2>&1 | head -20
+	fi
+	py kdump '
+x = next(x for x in c if "panic" in x["cell"])
+m = x["metrics"]
+pm = x.get("postmortem") or {}
+print("disk.sh: kdump: capture boot %.1f s, post-mortem %.1f s, overlay %.1f MB, %s" % (
+    m.get("kdump_ms", 0) / 1000, pm.get("ms", 0) / 1000, pm.get("overlay_bytes", 0) / 1e6,
+    "image cached" if m.get("image_cached") else "image built in %.1f s" % (
+        (m.get("image_rootfs_ms", 0) + m.get("image_build_ms", 0)) / 1000)))
+sys.exit(0 if any(f["file"].startswith("crash/") for f in pm.get("crash", [])) else 1)' &&
+		ok "kdump: results.json's postmortem lists the dmesg" ||
+		notok "kdump: results.json's postmortem has no crash file"
 fi
 
 if has libvirt; then
