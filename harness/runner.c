@@ -196,6 +196,19 @@ static void boot_module_list(struct cellrun *cr, const char **mods)
 	mods[nm] = NULL;
 }
 
+/* What every guest image of this cell has: the kernel, the agent, busybox, the boot modules
+ * (into mods, room for 32); no items. */
+static void base_request(struct cellrun *cr, struct image_request *req, const char **mods)
+{
+	memset(req, 0, sizeof(*req));
+	req->release = cr->k.release;
+	req->modules_dir = cr->k.modules;
+	req->agent = cr->rn->agent;
+	req->busybox = cr->rn->busybox;
+	boot_module_list(cr, mods);
+	req->boot_modules = mods;
+}
+
 /* The guest image with this cell's patch modules, programs, kmod modules and workload runner.
  * A kmod step's paths become the guest's from here on (their load order stays). */
 static int make_image(struct cellrun *cr, const char *out)
@@ -235,13 +248,7 @@ static int make_image(struct cellrun *cr, const char *out)
 	if (cr->sc->nr_workloads)
 		items[n++] = (struct image_item){ IMAGE_WORKLOAD, "klpq-workload",
 						  cr->rn->workload };
-	memset(&req, 0, sizeof(req));
-	req.release = cr->k.release;
-	req.modules_dir = cr->k.modules;
-	req.agent = cr->rn->agent;
-	req.busybox = cr->rn->busybox;
-	boot_module_list(cr, mods);
-	req.boot_modules = mods;
+	base_request(cr, &req, mods);
 	req.items = items;
 	req.nr_items = n;
 	ret = img->build(&req, out, &e);
@@ -406,13 +413,7 @@ static int make_capture_initrd(struct cellrun *cr, const char *path, char key[65
 	char agent[65], bb[65];
 	struct sb k = SB_INIT;
 
-	memset(&req, 0, sizeof(req));
-	req.release = cr->k.release;
-	req.modules_dir = cr->k.modules;
-	req.agent = cr->rn->agent;
-	req.busybox = cr->rn->busybox;
-	boot_module_list(cr, mods);
-	req.boot_modules = mods;
+	base_request(cr, &req, mods);
 	if (sha256_file(cr->rn->agent, agent, e) < 0 || sha256_file(cr->rn->busybox, bb, e) < 0)
 		return -1;
 	sb_addf(&k, "%s\n%s\n%s\n%s\n", cr->img->name, cr->k.release, agent, bb);
