@@ -107,6 +107,16 @@ void report_crashes(struct cellrun *cr, const char *step, const char *source,
 	}
 }
 
+/* Tells a scanner the cell's livepatch modules: a frame in one names a crash title first. */
+void scan_patch_modules(struct cellrun *cr, struct cscan *c)
+{
+	const struct patchset *ps = &cr->sc->patchset;
+
+	for (size_t i = 0; cr->mods && i < ps->nr_steps; i++)
+		if (ps->steps[i].kind == STEP_PATCH && cr->mods[i].name)
+			cscan_livepatch_module(c, cr->mods[i].name);
+}
+
 void console_crashes(struct cellrun *cr, const char *step)
 {
 	report_crashes(cr, step, "console", cr->console, cr->console_seen);
@@ -123,6 +133,7 @@ static void hang_dump(struct cellrun *cr, struct check_result *r)
 	char *path = path_join(cr->cell->dir, "hang-dump.txt");
 
 	cr_progress(cr, "guest hung: collecting QMP status, registers and SysRq dumps");
+	cscan_diagnostics(cr->console); /* the dumps' stacks are not crashes */
 	if (vm_dump(cr->vm, &out, &e) < 0)
 		sb_addf(&out, "(dump incomplete: %s)\n", e.msg);
 	kerr_clear(&e);

@@ -94,6 +94,7 @@ void check_klog(struct cellrun *cr, const char *step, int64_t seq,
 				check_evidence(r, "%.*s", (int)len, line);
 	}
 	c = cscan_new();
+	scan_patch_modules(cr, c);
 	cscan_feed(c, log.buf, log.len);
 	cscan_finish(c);
 	report_crashes(cr, step, "kernel log", c, 0);
@@ -101,12 +102,16 @@ void check_klog(struct cellrun *cr, const char *step, int64_t seq,
 	sb_release(&log);
 }
 
+/* Taint flags stay set once set: a flag that is not allowed fails the first check that sees it
+ * (the phase it appeared in); later checks fail only for flags new since. */
 void check_taint(struct cellrun *cr, const char *step)
 {
 	struct proto_msg m;
-	char letters[64], bad[64];
-	unsigned long t;
+	char letters[64], bad[64], known[64];
+	unsigned long t, notok, fresh;
 
+	if (cr->down)
+		return;
 	if (cr_call(cr, step, "taint", "taint", NULL, agent_ms(cr), &m) != VM_OK)
 		return;
 	if (!m.ok || proto_get_int(m.result, "taint", -1) < 0) {
@@ -117,13 +122,22 @@ void check_taint(struct cellrun *cr, const char *step)
 	}
 	t = (unsigned long)proto_get_int(m.result, "taint", 0);
 	proto_msg_release(&m);
+	notok = t & ~(unsigned long)cr->sc->taint_allow;
+	fresh = notok & ~cr->taint_reported;
 	taint_format(t, letters, sizeof(letters));
-	taint_format(t & ~(unsigned long)cr->sc->taint_allow, bad, sizeof(bad));
-	if (t & ~(unsigned long)cr->sc->taint_allow)
+	taint_format(fresh, bad, sizeof(bad));
+	taint_format(notok & cr->taint_reported, known, sizeof(known));
+	if (fresh) {
 		cr_add(cr, step, "taint", V_FAIL, 0, "taint %lu (%s) has flags not allowed: %s", t,
 		    letters, bad);
-	else
+		cr->taint_reported |= fresh;
+		snprintf(cr->taint_step, sizeof(cr->taint_step), "%s", step);
+	} else if (notok) {
+		cr_add(cr, step, "taint", V_PASS, 0, "taint %lu (%s): no new flag; %s not allowed, "
+		    "failed at %s", t, letters, known, cr->taint_step);
+	} else {
 		cr_add(cr, step, "taint", V_PASS, 0, "taint %lu (%s)", t, letters[0] ? letters : "-");
+	}
 }
 
 /* Whether a kernel line belongs to the patch set's transcript: it holds one of the patch

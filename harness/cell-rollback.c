@@ -130,8 +130,9 @@ void rollback_cell(struct cellrun *cr, size_t last)
 			stack[ns++] = k;
 	}
 	if (ns < 2) {
-		if (rollback_one(cr, last, last, "rollback") == 0)
-			reapply_one(cr, last, "reapply");
+		if (rollback_one(cr, last, last, "rollback") == 0 &&
+		    reapply_one(cr, last, "reapply") == 0)
+			check_taint(cr, "reapply");
 		return;
 	}
 	for (size_t j = ns; j-- > 0;) {
@@ -150,4 +151,5 @@ void rollback_cell(struct cellrun *cr, size_t last)
 		if (reapply_one(cr, stack[j], name) < 0)
 			return;
 	}
+	check_taint(cr, "reapply");
 }

@@ -58,6 +58,8 @@ struct cellrun {
 	size_t nr_titles;
 	struct loaded *loaded;
 	size_t nr_loaded;
+	unsigned long taint_reported; /* taint flags not allowed that a check already failed on */
+	char taint_step[32];          /* the step of that check */
 	int patched;                 /* a patch step has been applied: trouble is the kernel's */
 	int down;                    /* the guest is dead or silent: skip what needs it */
 	int interrupted;
@@ -102,6 +104,7 @@ struct check_result *cr_add(struct cellrun *cr, const char *step, const char *na
 void report_crashes(struct cellrun *cr, const char *step, const char *source,
 		    struct cscan *c, size_t from);
 void console_crashes(struct cellrun *cr, const char *step);
+void scan_patch_modules(struct cellrun *cr, struct cscan *c);
 void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		   enum vm_wait_result w, const struct kerr *e);
 enum vm_wait_result cr_call(struct cellrun *cr, const char *step, const char *name,

@@ -87,10 +87,12 @@ const struct check_def check_defs[] = {
 	  "each probe with `rollback: true` fails before any patch (else it cannot tell "
 	  "patched from unpatched)",
 	  "FAIL: \"still passes without the patch\"" },
-	{ "taint", "baseline, *step*",
+	{ "taint", "baseline, *step*, reapply, end",
 	  "`taint`",
 	  "FAIL",
-	  "no taint flag outside `taint.allow`",
+	  "no taint flag outside `taint.allow`; checked before any patch, after each step, after "
+	  "the rollback and reapply, and at the end (after the perf pairs and the leak cycles); a "
+	  "flag fails the first check that sees it, later checks only fail for new flags",
 	  "FAIL, naming the letters" },
 	{ "params", "*step*", "`params`", "FAIL",
 	  "a `params_file` names one line in the guest, appended to the load's parameters",

@@ -19,6 +19,19 @@
 #define CSCAN_INCIDENT_QUIET 128
 #define CSCAN_PANIC_MSG_MAX 80
 #define CSCAN_TITLE_FUNC_MAX 96
+#define CSCAN_MAX_LP_MODULES 32
+#define CSCAN_MODULE_MAX 64
+
+/* Which function names a title: the better one replaces the one in the title, the first of
+ * equals stays. */
+enum func_rank {
+	RANK_NONE,
+	RANK_GENERIC,	/* a generic helper (delay, spin, lock, copy, trace machinery ...) */
+	RANK_FRAME,	/* the first Call Trace frame that is not one */
+	RANK_HEADER,	/* the header's "at FILE:LINE FUNC", not a generic helper */
+	RANK_RIP,	/* the RIP's function, not a generic helper */
+	RANK_MODULE,	/* a frame in one of the cell's livepatch modules */
+};
 
 enum title_style {
 	TITLE_FIXED,	/* prefix only */
@@ -30,7 +43,9 @@ struct incident {
 	enum crash_kind kind;
 	long rep;			/* index into reports, -1 when dropped or cleared */
 	uint64_t last_line;		/* last line that belonged to it */
-	int have_rip_func;
+	int func_rank;			/* how good the title's FUNC is: enum func_rank */
+	int in_trace;			/* a "Call Trace:" of this incident is being read */
+	int in_irq;			/* inside its <IRQ>/<NMI> part: frames of the reporter */
 	enum title_style style;
 	char prefix[160];
 };
@@ -62,6 +77,10 @@ struct cscan {
 	uint64_t capture_line;		/* the capture kernel's banner, 1-based; 0: none */
 	int in_capture;			/* the capture kernel's banner was seen: lines not scanned */
 	struct incident inc;
+	char lp_mods[CSCAN_MAX_LP_MODULES][CSCAN_MODULE_MAX]; /* cscan_livepatch_module() */
+	size_t nr_lp_mods;
+	int diagnostics;		/* cscan_diagnostics(): klpq is dumping the guest's state */
+	uint64_t sysrq_line;		/* last line of a SysRq dump ("sysrq: ", task lines), 0 */
 
 	struct report_slot reports[CSCAN_MAX_REPORTS];
 	size_t nr_reports;
@@ -311,6 +330,72 @@ static int in_func(const char *line, char *out, size_t size)
 	return p ? parse_sym_offset(p + 4, out, size) : 0;
 }
 
+/* The module of a frame "SYM+0x1/0x2 [mod]" (p at SYM) into out; "" when it has none. */
+static void frame_module(const char *p, char *out, size_t size)
+{
+	const char *q = strchr(p, ' ');
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!q)
+		return;
+	while (*q == ' ')
+		q++;
+	if (*q++ != '[')
+		return;
+	while (q[n] && q[n] != ']' && q[n] != ' ')
+		n++;
+	if (q[n])
+		copy_n(out, size, q, n);
+}
+
+/*
+ * Generic helpers: functions a report's RIP or first frames often sit in without being what
+ * went wrong (the patch spinning in a delay loop, the task asleep in schedule, the trace
+ * machinery itself). A title names the first frame that is not one. Names match exactly or, for
+ * the second list, by prefix (".cold" and ".constprop.0" copies included).
+ */
+static int generic_func(const char *f)
+{
+	static const char *const exact[] = {
+		"__delay", "__const_udelay", "__udelay", "__ndelay", "udelay", "ndelay", "mdelay",
+		"cpu_relax", "rep_nop", "down", "up", "schedule", "__schedule", "io_schedule",
+		"msleep", "msleep_interruptible", "usleep_range_state", "die", "__die", "panic",
+		"kthread", "ret_from_fork", "do_idle", "cpu_startup_entry", "start_kernel",
+		"schedule_timeout", "schedule_hrtimeout_range", "default_idle", "strlen", "strnlen",
+		"strcpy", "strncpy", "strscpy", "memcpy", "memmove", "memset", "memcmp",
+	};
+	static const char *const prefix[] = {
+		"delay_", "native_", "_raw_", "raw_spin_", "__raw_", "do_raw_", "queued_",
+		"__pv_queued_", "pv_queued_", "mutex_", "__mutex_", "down_", "__down", "up_read",
+		"up_write", "rwsem_", "__rwsem_", "preempt_schedule", "__cond_resched",
+		"_cond_resched", "schedule_", "io_schedule", "wait_for_completion", "__wait_for_",
+		"do_wait_for_", "wait_woken", "do_nanosleep", "hrtimer_nanosleep", "usleep_range",
+		"msleep", "__memcpy", "__memmove", "__memset", "memcpy_", "memset_", "memmove_",
+		"copy_user", "_copy_to_user", "_copy_from_user", "copy_to_user", "copy_from_user",
+		"__copy_", "rep_movs", "dump_stack", "show_stack", "show_trace", "show_regs",
+		"__show_regs", "dump_backtrace", "arch_stack_walk", "stack_trace_", "unwind_",
+		"__unwind_", "__warn", "warn_slowpath", "report_bug", "handle_bug", "exc_",
+		"asm_exc_", "oops_", "do_trap", "do_error_trap", "nmi_", "default_do_nmi",
+		"asm_sysvec_", "sysvec_", "__sysvec_", "irq_exit", "__irq_exit", "handle_irq",
+		"do_softirq", "__do_softirq", "hrtimer_", "__hrtimer_", "tick_",
+		"update_process_times", "watchdog", "lockup_", "rcu_", "__rcu_", "print_cpu_stall",
+		"check_cpu_stall", "page_fault_oops", "kernelmode_fixup_or_oops", "__bad_area",
+		"bad_area", "do_user_addr_fault", "do_kern_addr_fault", "fixup_exception",
+		"entry_SYSCALL", "do_syscall_64", "ret_from_fork", "kthread", "secondary_startup",
+		"x86_64_start", "panic_", "__schedule", "schedule.",
+	};
+	size_t i, n = strcspn(f, ".");
+
+	for (i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (strlen(exact[i]) == n && !strncmp(f, exact[i], n))
+			return 1;
+	for (i = 0; i < sizeof(prefix) / sizeof(prefix[0]); i++)
+		if (starts_with(f, prefix[i]))
+			return 1;
+	return 0;
+}
+
 /* ---- line cleaning ---- */
 
 /*
@@ -450,6 +535,34 @@ static void set_title(struct cscan *c, const char *func)
 	}
 }
 
+static int is_lp_module(const struct cscan *c, const char *mod)
+{
+	for (size_t i = 0; i < c->nr_lp_mods; i++)
+		if (!strcmp(c->lp_mods[i], mod))
+			return 1;
+	return 0;
+}
+
+/* A function the open incident's title could name (enum func_rank): rank_plain is its rank
+ * when it is neither generic nor in a livepatch module. */
+static void consider_func(struct cscan *c, const char *func, const char *mod, int rank_plain)
+{
+	int rank;
+
+	if (!c->inc.open || c->inc.style != TITLE_FUNC || !func || !*func)
+		return;
+	if (mod && *mod && is_lp_module(c, mod))
+		rank = RANK_MODULE;
+	else if (generic_func(func))
+		rank = RANK_GENERIC;
+	else
+		rank = rank_plain;
+	if (rank <= c->inc.func_rank)
+		return;
+	c->inc.func_rank = rank;
+	set_title(c, func);
+}
+
 /*
  * Opens a new incident on the current line (c->clean, number c->lines) and, room permitting,
  * a report with the ring as leading evidence.
@@ -485,7 +598,16 @@ static void open_incident(struct cscan *c, enum crash_kind kind, enum title_styl
 	s->after_left = CSCAN_CONTEXT_AFTER;
 	c->nr_collecting++;
 	c->inc.rep = (long)c->nr_reports++;
-	set_title(c, header_func);
+	set_title(c, NULL);
+	if (header_func && *header_func) {
+		const char *at = strstr(c->clean, header_func);
+		char mod[CSCAN_MODULE_MAX];
+
+		mod[0] = '\0';
+		if (at)
+			frame_module(at, mod, sizeof(mod));
+		consider_func(c, header_func, mod, RANK_HEADER);
+	}
 }
 
 static void close_incident(struct cscan *c)
@@ -728,13 +850,11 @@ static int classify(struct cscan *c, const char *s, enum crash_kind *kind,
 	}
 	if (strstr(s, "hard LOCKUP")) {
 		*kind = CRASH_HARD_LOCKUP;
-		*style = TITLE_FIXED;
 		copy_n(prefix, psize, "hard LOCKUP", 11);
 		return 1;
 	}
 	if (rcu_stall_line(s)) {
 		*kind = CRASH_RCU_STALL;
-		*style = TITLE_FIXED;
 		copy_n(prefix, psize, "RCU stall", 9);
 		return 1;
 	}
@@ -751,7 +871,6 @@ static int classify(struct cscan *c, const char *s, enum crash_kind *kind,
 		if ((size_t)(end - comm) > 32)
 			end = comm + 32;
 		*kind = CRASH_HUNG_TASK;
-		*style = TITLE_FIXED;
 		copy_n(prefix, psize, "hung task ", 10);
 		copy_n(prefix + 10, psize - 10, comm, (size_t)(end - comm));
 		return 1;
@@ -781,15 +900,65 @@ static int classify(struct cscan *c, const char *s, enum crash_kind *kind,
 	return 0;
 }
 
+/* A line of an open incident's Call Trace: a frame may name the title (consider_func). Frames
+ * marked '?' are guesses of the unwinder and never count; frames inside <IRQ>/<NMI> (the
+ * interrupt that reported the problem: the timer of a stall or a lockup, the NMI of a
+ * backtrace) count only when they are in a livepatch module. */
+static void trace_line(struct cscan *c, const char *s)
+{
+	char func[CSCAN_TITLE_FUNC_MAX + 1], mod[CSCAN_MODULE_MAX];
+
+	while (*s == ' ')
+		s++;
+	if (starts_with(s, "<IRQ>") || starts_with(s, "<NMI>") || starts_with(s, "<SOFTIRQ>")) {
+		c->inc.in_irq = 1;
+		return;
+	}
+	if (starts_with(s, "</IRQ>") || starts_with(s, "</NMI>") || starts_with(s, "</SOFTIRQ>")) {
+		c->inc.in_irq = 0;
+		return;
+	}
+	if (starts_with(s, "</TASK>")) {
+		c->inc.in_trace = 0;
+		return;
+	}
+	if (starts_with(s, "? ") || !parse_sym_offset(s, func, sizeof(func)))
+		return;
+	c->inc.last_line = c->lines;
+	frame_module(s, mod, sizeof(mod));
+	if (c->inc.in_irq && !(mod[0] && is_lp_module(c, mod)))
+		return;
+	consider_func(c, func, mod, RANK_FRAME);
+}
+
+/* SysRq output (klpq's hang dump: every task's stack, every CPU's backtrace) is the state of
+ * the guest, not a failure: while it lasts, a Call Trace outside a report is not reported. */
+static int dumping(struct cscan *c, const char *s)
+{
+	if (c->diagnostics)
+		return 1;
+	if (!c->sysrq_line || c->lines - c->sysrq_line > CSCAN_INCIDENT_QUIET)
+		return 0;
+	if (starts_with(s, "task:") || starts_with(s, "NMI backtrace") || find_word(s, "Call Trace"))
+		c->sysrq_line = c->lines;
+	return 1;
+}
+
 static void classify_line(struct cscan *c)
 {
 	const char *s = c->clean;
 	enum crash_kind kind;
 	enum title_style style;
 	char prefix[160], func[CSCAN_TITLE_FUNC_MAX + 1], rfunc[CSCAN_TITLE_FUNC_MAX + 1];
+	char mod[CSCAN_MODULE_MAX];
 
 	if (c->inc.open && c->lines - c->inc.last_line > CSCAN_INCIDENT_QUIET)
 		close_incident(c);
+	if (starts_with(s, "sysrq: ")) {
+		close_incident(c); /* the dump's stacks are not this incident's */
+		c->sysrq_line = c->lines;
+		return;
+	}
 
 	if (classify(c, s, &kind, &style, prefix, sizeof(prefix), func, sizeof(func))) {
 		if (kind == CRASH_PANIC)
@@ -798,6 +967,12 @@ static void classify_line(struct cscan *c)
 			c->fatal = 1;
 		if (absorbs(&c->inc, kind, prefix)) {
 			c->inc.last_line = c->lines;
+			if (kind == CRASH_CALL_TRACE) {
+				c->inc.in_trace = 1;
+				c->inc.in_irq = 0;
+			}
+		} else if (kind == CRASH_CALL_TRACE && dumping(c, s)) {
+			close_incident(c);
 		} else {
 			close_incident(c);
 			open_incident(c, kind, style, prefix, func);
@@ -806,15 +981,22 @@ static void classify_line(struct cscan *c)
 		}
 	} else if (c->inc.open && (strstr(s, "RIP: ") || strstr(s, "EIP: "))) {
 		c->inc.last_line = c->lines;
-		if (!c->inc.have_rip_func && c->inc.style == TITLE_FUNC &&
-		    rip_func(s, rfunc, sizeof(rfunc))) {
-			c->inc.have_rip_func = 1;
-			set_title(c, rfunc);
+		if (rip_func(s, rfunc, sizeof(rfunc))) {
+			const char *at = strstr(s, rfunc);
+
+			mod[0] = '\0';
+			if (at)
+				frame_module(at, mod, sizeof(mod));
+			consider_func(c, rfunc, mod, RANK_RIP);
 		}
 	} else if (c->inc.open && strstr(s, "---[ end trace")) {
 		close_incident(c);
 	} else if (c->in_capture) {
 		close_incident(c); /* the panic's incident ends where the capture boot begins */
+	} else if (c->inc.open && c->inc.in_trace) {
+		trace_line(c, s);
+	} else {
+		dumping(c, s);
 	}
 }
 
@@ -892,6 +1074,20 @@ void cscan_feed_line(struct cscan *c, const char *line)
 	cscan_feed(c, line, len);
 	if (!len || line[len - 1] != '\n')
 		end_line(c);
+}
+
+void cscan_livepatch_module(struct cscan *c, const char *name)
+{
+	if (c->nr_lp_mods == CSCAN_MAX_LP_MODULES || strlen(name) >= CSCAN_MODULE_MAX ||
+	    is_lp_module(c, name))
+		return;
+	copy_n(c->lp_mods[c->nr_lp_mods++], CSCAN_MODULE_MAX, name, strlen(name));
+}
+
+void cscan_diagnostics(struct cscan *c)
+{
+	close_incident(c);
+	c->diagnostics = 1;
 }
 
 void cscan_finish(struct cscan *c)

@@ -20,10 +20,19 @@
  *   "WARNING in FUNC" (from "WARNING: CPU: 0 PID: 1 at FILE:LINE FUNC+0x..")
  *   "general protection fault in FUNC", "invalid opcode in FUNC", "kernel BUG at FILE:LINE"
  *   "Kernel panic: MESSAGE" (text after "not syncing: ", cut at 80 chars)
- *   "soft lockup in FUNC", "hard LOCKUP", "RCU stall", "hung task COMM", "UBSAN: KIND in FILE"
- *   "unexpected reboot"
- * FUNC comes from the first "RIP: 0010:FUNC+0x" (or "RIP: FUNC+") line of the incident, else
- * "at FILE:LINE FUNC" in the header; without one, the title ends before " in".
+ *   "soft lockup in FUNC", "hard LOCKUP in FUNC", "RCU stall in FUNC", "hung task COMM in FUNC",
+ *   "UBSAN: KIND in FILE", "unexpected reboot"
+ * FUNC names the culprit, in this order: the first function of the incident (RIP, the header's
+ * "at FILE:LINE FUNC", a Call Trace frame) in one of the livepatch modules the scanner was told
+ * of (cscan_livepatch_module); else the RIP's or the header's function unless it is a generic
+ * helper (delay, spin, lock, sleep and copy primitives, the scheduler's entry, the trace, stack,
+ * warn, die, RCU and watchdog machinery); else the first Call Trace frame that is not one; else
+ * that helper. Frames marked '?' never count, nor frames inside <IRQ>/<NMI> outside a livepatch
+ * module. Without a FUNC the title ends before " in".
+ *
+ * SysRq dumps ("sysrq: Show ..." and the task stacks after it) and everything after
+ * cscan_diagnostics() are the guest's state, not failures: a Call Trace there is not reported
+ * (a real header still is).
  */
 #ifndef KLPQ_CONSOLE_H
 #define KLPQ_CONSOLE_H
@@ -81,6 +90,11 @@ uint64_t cscan_capture_line(const struct cscan *c);
 int cscan_fatal(const struct cscan *c);
 /* 1 once a "Kernel panic - not syncing" line was seen (also one an oops's report absorbed). */
 int cscan_panicked(const struct cscan *c);
+/* A livepatch module of the cell: a frame in it names the title before any other. */
+void cscan_livepatch_module(struct cscan *c, const char *name);
+/* klpq is about to dump the guest's state (SysRq): from here on, a Call Trace without a crash
+ * header is part of the dump. */
+void cscan_diagnostics(struct cscan *c);
 /* Forgets reports (keeps line count and the "Linux version" state): used per patch step. */
 void cscan_clear_reports(struct cscan *c);
 const char *crash_kind_name(enum crash_kind k); /* "BUG", "WARNING", ... */

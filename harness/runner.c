@@ -155,6 +155,7 @@ static int prepare(struct cellrun *cr, const struct kernel_spec *ks)
 		cr_add(cr, ps->steps[i].name, "build", V_PASS, now_ms() - t0, "%s%s",
 		    cr->mods[i].name, cr->mods[i].from_cache ? " (cache)" : "");
 	}
+	scan_patch_modules(cr, cr->console);
 	return 0;
 }
 
@@ -952,6 +953,9 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		leak_check(&cr, (size_t)cr.live);
 		save_progress(&cr);
 	}
+	/* after the pairs and the leak cycles: a flag set late is still tied to a check */
+	if (!cr.down && !cr.interrupted && cr.vm)
+		check_taint(&cr, "end");
 	if (!cr.interrupted && applied + 1 < ps->nr_steps)
 		cr_add(&cr, "end", "remaining", V_SKIP, 0, "%zu step(s) not run after %s of %s",
 		    ps->nr_steps - applied - 1, cr.down ? "the loss of the guest" : "the failure",

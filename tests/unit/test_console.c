@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "console.h"
+#include "util.h"
 
 #ifndef KLPQ_SRCDIR
 #error "KLPQ_SRCDIR must name the source tree (the Makefile passes it)"
@@ -120,8 +121,8 @@ static const struct fixture_case fixture_cases[] = {
 	{ "panic-after-oops.log", 2, { CRASH_BUG, CRASH_PANIC },
 	  { "BUG: NULL pointer dereference in klpq_null_deref", "Kernel panic: Fatal exception" }, { 21, 86 } },
 	{ "soft-lockup.log", 1, { CRASH_SOFT_LOCKUP }, { "soft lockup in klpq_spin.constprop.0" }, { 21 } },
-	{ "rcu-stall.log", 1, { CRASH_RCU_STALL }, { "RCU stall" }, { 21 } },
-	{ "hung-task.log", 1, { CRASH_HUNG_TASK }, { "hung task busybox" }, { 21 } },
+	{ "rcu-stall.log", 1, { CRASH_RCU_STALL }, { "RCU stall in klpq_spin.constprop.0" }, { 21 } },
+	{ "hung-task.log", 1, { CRASH_HUNG_TASK }, { "hung task busybox in klpq_crash_init" }, { 21 } },
 	{ "unexpected-reboot.log", 1, { CRASH_REBOOT }, { "unexpected reboot" }, { 38 } },
 	{ "boot-clean.log", 0, { 0 }, { NULL }, { 0 } },
 	/* whole klpq cells of the stability corpus (docs/corpus.md): console.log as klpq saved it */
@@ -131,7 +132,7 @@ static const struct fixture_case fixture_cases[] = {
 	{ "corpus-post-warn.log", 1, { CRASH_WARNING }, { "WARNING in klpq_postwarn_post_patch" },
 	  { 358 } },
 	{ "corpus-softlockup.log", 2, { CRASH_SOFT_LOCKUP, CRASH_RCU_STALL },
-	  { "soft lockup in klpq_cmdline_proc_show", "RCU stall" }, { 356, 401 } },
+	  { "soft lockup in klpq_cmdline_proc_show", "RCU stall in klpq_cmdline_proc_show" }, { 356, 401 } },
 };
 
 START_TEST(test_fixture_titles)
@@ -676,6 +677,192 @@ START_TEST(test_seen_past_the_cap)
 }
 END_TEST
 
+/* Titles name the culprit: a frame of a livepatch module first, then a RIP that is not a
+ * generic helper, then the first frame that is not one; '?' and <IRQ>/<NMI> frames never. */
+#define CBSPIN_FRAMES \
+	" klpq_cbspin_post_patch+0x1d/0x30 [klpq_cbspin_s1]\n" \
+	" klp_post_patch_callback+0x1a/0x30\n" \
+	" klp_complete_transition+0x120/0x1f0\n" \
+	" ? klp_try_complete_transition+0x90/0x90\n" \
+	" klp_enable_patch+0x3a0/0x4a0\n" \
+	" do_one_initcall+0x56/0x220\n" \
+	" </TASK>\n"
+
+static const struct culprit_case {
+	const char *text;
+	const char *lp_module;	/* told to the scanner, or NULL */
+	enum crash_kind kind;
+	const char *title;
+} culprit_cases[] = {
+	/* a soft lockup in the delay loop a callback spins in */
+	{ "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [insmod:95]\n"
+	  "Modules linked in: klpq_cbspin_s1(OEK+)\n"
+	  "CPU: 1 PID: 95 Comm: insmod Tainted: G           OE K    6.1.0-56-amd64 #1  Debian\n"
+	  "RIP: 0010:delay_tsc+0x4a/0xb0\n"
+	  "Code: 48 89 14 24\n"
+	  "Call Trace:\n"
+	  " <TASK>\n" CBSPIN_FRAMES,
+	  "klpq_cbspin_s1", CRASH_SOFT_LOCKUP, "soft lockup in klpq_cbspin_post_patch" },
+	{ "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [insmod:95]\n"
+	  "RIP: 0010:delay_tsc+0x4a/0xb0\n"
+	  "Call Trace:\n"
+	  " <TASK>\n" CBSPIN_FRAMES,
+	  NULL, CRASH_SOFT_LOCKUP, "soft lockup in klpq_cbspin_post_patch" },
+	/* a self-detected RCU stall: the timer interrupt's frames are the reporter's */
+	{ "rcu: INFO: rcu_preempt self-detected stall on CPU\n"
+	  "rcu:     1-....: (5250 ticks this GP) idle=8a4c/1/0x4000000000000000 softirq=1/1 fqs=2625\n"
+	  "        (t=5251 jiffies g=1233 q=56 ncpus=2)\n"
+	  "CPU: 1 PID: 95 Comm: insmod Tainted: G           OE K    6.1.0-56-amd64 #1  Debian\n"
+	  "Call Trace:\n"
+	  " <IRQ>\n"
+	  " rcu_dump_cpu_stacks+0xea/0x120\n"
+	  " rcu_sched_clock_irq.cold+0x4b/0x1f6\n"
+	  " update_process_times+0x5c/0x90\n"
+	  " tick_sched_timer+0x88/0xa0\n"
+	  " __hrtimer_run_queues+0x112/0x2b0\n"
+	  " hrtimer_interrupt+0xfe/0x220\n"
+	  " __sysvec_apic_timer_interrupt+0x5a/0x130\n"
+	  " sysvec_apic_timer_interrupt+0x69/0x90\n"
+	  " </IRQ>\n"
+	  " <TASK>\n"
+	  " asm_sysvec_apic_timer_interrupt+0x16/0x20\n"
+	  "RIP: 0010:delay_tsc+0x4a/0xb0\n"
+	  "RSP: 0018:ffffa7a8c03bfc70 EFLAGS: 00000283\n"
+	  " ? delay_tsc+0x40/0xb0\n" CBSPIN_FRAMES,
+	  "klpq_cbspin_s1", CRASH_RCU_STALL, "RCU stall in klpq_cbspin_post_patch" },
+	/* a frame in the livepatch module beats a RIP in the core kernel */
+	{ "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] PREEMPT SMP NOPTI\n"
+	  "RIP: 0010:__list_del_entry_valid+0x1/0x2\n"
+	  "Call Trace:\n"
+	  " <TASK>\n"
+	  " klpq_list_show+0x31/0x80 [klpq_list_s2]\n"
+	  " seq_read_iter+0x11f/0x440\n"
+	  " </TASK>\n",
+	  "klpq_list_s2", CRASH_GPF, "general protection fault in klpq_list_show" },
+	{ "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] PREEMPT SMP NOPTI\n"
+	  "RIP: 0010:__list_del_entry_valid+0x1/0x2\n"
+	  "Call Trace:\n"
+	  " <TASK>\n"
+	  " klpq_list_show+0x31/0x80 [klpq_list_s2]\n"
+	  " </TASK>\n",
+	  NULL, CRASH_GPF, "general protection fault in __list_del_entry_valid" },
+	/* a hung task asleep in msleep under the patched function */
+	{ "INFO: task cat:99 blocked for more than 120 seconds.\n"
+	  "      Tainted: G           OE K    6.1.0-56-amd64 #1 Debian 6.1.158-1\n"
+	  "\"echo 0 > /proc/sys/kernel/hung_task_timeout_secs\" disables this message.\n"
+	  "task:cat             state:D stack:0     pid:99    ppid:1      flags:0x00004000\n"
+	  "Call Trace:\n"
+	  " <TASK>\n"
+	  " __schedule+0x34d/0x9e0\n"
+	  " schedule+0x5a/0xd0\n"
+	  " schedule_timeout+0x94/0x150\n"
+	  " ? __bpf_trace_tick_stop+0x10/0x10\n"
+	  " msleep+0x29/0x40\n"
+	  " klpq_slow_show+0x20/0x40 [klpq_slow_s1]\n"
+	  " seq_read_iter+0x11f/0x440\n"
+	  " do_syscall_64+0x55/0xb0\n"
+	  " entry_SYSCALL_64_after_hwframe+0x6e/0xd8\n"
+	  " </TASK>\n",
+	  NULL, CRASH_HUNG_TASK, "hung task cat in klpq_slow_show" },
+	/* a hard lockup: the NMI's own frames do not count */
+	{ "NMI watchdog: Watchdog detected hard LOCKUP on cpu 1\n"
+	  "RIP: 0010:native_queued_spin_lock_slowpath+0x5e/0x2d0\n"
+	  "Call Trace:\n"
+	  " <NMI>\n"
+	  " watchdog_overflow_callback.cold+0x1e/0x70\n"
+	  " perf_event_overflow+0x19/0x20\n"
+	  " </NMI>\n"
+	  " <TASK>\n"
+	  " _raw_spin_lock+0x29/0x30\n"
+	  " klpq_lock_show+0x18/0x40 [klpq_lock_s1]\n"
+	  " </TASK>\n",
+	  "klpq_lock_s1", CRASH_HARD_LOCKUP, "hard LOCKUP in klpq_lock_show" },
+	/* nothing better than the generic helper: it is named */
+	{ "watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:0]\n"
+	  "RIP: 0010:delay_tsc+0x4a/0xb0\n"
+	  "Call Trace:\n"
+	  " <TASK>\n"
+	  " ? delay_tsc+0x40/0xb0\n"
+	  " __const_udelay+0x43/0x50\n"
+	  " </TASK>\n",
+	  NULL, CRASH_SOFT_LOCKUP, "soft lockup in delay_tsc" },
+};
+
+START_TEST(test_culprit_titles)
+{
+	const struct culprit_case *cc = &culprit_cases[_i];
+	struct cscan *c = cscan_new();
+
+	if (cc->lp_module)
+		cscan_livepatch_module(c, cc->lp_module);
+	cscan_feed(c, cc->text, strlen(cc->text));
+	cscan_finish(c);
+	ck_assert_uint_eq(cscan_nr_reports(c), 1);
+	assert_report(c, 0, cc->kind, cc->title);
+	cscan_free(c);
+}
+END_TEST
+
+#define SYSRQ_DUMP \
+	"sysrq: Show State\n" \
+	"task:swapper/0       state:R  running task     stack:0     pid:0     ppid:0      flags:0x00004000\n" \
+	"Call Trace:\n" \
+	" <TASK>\n" \
+	" __schedule+0x34d/0x9e0\n" \
+	" </TASK>\n" \
+	"task:init            state:S stack:0     pid:1     ppid:0      flags:0x00000002\n" \
+	"Call Trace:\n" \
+	" <TASK>\n" \
+	" __schedule+0x34d/0x9e0\n" \
+	" do_wait+0x15b/0x2f0\n" \
+	" </TASK>\n" \
+	"sysrq: Show backtrace of all active CPUs\n" \
+	"NMI backtrace for cpu 0\n" \
+	"CPU: 0 PID: 0 Comm: swapper/0 Not tainted 6.1.0-56-amd64 #1  Debian 6.1.158-1\n" \
+	"RIP: 0010:native_safe_halt+0xb/0x10\n" \
+	"Call Trace:\n" \
+	" <TASK>\n" \
+	" default_idle+0xa/0x20\n" \
+	" </TASK>\n"
+
+/* klpq's own hang dump (SysRq t, w, l) is the guest's state, not a crash; a real report in the
+ * middle of it still is one, and a Call Trace long after it is reported again. */
+START_TEST(test_sysrq_dump_quiet)
+{
+	struct cscan *c = scan_string(SYSRQ_DUMP);
+	struct sb text = SB_INIT;
+
+	ck_assert_uint_eq(cscan_nr_reports(c), 0);
+	cscan_free(c);
+
+	sb_adds(&text, SYSRQ_DUMP);
+	sb_adds(&text, "BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+		       "RIP: 0010:klpq_oops_show+0x5/0x20 [klpq_oops_s1]\n");
+	sb_adds(&text, SYSRQ_DUMP);
+	for (int i = 0; i < 200; i++)
+		sb_adds(&text, "klpq-mark: quiet\n");
+	sb_adds(&text, "Call Trace:\n <TASK>\n dump_stack_lvl+0x1/0x2\n </TASK>\n");
+	c = scan_string(text.buf);
+	ck_assert_uint_eq(cscan_nr_reports(c), 2);
+	assert_report(c, 0, CRASH_BUG, "BUG: NULL pointer dereference in klpq_oops_show");
+	assert_report(c, 1, CRASH_CALL_TRACE, "Call Trace without a crash header");
+	cscan_free(c);
+
+	/* once klpq dumps the guest itself, no Call Trace without a header is reported */
+	c = cscan_new();
+	cscan_feed_line(c, "CPU: 0 PID: 0 Comm: swapper/0");
+	cscan_diagnostics(c);
+	cscan_feed_line(c, "Call Trace:");
+	cscan_feed_line(c, " __schedule+0x1/0x2");
+	cscan_feed_line(c, "WARNING: CPU: 0 PID: 1 at kernel/x.c:1 klpq_w+0x1/0x2");
+	cscan_finish(c);
+	ck_assert_uint_eq(cscan_nr_reports(c), 1);
+	assert_report(c, 0, CRASH_WARNING, "WARNING in klpq_w");
+	cscan_free(c);
+	sb_release(&text);
+}
+END_TEST
+
 Suite *console_suite(void)
 {
 	Suite *s = suite_create("console");
@@ -703,6 +890,9 @@ Suite *console_suite(void)
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_binary_garbage);
 	tcase_add_test(tc, test_kind_names);
+	tcase_add_loop_test(tc, test_culprit_titles, 0,
+			    (int)(sizeof(culprit_cases) / sizeof(culprit_cases[0])));
+	tcase_add_test(tc, test_sysrq_dump_quiet);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 
