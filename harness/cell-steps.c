@@ -296,8 +296,10 @@ static int step_patch(struct cellrun *cr, size_t i, int64_t *seq)
 	case GUEST_DOWN: return -1;
 	}
 	cr->state[i] = ST_LIVE;
-	if (check_sysfs(cr, st->name, mod, st->nowait) < 0 ||
-	    (i > 0 && run_probes(cr, st->name, i - 1, 1, -1) < 0))
+	if (check_sysfs(cr, st->name, mod, st->nowait) < 0)
+		return -1;
+	exercise_arm(cr, i, st->name);
+	if (cr->down || (i > 0 && run_probes(cr, st->name, i - 1, 1, -1) < 0))
 		return -1;
 	n = transcript_apply(cr, mod, tbuf, expect);
 	/* not waited for: the lines up to "starting patching transition" are printed by the load */
@@ -341,6 +343,15 @@ int apply_step(struct cellrun *cr, size_t i)
 		check_klog(cr, st->name, seq, NULL, 0);
 	}
 	if (r == 0 && !(st->kind == STEP_PATCH && st->expect_load_fail) && run_own_probes(cr, i) < 0)
+		return -1;
+	if (st->kind == STEP_PATCH) {
+		/* only if counting began: the patch went live */
+		char when[160];
+
+		snprintf(when, sizeof(when), "while %s was tested", st->name);
+		exercise_check(cr, i, st->name, when);
+	}
+	if (cr->down)
 		return -1;
 	check_step_log(cr, i, seq);
 	console_crashes(cr, st->name);

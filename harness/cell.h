@@ -24,6 +24,7 @@
 #include "image.h"
 #include "vm.h"
 #include "accel.h"
+#include "exercise.h"
 
 #include <stdint.h>
 
@@ -82,6 +83,7 @@ struct cellrun {
 	struct perf_samples *wl;     /* one per workload */
 	struct perf_phases phases;
 	int perf_on;                 /* workloads are running */
+	struct exercise ex;          /* the calls counted while a step is tested (cell-exercise.c) */
 };
 
 struct lp_patch {
@@ -111,6 +113,15 @@ enum vm_wait_result cr_call(struct cellrun *cr, const char *step, const char *na
 			    const char *op, json_object *args, unsigned timeout_ms,
 			    struct proto_msg *reply);
 unsigned agent_ms(const struct cellrun *cr);
+
+/* cell-exercise.c: counting the calls of step i's replaced functions starts once its patch is
+ * live (the functions from sysfs; requests recorded at `step`) and is read, judged and removed
+ * by exercise_check: check "exercised" at `step`, its title ending in `when` ("while step1
+ * was tested").
+ * exercise_check returns that check's verdict, or -1 when nothing was counted or judged (not
+ * armed for step i, or the guest went down). */
+void exercise_arm(struct cellrun *cr, size_t i, const char *step);
+int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *when);
 
 /* cell-livepatch.c */
 int lp_state(struct cellrun *cr, const char *step, const char *name,

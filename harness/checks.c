@@ -151,6 +151,17 @@ const struct check_def check_defs[] = {
 	  "the kernel log since the step began holds `enabling patch`, `starting patching "
 	  "transition`, `patching complete`, in order",
 	  "FAIL: the missing line; evidence: every livepatch line" },
+	{ "exercised", "*step*, leak",
+	  "`exercised`",
+	  "SKIP or ERROR",
+	  "every function the step's patch replaces (its sysfs folder) was called while the step "
+	  "was tested: a kprobe event on each original function counts the calls from the patch "
+	  "being live through the step's probes and the earlier steps' probes (docs/checks.md, "
+	  "\"Was the patch exercised\"); the title gives the calls",
+	  "SKIP: \"not exercised: NEW (replacing FUNC) was never called while STEP was "
+	  "tested\" (what ran did not test the patch), or \"not counted: WHY\" (no kprobe "
+	  "events in the kernel, a function that cannot be probed); ERROR: the agent could not "
+	  "run the counting" },
 	{ "crash", "any",
 	  "`crash`",
 	  "FAIL",
@@ -257,7 +268,9 @@ const struct check_def check_defs[] = {
 	  "patch are that patch's FAIL with what the guest printed, never an "
 	  "infrastructure ERROR",
 	  "FAIL: `leak: SUnreclaim grew N kB per cycle over C cycles of M (...)`, every "
-	  "measurement as evidence" },
+	  "measurement as evidence; SKIP `not exercised: no growth over C cycles of M, but "
+	  "the exercise did not reach every patched function` when check `exercised` at "
+	  "`leak` counted no call of one (a leak on a path nothing took cannot show)" },
 	{ "exercise", "leak", "`exercise`", "ERROR",
 	  "the `leak.exercise` command exits 0 in each cycle",
 	  "ERROR: \"leak.exercise exited with N\"" },

@@ -880,6 +880,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 	int write_failed = 0, tmp_lock = -1;
 
 	memset(&cr, 0, sizeof(cr));
+	exercise_reset(&cr.ex);
 	if (rn->sc->vm.host && !cell->host)
 		cell->host = xstrdup(rn->sc->vm.host);
 	cr.rn = rn;

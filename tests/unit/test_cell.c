@@ -14,6 +14,8 @@
 
 #include "accel.h"
 #include "checks.h"
+#include "exercise.h"
+#include "klpfuncs.h"
 #include "image.h"
 #include "runner.h"
 #include "scenario.h"
@@ -33,6 +35,8 @@ enum fault {
 };
 
 static enum fault plan; /* the fault the next VM plays */
+static long fake_calls = 3; /* calls of the patched function the exercise counting sees */
+static unsigned fake_leak_cycles; /* the scenario's leak.cycles */
 
 struct patch {
 	char name[64];
@@ -387,14 +391,34 @@ static enum vm_wait_result fk_call(struct vm *v, const char *op, json_object *ar
 		json_object_object_add(res, "mono_ns", json_object_new_int64((int64_t)now_ms() * 1000000));
 	} else if (!strcmp(op, "exec")) {
 		int live = 0;
+		json_object *argv = NULL;
+		const char *a3 = "", *a4 = "", *a6 = "";
+		char out[256] = "";
 
 		for (size_t i = 0; i < f->np; i++)
 			live |= f->p[i].in_sysfs && f->p[i].enabled;
-		/* the only programs run are the probe: the fix shows while the patch is live */
-		json_object_object_add(res, "exit", json_object_new_int(live ? 0 : 1));
+		if (json_object_object_get_ex(args, "argv", &argv) &&
+		    json_object_array_length(argv) >= 7) {
+			a3 = json_object_get_string(json_object_array_get_idx(argv, 3));
+			a4 = json_object_get_string(json_object_array_get_idx(argv, 4));
+			a6 = json_object_get_string(json_object_array_get_idx(argv, 6));
+		}
+		/* the exercise counting (cell-exercise.c): one function, fake_calls calls */
+		if (!strcmp(a3, "klpq-exercise") && !strcmp(a4, "arm"))
+			snprintf(out, sizeof(out), "armed %s_f0 vmlinux cmdline_proc_show 0\n", a6);
+		else if (!strcmp(a3, "klpq-exercise"))
+			snprintf(out, sizeof(out), "count %s_f0 %ld 0\n", a6, fake_calls);
+		/* the leak check's memory reading: a guest whose memory holds still */
+		if (json_object_array_length(argv) >= 3 &&
+		    strstr(json_object_get_string(json_object_array_get_idx(argv, 2)),
+			   "drop_caches"))
+			snprintf(out, sizeof(out), "source: proc\nMemFree: 100000 kB\nSlab: 5000 kB\n"
+				 "SUnreclaim: 3000 kB\nrefcnt: 0\n");
+		/* the other programs run are the probe: the fix shows while the patch is live */
+		json_object_object_add(res, "exit", json_object_new_int(live || *a3 ? 0 : 1));
 		json_object_object_add(res, "signal", json_object_new_int(0));
 		json_object_object_add(res, "timed_out", json_object_new_boolean(0));
-		json_object_object_add(res, "output", json_object_new_string(""));
+		json_object_object_add(res, "output", json_object_new_string(out));
 		json_object_object_add(res, "truncated", json_object_new_boolean(0));
 		json_object_object_add(res, "duration_ms", json_object_new_int(1));
 	} else if (!strcmp(op, "poweroff")) {
@@ -585,11 +609,13 @@ static void run_cell(struct fx *x, enum fault fault)
 	put(x->dir, "modules/modules.dep", "");
 	put(x->dir, "agent", "#!agent");
 	put(x->dir, "busybox", "#!busybox");
-	put(x->dir, "s.yaml", "name: fake\nkernels:\n  - local:\n      vmlinuz: vmlinuz\n"
-			      "      modules: modules\n      release: 9.9.9-fake\n"
-			      "patchset: ps\n"
-			      "timeouts: {boot_s: 1, console_s: 0.5, agent_s: 2, transition_s: 1}\n"
-			      "leak: {cycles: 0}\n");
+	sub = xasprintf("name: fake\nkernels:\n  - local:\n      vmlinuz: vmlinuz\n"
+			"      modules: modules\n      release: 9.9.9-fake\n"
+			"patchset: ps\n"
+			"timeouts: {boot_s: 1, console_s: 0.5, agent_s: 2, transition_s: 1}\n"
+			"leak: {cycles: %u}\n", fake_leak_cycles);
+	put(x->dir, "s.yaml", sub);
+	free(sub);
 	scen = path_join(x->dir, "s.yaml");
 	ck_assert_msg(scenario_load(scen, &x->sc, &e) == 0, "%s", e.msg);
 	free(scen);
@@ -690,6 +716,11 @@ START_TEST(test_cell_pass)
 	run_cell(&x, F_NONE);
 	expect(&x, V_PASS, NULL, NULL, V_PASS, NULL);
 	ck_assert_ptr_nonnull(check_of(&x, "rollback", "probe:fixed"));
+	/* the patched function was called while fix1 was tested */
+	expect(&x, V_PASS, "fix1", "exercised", V_PASS,
+	       "3 call(s) of the 1 replaced function(s) while fix1 was tested");
+	ck_assert_str_eq(check_of(&x, "fix1", "exercised")->evidence[0],
+			 "vmlinux cmdline_proc_show: 3 call(s)");
 	ck_assert_ptr_null(check_of(&x, "rollback", "probes")); /* no "still live" SKIP */
 	for (size_t i = 0; i < x.cell.nr_checks; i++) {
 		saw_transcript |= !strcmp(x.cell.checks[i].step, "fix1") &&
@@ -742,6 +773,146 @@ START_TEST(test_cell_pass)
 		free(p);
 	}
 	fx_release(&x);
+}
+END_TEST
+
+/* A patch whose function nothing called while it was tested: flagged, not passed quietly, and
+ * not a FAIL of the patch either. */
+START_TEST(test_cell_not_exercised)
+{
+	struct fx x;
+
+	fake_calls = 0;
+	run_cell(&x, F_NONE);
+	fake_calls = 3;
+	expect(&x, V_PASS, "fix1", "exercised", V_SKIP, "not exercised: cmdline_proc_show "
+	       "(replaced by klp_fix) was never called while fix1 was tested");
+	fx_release(&x);
+}
+END_TEST
+
+/* The leak cycles count the patched function's calls too: an exercise that never reached it
+ * makes "no growth" a SKIP, not "no leak". */
+START_TEST(test_cell_leak_not_exercised)
+{
+	struct fx x;
+
+	fake_leak_cycles = 2;
+	run_cell(&x, F_NONE);
+	expect(&x, V_PASS, "leak", "memory", V_PASS, "no leak over 2 cycles of klp_fix");
+	expect(&x, V_PASS, "leak", "exercised", V_PASS,
+	       "3 call(s) of the 1 replaced function(s) by the exercise of the 2 leak cycle(s)");
+	fx_release(&x);
+	fake_calls = 0;
+	run_cell(&x, F_NONE);
+	fake_calls = 3;
+	fake_leak_cycles = 0;
+	expect(&x, V_PASS, "leak", "memory", V_SKIP, "not exercised: no growth over 2 cycles of "
+	       "klp_fix, but the exercise did not reach every patched function");
+	expect(&x, V_PASS, "leak", "exercised", V_SKIP, "not exercised: cmdline_proc_show "
+	       "(replaced by klp_fix) was never called by the exercise of the 2 leak cycle(s)");
+	fx_release(&x);
+}
+END_TEST
+
+/* The functions a livepatch module replaces, read from real .ko files (tests/fixtures/klp),
+ * and a file that is not one. */
+START_TEST(test_klp_funcs)
+{
+	struct klp_fn *f;
+	size_t n;
+	struct kerr e = KERR_INIT;
+	struct exercise x;
+	char t[512];
+
+	ck_assert_msg(klp_funcs_read(KLPQ_SRCDIR "/tests/fixtures/klp/klpq_modobj_s1.ko", &f, &n,
+				     &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(f[0].obj, "isofs");
+	ck_assert_str_eq(f[0].old_name, "isofs_statfs");
+	ck_assert_str_eq(f[0].new_name, "klpq_isofs_statfs");
+	ck_assert_uint_eq(f[0].sympos, 0);
+	ck_assert_str_eq(f[1].obj, "vmlinux");
+	ck_assert_str_eq(f[1].old_name, "cmdline_proc_show");
+	ck_assert_str_eq(f[1].new_name, "klpq_cmdline_proc_show");
+	/* the sysfs names (sympos 1 for 0) matched to them, and the title names the replacement */
+	exercise_reset(&x);
+	exercise_parse_line(&x, "armed klpq_s0_f0 isofs isofs_statfs 1");
+	exercise_parse_line(&x, "armed klpq_s0_f1 vmlinux cmdline_proc_show 1");
+	exercise_parse_line(&x, "count klpq_s0_f0 0 0");
+	exercise_parse_line(&x, "count klpq_s0_f1 5 0");
+	exercise_name_new(&x, f, n);
+	free(f);
+	ck_assert_str_eq(x.f[0].new_name, "klpq_isofs_statfs");
+	ck_assert_int_eq(exercise_judge(&x, "while step1 was tested", "klpq_modobj_s1", t,
+					sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not exercised: klpq_isofs_statfs (replacing isofs_statfs) was never "
+			 "called while step1 was tested");
+
+	ck_assert_msg(klp_funcs_read(KLPQ_SRCDIR "/tests/fixtures/klp/klpq_demo_s3.ko", &f, &n,
+				     &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(f[0].new_name, "klpq_cmdline_proc_show");
+	ck_assert_str_eq(f[1].old_name, "version_proc_show");
+	ck_assert_str_eq(f[1].obj, "vmlinux");
+	free(f);
+
+	ck_assert_int_eq(klp_funcs_read(KLPQ_SRCDIR "/tests/fixtures/klp/README.md", &f, &n, &e),
+			 -1);
+	ck_assert_msg(strstr(e.msg, "not an x86-64 ELF relocatable object"), "%s", e.msg);
+	{
+		/* a module cut short anywhere is refused or read, never read past its end */
+		struct sb ko = SB_INIT;
+		char tmp[] = "/tmp/klpq-test-ko-XXXXXX";
+		int fd = mkstemp(tmp);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(read_file(KLPQ_SRCDIR "/tests/fixtures/klp/klpq_modobj_s1.ko", &ko,
+					   0, &e), 0);
+		for (size_t len = 0; len < ko.len; len += 97) {
+			ck_assert_int_eq(ftruncate(fd, 0), 0);
+			ck_assert_int_eq(pwrite(fd, ko.buf, len, 0), (ssize_t)len);
+			kerr_clear(&e);
+			if (klp_funcs_read(tmp, &f, &n, &e) == 0)
+				free(f);
+		}
+		close(fd);
+		unlink(tmp);
+		sb_release(&ko);
+	}
+}
+END_TEST
+
+/* What the counting script prints, read and judged (exercise.c). */
+START_TEST(test_exercise_judge)
+{
+	struct exercise x;
+	char t[512];
+
+	exercise_reset(&x);
+	exercise_parse_line(&x, "armed klpq_s1_f0 vmlinux cmdline_proc_show 0");
+	exercise_parse_line(&x, "fail klpq_s1_f1 isofs isofs_fill_super 2 no such symbol in /proc/kallsyms");
+	exercise_parse_line(&x, "armed klpq_s1_f2 vmlinux version_proc_show 0");
+	exercise_parse_line(&x, "some other line");
+	exercise_parse_line(&x, "count klpq_s1_f0 12 0");
+	exercise_parse_line(&x, "count klpq_s1_f1 99 0"); /* not armed: ignored */
+	exercise_parse_line(&x, "count klpq_s1_f2 x 0");  /* garbled: not read */
+	ck_assert_uint_eq(x.nr, 3);
+	ck_assert_str_eq(x.f[1].why, "no such symbol in /proc/kallsyms");
+	ck_assert_int_eq(x.f[1].pos, 2);
+	ck_assert_int_eq(exercise_judge(&x, "while step2 was tested", "klpq_s2", t, sizeof(t)), V_PASS);
+	ck_assert_str_eq(t, "12 call(s) of the 1 replaced function(s) while step2 was tested; "
+			 "2 not counted");
+	exercise_parse_line(&x, "count klpq_s1_f2 0 0");
+	ck_assert_int_eq(exercise_judge(&x, "while step2 was tested", "klpq_s2", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not exercised: version_proc_show (replaced by klpq_s2) was never "
+			 "called while step2 was tested");
+	exercise_parse_line(&x, "none no kprobe_events in tracefs");
+	ck_assert_int_eq(exercise_judge(&x, "while step2 was tested", "klpq_s2", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not counted: no kprobe_events in tracefs");
+	exercise_reset(&x);
+	ck_assert_int_eq(exercise_judge(&x, "while step2 was tested", "klpq_s2", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not counted: klpq_s2 lists no function in its sysfs folder");
 }
 END_TEST
 
@@ -897,6 +1068,10 @@ Suite *cell_suite(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_cell_pass);
+	tcase_add_test(tc, test_cell_not_exercised);
+	tcase_add_test(tc, test_exercise_judge);
+	tcase_add_test(tc, test_klp_funcs);
+	tcase_add_test(tc, test_cell_leak_not_exercised);
 	tcase_add_test(tc, test_cell_silent_console);
 	tcase_add_test(tc, test_cell_silent_agent);
 	tcase_add_test(tc, test_cell_panic);

@@ -1,0 +1,186 @@
+/* exercise.c: reading and judging the calls counted while a step is tested (exercise.h). */
+#define _GNU_SOURCE
+#include "exercise.h"
+#include "klpfuncs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void exercise_reset(struct exercise *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->step = -1;
+}
+
+/* the next space-separated word of *p into out; 0 when there is none */
+static int word(const char **p, char *out, size_t size)
+{
+	size_t n;
+
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+	n = strcspn(*p, " \t\n");
+	if (!n)
+		return 0;
+	snprintf(out, size, "%.*s", (int)n, *p);
+	*p += n;
+	return 1;
+}
+
+static void rest(const char *p, char *out, size_t size)
+{
+	size_t n;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	n = strcspn(p, "\n");
+	snprintf(out, size, "%.*s", (int)n, p);
+}
+
+static struct ex_func *find_event(struct exercise *x, const char *event)
+{
+	for (size_t i = 0; i < x->nr; i++)
+		if (!strcmp(x->f[i].event, event))
+			return &x->f[i];
+	return NULL;
+}
+
+void exercise_parse_line(struct exercise *x, const char *line)
+{
+	const char *p = line;
+	char kind[16], ev[48], a[32], b[32];
+	struct ex_func *f;
+
+	if (!word(&p, kind, sizeof(kind)))
+		return;
+	if (!strcmp(kind, "none")) {
+		rest(p, x->none, sizeof(x->none));
+		if (!*x->none)
+			snprintf(x->none, sizeof(x->none), "no reason given");
+		return;
+	}
+	if (!strcmp(kind, "count")) {
+		char *end;
+		unsigned long long h, m;
+
+		if (!word(&p, ev, sizeof(ev)) || !word(&p, a, sizeof(a)) || !word(&p, b, sizeof(b)))
+			return;
+		f = find_event(x, ev);
+		h = strtoull(a, &end, 10);
+		if (!f || !f->armed || *end)
+			return;
+		m = strtoull(b, &end, 10);
+		if (*end)
+			return;
+		f->hits = h;
+		f->missed = m;
+		f->read = 1;
+		return;
+	}
+	if (strcmp(kind, "armed") && strcmp(kind, "fail"))
+		return;
+	if (x->nr == EX_MAX_FUNCS) {
+		x->dropped++;
+		return;
+	}
+	f = &x->f[x->nr];
+	memset(f, 0, sizeof(*f));
+	if (!word(&p, f->event, sizeof(f->event)) || !word(&p, f->obj, sizeof(f->obj)) ||
+	    !word(&p, f->func, sizeof(f->func)) || !word(&p, f->sympos, sizeof(f->sympos)))
+		return;
+	f->pos = atoi(f->sympos);
+	f->armed = !strcmp(kind, "armed");
+	if (!f->armed)
+		rest(p, f->why, sizeof(f->why));
+	x->nr++;
+}
+
+void exercise_name_new(struct exercise *x, const struct klp_fn *fn, size_t nr)
+{
+	for (size_t i = 0; i < x->nr; i++)
+		for (size_t k = 0; k < nr; k++) {
+			unsigned long pos = fn[k].sympos ? fn[k].sympos : 1;
+			int fpos = x->f[i].pos ? x->f[i].pos : 1;
+
+			if (!strcmp(x->f[i].obj, fn[k].obj) && !strcmp(x->f[i].func, fn[k].old_name) &&
+			    pos == (unsigned long)fpos) {
+				snprintf(x->f[i].new_name, sizeof(x->f[i].new_name), "%s",
+					 fn[k].new_name);
+				break;
+			}
+		}
+}
+
+size_t exercise_never(const struct exercise *x)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < x->nr; i++)
+		n += x->f[i].read && !x->f[i].hits;
+	return n;
+}
+
+enum verdict exercise_judge(const struct exercise *x, const char *when, const char *mod,
+			    char *title, size_t size)
+{
+	size_t counted = 0, never = 0, o = 0;
+	uint64_t calls = 0;
+
+	if (*x->none) {
+		snprintf(title, size, "not counted: %s", x->none);
+		return V_SKIP;
+	}
+	if (!x->nr) {
+		snprintf(title, size, "not counted: %s lists no function in its sysfs folder", mod);
+		return V_SKIP;
+	}
+	for (size_t i = 0; i < x->nr; i++) {
+		if (!x->f[i].read)
+			continue;
+		counted++;
+		calls += x->f[i].hits;
+		never += !x->f[i].hits;
+	}
+	if (!counted) {
+		snprintf(title, size, "not counted: no kprobe event on the %zu function(s) of %s "
+			 "counted", x->nr, mod);
+		return V_SKIP;
+	}
+	if (never) {
+		int named = 1;
+
+		for (size_t i = 0; i < x->nr; i++)
+			named &= !x->f[i].read || x->f[i].hits || *x->f[i].new_name;
+		o = (size_t)snprintf(title, size, "not exercised: ");
+		for (size_t i = 0, k = 0; i < x->nr && o < size; i++) {
+			const struct ex_func *f = &x->f[i];
+
+			if (!f->read || f->hits)
+				continue;
+			if (k == 3) {
+				o += (size_t)snprintf(title + o, size - o, " and %zu more", never - 3);
+				break;
+			}
+			if (named)
+				o += (size_t)snprintf(title + o, size - o, "%s%s (replacing %s)",
+						      k ? ", " : "", f->new_name, f->func);
+			else
+				o += (size_t)snprintf(title + o, size - o, "%s%s", k ? ", " : "",
+						      f->func);
+			k++;
+		}
+		if (o < size && named)
+			snprintf(title + o, size - o, " %s never called %s",
+				 never > 1 ? "were" : "was", when);
+		else if (o < size)
+			snprintf(title + o, size - o, " (replaced by %s) %s never called %s", mod,
+				 never > 1 ? "were" : "was", when);
+		return V_SKIP;
+	}
+	o = (size_t)snprintf(title, size, "%llu call(s) of the %zu replaced function(s) %s",
+			     (unsigned long long)calls, counted, when);
+	if (counted < x->nr && o < size)
+		snprintf(title + o, size - o, "; %zu not counted", x->nr - counted);
+	return V_PASS;
+}
