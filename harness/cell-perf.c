@@ -131,11 +131,11 @@ int perf_phase(struct cellrun *cr, enum perf_phase_kind kind, const char *label)
 		return cr->down ? -1 : 0;
 	cr_progress(cr, "perf: %s phase %s (%.1f s)", kind == PHASE_A ? "unpatched" : "patched",
 		 label, cr->sc->perf.phase_ms / 1000.0);
-	if (guest_now(cr, "perf", &a) < 0 || perf_wait(cr, "perf", cr->sc->perf.phase_ms) < 0 ||
-	    guest_now(cr, "perf", &b) < 0)
+	if (perf_calls_begin(cr) < 0 || guest_now(cr, "perf", &a) < 0 ||
+	    perf_wait(cr, "perf", cr->sc->perf.phase_ms) < 0 || guest_now(cr, "perf", &b) < 0)
 		return -1;
 	perf_phase_add(&cr->phases, kind, label, a, b);
-	return 0;
+	return perf_calls_end(cr, kind, label);
 }
 
 /* Starts every workload in the background, checks they are alive after the warm-up, then
@@ -211,6 +211,11 @@ int perf_start(struct cellrun *cr)
 		cr_add(cr, "perf", "workloads", V_PASS, 0, "%zu workload(s) running: pids%s",
 		    sc->nr_workloads, pids.buf);
 	sb_release(&pids);
+	if (cr->down)
+		return -1;
+	/* the same kprobe events in every phase, from before the baseline to the last pair */
+	if (cr->perf_on)
+		perf_calls_arm(cr);
 	if (cr->down)
 		return -1;
 	return perf_phase(cr, PHASE_A, "baseline");

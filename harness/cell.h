@@ -84,6 +84,7 @@ struct cellrun {
 	struct perf_phases phases;
 	int perf_on;                 /* workloads are running */
 	struct exercise ex;          /* the calls counted while a step is tested (cell-exercise.c) */
+	struct perf_calls *pc;       /* the workloads' calls per perf phase, or NULL */
 };
 
 struct lp_patch {
@@ -122,6 +123,14 @@ unsigned agent_ms(const struct cellrun *cr);
  * armed for step i, or the guest went down). */
 void exercise_arm(struct cellrun *cr, size_t i, const char *step);
 int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *when);
+/* The workloads' calls of the functions live after the last step, per perf phase: armed by
+ * perf_start before the baseline, read by perf_phase when each phase begins and ends (-1: the
+ * guest went down), judged (check "exercised" at perf: were they called in the last step's
+ * patched phases?) and removed by perf_calls_finish; results.json metrics "calls". */
+void perf_calls_arm(struct cellrun *cr);
+int perf_calls_begin(struct cellrun *cr);
+int perf_calls_end(struct cellrun *cr, enum perf_phase_kind kind, const char *label);
+void perf_calls_finish(struct cellrun *cr, size_t last);
 
 /* cell-livepatch.c */
 int lp_state(struct cellrun *cr, const char *step, const char *name,

@@ -151,15 +151,19 @@ const struct check_def check_defs[] = {
 	  "the kernel log since the step began holds `enabling patch`, `starting patching "
 	  "transition`, `patching complete`, in order",
 	  "FAIL: the missing line; evidence: every livepatch line" },
-	{ "exercised", "*step*, leak",
+	{ "exercised", "*step*, leak, perf",
 	  "`exercised`",
 	  "SKIP or ERROR",
 	  "every function the step's patch replaces (its sysfs folder) was called while the step "
 	  "was tested: a kprobe event on each original function counts the calls from the patch "
 	  "being live through the step's probes and the earlier steps' probes (docs/checks.md, "
-	  "\"Was the patch exercised\"); the title gives the calls",
+	  "\"Was the patch exercised\"); the title gives the calls. At `perf`: every function "
+	  "live after the last step was called by the workloads in that step's patched phases "
+	  "(the calls of every phase in results.json, metrics `calls`)",
 	  "SKIP: \"not exercised: NEW (replacing FUNC) was never called while STEP was "
-	  "tested\" (what ran did not test the patch), or \"not counted: WHY\" (no kprobe "
+	  "tested\" (what ran did not test the patch; at `perf`: \"... by the workloads in P "
+	  "patched phase(s)\", the performance comparison did not measure the patch), or "
+	  "\"not counted: WHY\" (no kprobe "
 	  "events in the kernel, a function that cannot be probed); ERROR: the agent could not "
 	  "run the counting" },
 	{ "crash", "any",

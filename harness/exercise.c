@@ -184,3 +184,82 @@ enum verdict exercise_judge(const struct exercise *x, const char *when, const ch
 		snprintf(title + o, size - o, "; %zu not counted", x->nr - counted);
 	return V_PASS;
 }
+
+int perf_calls_parse(const struct exercise *x, const char *profile, uint64_t *hits)
+{
+	int seen[EX_MAX_FUNCS] = { 0 };
+
+	for (const char *l = profile; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+		const char *p = l;
+		char ev[48], a[32], b[32], *end;
+		unsigned long long h;
+
+		if (!word(&p, ev, sizeof(ev)) || !word(&p, a, sizeof(a)) || !word(&p, b, sizeof(b)))
+			continue;
+		h = strtoull(a, &end, 10);
+		if (*end)
+			continue;
+		for (size_t k = 0; k < x->nr; k++)
+			if (x->f[k].armed && !strcmp(x->f[k].event, ev)) {
+				hits[k] = h;
+				seen[k] = 1;
+			}
+	}
+	for (size_t k = 0; k < x->nr; k++)
+		if (x->f[k].armed && !seen[k])
+			return -1;
+	return 0;
+}
+
+/* a patched phase of the last step: its own, or a pair's */
+static int judged_phase(const struct pc_phase *p, const char *last)
+{
+	return p->patched && (!strcmp(p->label, last) ||
+			      (!strncmp(p->label, "pair", 4) && strstr(p->label, "-patched")));
+}
+
+enum verdict perf_calls_judge(const struct perf_calls *pc, const char *last, const char *mod,
+			      char *title, size_t size)
+{
+	struct exercise *t;
+	size_t nb = 0;
+	char when[160];
+	enum verdict v;
+
+	if (*pc->x.none)
+		return exercise_judge(&pc->x, "", mod, title, size); /* "not counted: WHY" */
+	if (!pc->x.nr) {
+		snprintf(title, size, "not counted: no function was found in the patch modules");
+		return V_SKIP;
+	}
+	t = malloc(sizeof(*t));
+	if (!t) {
+		snprintf(title, size, "not counted: out of memory");
+		return V_SKIP;
+	}
+	*t = pc->x;
+	for (size_t k = 0; k < t->nr; k++) {
+		t->f[k].hits = 0;
+		t->f[k].read = 0;
+	}
+	for (size_t i = 0; i < pc->nph; i++) {
+		if (!judged_phase(&pc->ph[i], last))
+			continue;
+		nb++;
+		for (size_t k = 0; k < t->nr; k++)
+			if (t->f[k].armed) {
+				t->f[k].hits += pc->ph[i].hits[k];
+				t->f[k].read = 1;
+			}
+	}
+	if (!nb) {
+		snprintf(title, size, "not counted: no patched phase of %s was counted%s", last,
+			 pc->lost ? " (the counts could not be read)" : "");
+		free(t);
+		return V_SKIP;
+	}
+	snprintf(when, sizeof(when), "by the workloads in %zu patched phase(s)", nb);
+	v = exercise_judge(t, when, mod, title, size);
+	free(t);
+	return v;
+}

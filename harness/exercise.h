@@ -49,4 +49,36 @@ size_t exercise_never(const struct exercise *x);
 enum verdict exercise_judge(const struct exercise *x, const char *when, const char *mod,
 			    char *title, size_t size);
 
+/* ---- the workloads' calls, per performance phase ------------------------------------------
+ * The functions of every patch step (from the modules, klpfuncs.h) get a kprobe event each
+ * before the baseline phase; the counts are read when each phase begins and ends, so every
+ * phase, unpatched or patched, runs with the same events on the same functions. */
+#define PC_MAX_PHASES 64
+
+struct pc_phase {
+	char label[48];   /* the perf phase: "baseline", "step2", "pair2-patched" */
+	int patched;      /* a B phase */
+	uint64_t hits[EX_MAX_FUNCS]; /* calls of function k in the phase */
+};
+
+struct perf_calls {
+	struct exercise x;           /* the functions and their events (x.f[k].event) */
+	uint64_t at[EX_MAX_FUNCS];   /* the counts when the current phase began */
+	int at_ok;                   /* at[] holds a reading */
+	struct pc_phase ph[PC_MAX_PHASES];
+	size_t nph;
+	size_t lost;                 /* phases whose counts could not be read */
+};
+
+/* kprobe_profile's lines ("EVENT HITS MISSED") into hits[k] for each armed function k of x;
+ * returns 0, or -1 when an armed function's event is not in the text. */
+int perf_calls_parse(const struct exercise *x, const char *profile, uint64_t *hits);
+/* Check "exercised" at perf: over the patched phases of the last step (its own phase, named
+ * `last`, and the pairs' "pair*-patched"), were all the functions called? PASS "N call(s) of
+ * the K replaced function(s) by the workloads in P patched phase(s)", SKIP "not exercised: NEW
+ * (replacing F) was never called by the workloads in P patched phase(s)" or "not counted: ...".
+ * mod names the last step's module for a title without the replacement's name. */
+enum verdict perf_calls_judge(const struct perf_calls *pc, const char *last, const char *mod,
+			      char *title, size_t size);
+
 #endif

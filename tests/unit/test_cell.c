@@ -916,6 +916,64 @@ START_TEST(test_exercise_judge)
 }
 END_TEST
 
+/* The workloads' calls per perf phase: kprobe_profile read and the last step's patched
+ * phases judged (exercise.c). */
+START_TEST(test_perf_calls_judge)
+{
+	struct perf_calls *pc = calloc(1, sizeof(*pc));
+	struct klp_fn fn[1];
+	uint64_t h[EX_MAX_FUNCS] = { 0 };
+	const char *labels[] = { "baseline", "step1", "step3", "pair2-unpatched", "pair2-patched" };
+	const uint64_t f0[] = { 5, 7, 10, 4, 20 }, f1[] = { 0, 9, 0, 3, 0 };
+	char t[512];
+
+	ck_assert_ptr_nonnull(pc);
+	exercise_reset(&pc->x);
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not counted: no function was found in the patch modules");
+	exercise_parse_line(&pc->x, "armed klpq_p_f0 vmlinux cmdline_proc_show 0");
+	exercise_parse_line(&pc->x, "armed klpq_p_f1 vmlinux version_proc_show 0");
+	exercise_parse_line(&pc->x, "fail klpq_p_f2 isofs isofs_statfs 0 the kernel refused");
+	ck_assert_int_eq(perf_calls_parse(&pc->x, "  klpq_p_f1   4  0\nklpq_s1_f0 1 0\n"
+					  "klpq_p_f0 123 1\n", h), 0);
+	ck_assert_uint_eq(h[0], 123);
+	ck_assert_uint_eq(h[1], 4);
+	ck_assert_int_eq(perf_calls_parse(&pc->x, "klpq_p_f0 123 1\n", h), -1);
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not counted: no patched phase of step3 was counted");
+	for (size_t i = 0; i < 5; i++) {
+		struct pc_phase *p = &pc->ph[pc->nph++];
+
+		snprintf(p->label, sizeof(p->label), "%s", labels[i]);
+		p->patched = i == 1 || i == 2 || i == 4;
+		p->hits[0] = f0[i];
+		p->hits[1] = f1[i];
+	}
+	/* version_proc_show: called in step1's phase and an unpatched one, never in step3's */
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not exercised: version_proc_show (replaced by klpq_s3) was never "
+			 "called by the workloads in 2 patched phase(s)");
+	memset(fn, 0, sizeof(fn));
+	snprintf(fn[0].obj, sizeof(fn[0].obj), "vmlinux");
+	snprintf(fn[0].old_name, sizeof(fn[0].old_name), "version_proc_show");
+	snprintf(fn[0].new_name, sizeof(fn[0].new_name), "klpq_version_proc_show");
+	exercise_name_new(&pc->x, fn, 1);
+	snprintf(pc->x.f[0].new_name, sizeof(pc->x.f[0].new_name), "klpq_cmdline_proc_show");
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not exercised: klpq_version_proc_show (replacing version_proc_show) "
+			 "was never called by the workloads in 2 patched phase(s)");
+	pc->ph[4].hits[1] = 2;
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_PASS);
+	ck_assert_str_eq(t, "32 call(s) of the 2 replaced function(s) by the workloads in 2 "
+			 "patched phase(s); 1 not counted");
+	exercise_parse_line(&pc->x, "none no kprobe_events in tracefs");
+	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not counted: no kprobe_events in tracefs");
+	ck_assert_str_eq(check_def_at("perf", "exercised")->anchor, "exercised");
+	free(pc);
+}
+END_TEST
+
 START_TEST(test_cell_silent_console)
 {
 	struct fx x;
@@ -1070,6 +1128,7 @@ Suite *cell_suite(void)
 	tcase_add_test(tc, test_cell_pass);
 	tcase_add_test(tc, test_cell_not_exercised);
 	tcase_add_test(tc, test_exercise_judge);
+	tcase_add_test(tc, test_perf_calls_judge);
 	tcase_add_test(tc, test_klp_funcs);
 	tcase_add_test(tc, test_cell_leak_not_exercised);
 	tcase_add_test(tc, test_cell_silent_console);
