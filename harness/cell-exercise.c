@@ -16,6 +16,7 @@
 #include "cell.h"
 #include "klpfuncs.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,8 +241,7 @@ out:
 static int pc_read(struct cellrun *cr, uint64_t *hits)
 {
 	struct perf_calls *pc = cr->pc;
-	json_object *args;
-	struct proto_msg m;
+	struct sb txt = SB_INIT;
 	size_t armed = 0;
 	int r;
 
@@ -251,15 +251,41 @@ static int pc_read(struct cellrun *cr, uint64_t *hits)
 		armed += pc->x.f[k].armed;
 	if (!armed)
 		return 0;
-	args = json_object_new_object();
-	json_object_object_add(args, "path",
-			       json_object_new_string("/sys/kernel/tracing/kprobe_profile"));
-	json_object_object_add(args, "offset", json_object_new_int64(0));
-	json_object_object_add(args, "max", json_object_new_int(32768));
-	if (cr_call(cr, "perf", "exercised", "read", args, agent_ms(cr), &m) != VM_OK)
-		return -1;
-	r = m.ok && perf_calls_parse(&pc->x, proto_get_str(m.result, "data", ""), hits) == 0;
-	proto_msg_release(&m);
+	r = guest_read_all(cr, "perf", "exercised", "/sys/kernel/tracing/kprobe_profile", &txt);
+	if (r == 1)
+		r = perf_calls_parse(&pc->x, txt.buf ? txt.buf : "", hits) == 0;
+	sb_release(&txt);
+	return r;
+}
+
+/* the guest's memory now into m: 1 read, 0 not (pc->mem_none says why), -1 down */
+static int pc_mem_read(struct cellrun *cr, struct pc_mem *m)
+{
+	struct perf_calls *pc = cr->pc;
+	struct sb mi = SB_INIT, si = SB_INIT;
+	int r;
+
+	if (*pc->mem_none)
+		return 0;
+	/* node 0's counters, as the leak check reads them: a patch may change /proc/meminfo
+	 * (good-meminfo); /proc/meminfo only on a kernel without them */
+	r = guest_read_all(cr, "perf", "memory", "/sys/devices/system/node/node0/meminfo", &mi);
+	if (r == 0 || (r == 1 && perf_mem_parse(pc, mi.buf ? mi.buf : "", "", m) < 0)) {
+		sb_release(&mi);
+		r = guest_read_all(cr, "perf", "memory", "/proc/meminfo", &mi);
+	}
+	if (r == 1)
+		r = guest_read_all(cr, "perf", "memory", "/proc/slabinfo", &si);
+	if (r == 1 && perf_mem_parse(pc, mi.buf ? mi.buf : "", si.buf ? si.buf : "", m) < 0) {
+		snprintf(pc->mem_none, sizeof(pc->mem_none), "no SUnreclaim and MemFree in "
+			 "the guest's /proc/meminfo or node 0's meminfo");
+		r = 0;
+	} else if (r == 0) {
+		snprintf(pc->mem_none, sizeof(pc->mem_none), "the agent could not read the guest's "
+			 "meminfo or /proc/slabinfo");
+	}
+	sb_release(&mi);
+	sb_release(&si);
 	return r;
 }
 
@@ -270,7 +296,11 @@ int perf_calls_begin(struct cellrun *cr)
 	if (!cr->pc)
 		return 0;
 	r = pc_read(cr, cr->pc->at);
+	if (r < 0)
+		return -1;
 	cr->pc->at_ok = r == 1;
+	r = pc_mem_read(cr, &cr->pc->mem_at);
+	cr->pc->mem_at_ok = r == 1;
 	return r < 0 ? -1 : 0;
 }
 
@@ -278,25 +308,64 @@ int perf_calls_end(struct cellrun *cr, enum perf_phase_kind kind, const char *la
 {
 	struct perf_calls *pc = cr->pc;
 	uint64_t now[EX_MAX_FUNCS] = { 0 };
+	struct pc_mem m = { 0, 0, NULL };
 	struct pc_phase *p;
-	int r;
+	int rc = 0, rm = 0;
 
-	if (!pc || !pc->at_ok)
+	if (!pc || (!pc->at_ok && !pc->mem_at_ok))
 		return 0;
-	pc->at_ok = 0;
-	r = pc_read(cr, now);
-	if (r < 0)
+	if (pc->at_ok && (rc = pc_read(cr, now)) < 0)
 		return -1;
-	if (r == 0 || pc->nph == PC_MAX_PHASES) {
+	if (pc->mem_at_ok && (rm = pc_mem_read(cr, &m)) < 0) {
+		free(m.slab);
+		return -1;
+	}
+	if ((rc != 1 && rm != 1) || pc->nph == PC_MAX_PHASES) {
 		pc->lost++;
+		free(m.slab);
+		pc->at_ok = pc->mem_at_ok = 0;
 		return 0;
 	}
 	p = &pc->ph[pc->nph++];
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	p->patched = kind == PHASE_B;
-	for (size_t k = 0; k < pc->x.nr; k++)
-		p->hits[k] = now[k] >= pc->at[k] ? now[k] - pc->at[k] : 0;
+	if (rc == 1) {
+		p->counted = 1;
+		for (size_t k = 0; k < pc->x.nr; k++)
+			p->hits[k] = now[k] >= pc->at[k] ? now[k] - pc->at[k] : 0;
+	}
+	if (rm == 1) {
+		p->mem = 1;
+		p->sunr_kb = m.sunr_kb - pc->mem_at.sunr_kb;
+		p->avail_kb = m.avail_kb - pc->mem_at.avail_kb;
+		p->slab = xcalloc(pc->ncache ? pc->ncache : 1, sizeof(*p->slab));
+		for (size_t k = 0; k < pc->ncache; k++)
+			p->slab[k] = m.slab[k] < 0 || pc->mem_at.slab[k] < 0 ? LONG_MIN :
+				     m.slab[k] - pc->mem_at.slab[k];
+	}
+	free(m.slab);
+	pc->at_ok = pc->mem_at_ok = 0;
 	return 0;
+}
+
+/* the three caches that grew most in phase p, into ev */
+static void pc_top_caches(const struct perf_calls *pc, const struct pc_phase *p, struct sb *ev)
+{
+	size_t top[3] = { (size_t)-1, (size_t)-1, (size_t)-1 };
+
+	for (size_t k = 0; k < pc->ncache; k++) {
+		if (p->slab[k] == LONG_MIN || p->slab[k] <= 0)
+			continue;
+		for (size_t t = 0; t < 3; t++)
+			if (top[t] == (size_t)-1 || p->slab[k] > p->slab[top[t]]) {
+				memmove(&top[t + 1], &top[t], (2 - t) * sizeof(top[0]));
+				top[t] = k;
+				break;
+			}
+	}
+	for (size_t t = 0; t < 3 && top[t] != (size_t)-1; t++)
+		sb_addf(ev, "%s %s %+ld kB", t ? "," : "; grew most:", pc->cache[top[t]],
+			p->slab[top[t]] / 1024);
 }
 
 void perf_calls_finish(struct cellrun *cr, size_t last)
@@ -304,24 +373,36 @@ void perf_calls_finish(struct cellrun *cr, size_t last)
 	struct perf_calls *pc = cr->pc;
 	const char *argv[] = { "/bin/sh", "-c", ex_script, "klpq-exercise", "remove", "-",
 			       PC_PREFIX, NULL };
+	const char *lname = cr->sc->patchset.steps[last].name;
 	char title[512];
-	struct check_result *r;
+	struct check_result *r, *rm;
 	json_object *j, *jf, *jp;
-	enum verdict v;
+	enum verdict v, vm;
 	int code;
 
 	if (!pc)
 		return;
 	cr->pc = NULL;
 	if (cr->down) {
-		free(pc);
+		perf_calls_release(pc);
 		return;
 	}
-	v = perf_calls_judge(pc, cr->sc->patchset.steps[last].name, cr->mods[last].name, title,
-			     sizeof(title));
+	v = perf_calls_judge(pc, lname, cr->mods[last].name, title, sizeof(title));
 	r = cr_add(cr, "perf", "exercised", v, 0, "%s", title);
 	if (*pc->x.none)
 		check_evidence(r, "not counted: %s", pc->x.none);
+	vm = perf_mem_judge(pc, lname, cr->sc->leak.load_threshold_kb, title, sizeof(title));
+	if (vm == V_PASS && v == V_SKIP && !strncmp(title, "no leak", 7) &&
+	    !*pc->x.none && pc->x.nr) {
+		/* a leak on a path the workloads did not take cannot show */
+		char t2[sizeof(title)];
+
+		memcpy(t2, title, sizeof(t2));
+		snprintf(title, sizeof(title), "not exercised: %.380s, but the workloads did not "
+			 "call every patched function (see check exercised at perf)", t2);
+		vm = V_SKIP;
+	}
+	rm = cr_add(cr, "perf", "memory", vm, 0, "%s", title);
 	j = json_object_new_object();
 	jf = json_object_new_array();
 	jp = json_object_new_array();
@@ -345,21 +426,36 @@ void perf_calls_finish(struct cellrun *cr, size_t last)
 		sb_addf(&ev, "%s (%s):", p->label, p->patched ? "patched" : "unpatched");
 		for (size_t k = 0; k < pc->x.nr; k++) {
 			json_object_array_add(h, json_object_new_int64((int64_t)p->hits[k]));
-			if (pc->x.f[k].armed)
+			if (pc->x.f[k].armed && p->counted)
 				sb_addf(&ev, " %s %llu", pc->x.f[k].func,
 					(unsigned long long)p->hits[k]);
 		}
 		json_object_object_add(o, "label", json_object_new_string(p->label));
 		json_object_object_add(o, "patched", json_object_new_boolean(p->patched));
-		json_object_object_add(o, "calls", h);
+		if (p->counted)
+			json_object_object_add(o, "calls", h);
+		else
+			json_object_put(h);
+		if (p->counted)
+			check_evidence(r, "%s", ev.buf);
+		if (p->mem) {
+			json_object_object_add(o, "sunreclaim_kb", json_object_new_int64(p->sunr_kb));
+			json_object_object_add(o, "memfree_kb", json_object_new_int64(p->avail_kb));
+			sb_reset(&ev);
+			sb_addf(&ev, "%s (%s): SUnreclaim %+ld kB, MemFree %+ld kB", p->label,
+				p->patched ? "patched" : "unpatched", p->sunr_kb, p->avail_kb);
+			pc_top_caches(pc, p, &ev);
+			check_evidence(rm, "%s", ev.buf);
+		}
 		json_object_array_add(jp, o);
-		check_evidence(r, "%s", ev.buf);
 		sb_release(&ev);
 	}
+	if (*pc->mem_none)
+		check_evidence(rm, "not measured: %s", pc->mem_none);
 	json_object_object_add(j, "functions", jf);
 	json_object_object_add(j, "phases", jp);
 	json_object_object_add(cr->cell->metrics, "calls", j);
 	if (!*pc->x.none)
 		guest_exec(cr, "perf", "exercised", argv, cr->sc->timeouts.probe_ms, &code, NULL);
-	free(pc);
+	perf_calls_release(pc);
 }

@@ -153,7 +153,7 @@ const struct check_def check_defs[] = {
 	  "FAIL: the missing line; evidence: every livepatch line" },
 	{ "exercised", "*step*, leak, perf",
 	  "`exercised`",
-	  "SKIP or ERROR",
+	  "SKIP, FAIL or ERROR",
 	  "every function the step's patch replaces (its sysfs folder) was called while the step "
 	  "was tested: a kprobe event on each original function counts the calls from the patch "
 	  "being live through the step's probes and the earlier steps' probes (docs/checks.md, "
@@ -165,7 +165,8 @@ const struct check_def check_defs[] = {
 	  "patched phase(s)\", the performance comparison did not measure the patch), or "
 	  "\"not counted: WHY\" (no kprobe "
 	  "events in the kernel, a function that cannot be probed); ERROR: the agent could not "
-	  "run the counting" },
+	  "run the counting; FAIL or ERROR: the guest stopped answering while the calls were "
+	  "counted (as for a guest that stops answering)" },
 	{ "crash", "any",
 	  "`crash`",
 	  "FAIL",
@@ -278,6 +279,20 @@ const struct check_def check_defs[] = {
 	{ "exercise", "leak", "`exercise`", "ERROR",
 	  "the `leak.exercise` command exits 0 in each cycle",
 	  "ERROR: \"leak.exercise exited with N\"" },
+	{ "perf-memory", "perf",
+	  "`memory`",
+	  "FAIL",
+	  "(scenarios with workloads) the guest's memory, read at both ends of every perf "
+	  "phase (node 0's meminfo, as the leak check reads it, or `/proc/meminfo`; and "
+	  "`/proc/slabinfo`): no slab cache grows by `leak.load_threshold_kb` (128) or more in "
+	  "every patched phase of the last step while growing by at most a quarter of that in "
+	  "each unpatched phase, and MemFree does not fall by 4x the threshold in the same way "
+	  "(docs/checks.md, \"Leaks the workloads trigger\")",
+	  "FAIL: `leak under load: slab cache C grew N kB or more in each of the P patched "
+	  "phase(s) of S (...)`, each phase's SUnreclaim, MemFree and the caches that grew "
+	  "most as evidence; SKIP `not measured: ...` (fewer than 2 patched phases: "
+	  "`perf.pairs` below 2), or `not exercised: ...` when check `exercised` at `perf` "
+	  "found a function the workloads never called" },
 	{ "perf-guest", "perf", "`clock`, `samples`, `workload`", "FAIL or ERROR",
 	  "(only reported when the guest stops answering while its clock is read, the workloads' samples are read or a workload phase runs)",
 	  "as for a guest that stops answering (above)" },

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 void exercise_reset(struct exercise *x)
@@ -243,7 +244,7 @@ enum verdict perf_calls_judge(const struct perf_calls *pc, const char *last, con
 		t->f[k].read = 0;
 	}
 	for (size_t i = 0; i < pc->nph; i++) {
-		if (!judged_phase(&pc->ph[i], last))
+		if (!judged_phase(&pc->ph[i], last) || !pc->ph[i].counted)
 			continue;
 		nb++;
 		for (size_t k = 0; k < t->nr; k++)
@@ -262,4 +263,176 @@ enum verdict perf_calls_judge(const struct perf_calls *pc, const char *last, con
 	v = exercise_judge(t, when, mod, title, size);
 	free(t);
 	return v;
+}
+
+/* "KEY: N kB", or a node's "Node 0 KEY: N kB" (/sys/devices/system/node/node0/meminfo) */
+static long meminfo_kb(const char *txt, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (const char *l = txt; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+		const char *p = l;
+
+		if (!strncmp(p, "Node ", 5)) {
+			p += 5;
+			while (*p >= '0' && *p <= '9')
+				p++;
+			while (*p == ' ')
+				p++;
+		}
+		if (!strncmp(p, key, n) && p[n] == ':')
+			return strtol(p + n + 1, NULL, 10);
+	}
+	return -1;
+}
+
+int perf_mem_parse(struct perf_calls *pc, const char *meminfo, const char *slabinfo,
+		   struct pc_mem *m)
+{
+	int learn = !pc->ncache;
+	size_t hint = 0;
+
+	m->sunr_kb = meminfo_kb(meminfo, "SUnreclaim");
+	m->avail_kb = meminfo_kb(meminfo, "MemFree"); /* a node's meminfo has no MemFree */
+	if (m->sunr_kb < 0 || m->avail_kb < 0)
+		return -1;
+	/* "name active_objs num_objs objsize objperslab pagesperslab : tunables ..." */
+	for (const char *l = slabinfo; learn && l && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+		char name[32];
+		long a, o;
+
+		if (*l == '#' || sscanf(l, "%31s %ld %*d %ld", name, &a, &o) != 3)
+			continue;
+		if (pc->ncache % 64 == 0) {
+			void *c = realloc(pc->cache, (pc->ncache + 64) * sizeof(*pc->cache));
+
+			if (!c)
+				return -1;
+			pc->cache = c;
+		}
+		snprintf(pc->cache[pc->ncache++], sizeof(pc->cache[0]), "%s", name);
+	}
+	free(m->slab);
+	m->slab = calloc(pc->ncache ? pc->ncache : 1, sizeof(*m->slab));
+	if (!m->slab)
+		return -1;
+	for (size_t k = 0; k < pc->ncache; k++)
+		m->slab[k] = -1;
+	for (const char *l = slabinfo; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "") {
+		char name[32];
+		long a, o;
+
+		if (*l == '#' || sscanf(l, "%31s %ld %*d %ld", name, &a, &o) != 3)
+			continue;
+		/* mostly in the order of the first reading: look from the last match on */
+		for (size_t k = 0; k < pc->ncache; k++) {
+			size_t j = (hint + k) % pc->ncache;
+
+			if (!strcmp(pc->cache[j], name)) {
+				m->slab[j] = a * o;
+				hint = j + 1;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+void perf_calls_release(struct perf_calls *pc)
+{
+	if (!pc)
+		return;
+	for (size_t i = 0; i < pc->nph; i++)
+		free(pc->ph[i].slab);
+	free(pc->mem_at.slab);
+	free(pc->cache);
+	free(pc);
+}
+
+static int unpatched_phase(const struct pc_phase *p)
+{
+	return !p->patched && (!strcmp(p->label, "baseline") ||
+			       (!strncmp(p->label, "pair", 4) && strstr(p->label, "-unpatched")));
+}
+
+enum verdict perf_mem_judge(const struct perf_calls *pc, const char *last, unsigned thr_kb,
+			    char *title, size_t size)
+{
+	size_t na = 0, nb = 0, best = (size_t)-1;
+	long best_min = 0, best_max_a = 0, avail_min = 0, avail_max_a = 0, grow_max = 0;
+	const long thr = (long)thr_kb * 1024;
+
+	if (*pc->mem_none) {
+		snprintf(title, size, "not measured: %s", pc->mem_none);
+		return V_SKIP;
+	}
+	for (size_t i = 0; i < pc->nph; i++) {
+		const struct pc_phase *p = &pc->ph[i];
+
+		if (!p->mem)
+			continue;
+		if (judged_phase(p, last)) {
+			avail_min = nb ? (-p->avail_kb < avail_min ? -p->avail_kb : avail_min)
+				       : -p->avail_kb;
+			nb++;
+		} else if (unpatched_phase(p)) {
+			avail_max_a = na ? (-p->avail_kb > avail_max_a ? -p->avail_kb : avail_max_a)
+					 : -p->avail_kb;
+			na++;
+		}
+	}
+	if (nb < 2 || !na) {
+		snprintf(title, size, "not measured: %zu patched phase(s) of %s and %zu unpatched "
+			 "one(s) with the memory read at both ends (2 and 1 are needed: perf.pairs "
+			 "2 or more)", nb, last, na);
+		return V_SKIP;
+	}
+	for (size_t k = 0; k < pc->ncache; k++) {
+		long min_b = 0, max_a = 0;
+		size_t b = 0, a = 0;
+		int seen = 1;
+
+		for (size_t i = 0; i < pc->nph && seen; i++) {
+			const struct pc_phase *p = &pc->ph[i];
+
+			if (!p->mem)
+				continue;
+			if (p->slab[k] == LONG_MIN)
+				seen = 0;
+			else if (judged_phase(p, last))
+				min_b = b++ ? (p->slab[k] < min_b ? p->slab[k] : min_b) : p->slab[k];
+			else if (unpatched_phase(p))
+				max_a = a++ ? (p->slab[k] > max_a ? p->slab[k] : max_a) : p->slab[k];
+		}
+		if (!seen)
+			continue;
+		if (min_b > grow_max)
+			grow_max = min_b;
+		/* grew in every patched phase, at least 4 times what it grew in any unpatched one */
+		if (min_b >= thr && (max_a <= 0 || min_b >= 4 * max_a) &&
+		    (best == (size_t)-1 || min_b > best_min)) {
+			best = k;
+			best_min = min_b;
+			best_max_a = max_a;
+		}
+	}
+	if (best != (size_t)-1) {
+		snprintf(title, size, "leak under load: slab cache %s grew %ld kB or more in each of "
+			 "the %zu patched phase(s) of %s (unpatched phases: %+ld kB at most; threshold "
+			 "%u kB)", pc->cache[best], best_min / 1024, nb, last, best_max_a / 1024,
+			 thr_kb);
+		return V_FAIL;
+	}
+	if (avail_min >= 4 * (long)thr_kb && (avail_max_a <= 0 || avail_min >= 4 * avail_max_a)) {
+		snprintf(title, size, "leak under load: MemFree fell %ld kB or more in each of "
+			 "the %zu patched phase(s) of %s (unpatched phases: %ld kB at most; threshold "
+			 "%u kB)", avail_min, nb, last, avail_max_a, 4 * thr_kb);
+		return V_FAIL;
+	}
+	snprintf(title, size, "no leak under load in the %zu patched phase(s) of %s: no slab cache "
+		 "grew more than %ld kB in all of them (threshold %u kB), MemFree fell %ld kB "
+		 "in the least (threshold %u kB)", nb, last, grow_max / 1024, thr_kb, avail_min,
+		 4 * thr_kb);
+	return V_PASS;
 }

@@ -58,7 +58,17 @@ enum verdict exercise_judge(const struct exercise *x, const char *when, const ch
 struct pc_phase {
 	char label[48];   /* the perf phase: "baseline", "step2", "pair2-patched" */
 	int patched;      /* a B phase */
+	int counted;      /* hits[] were read at both ends */
 	uint64_t hits[EX_MAX_FUNCS]; /* calls of function k in the phase */
+	int mem;          /* the memory below was read at both ends */
+	long sunr_kb, avail_kb; /* SUnreclaim and MemFree: end minus start */
+	long *slab;       /* bytes in use of each slab cache (perf_calls.cache): end minus start */
+};
+
+/* A reading of the guest's memory: /proc/meminfo and /proc/slabinfo. */
+struct pc_mem {
+	long sunr_kb, avail_kb;
+	long *slab;       /* per cache of perf_calls.cache, active_objs * objsize; -1 not listed */
 };
 
 struct perf_calls {
@@ -68,7 +78,26 @@ struct perf_calls {
 	struct pc_phase ph[PC_MAX_PHASES];
 	size_t nph;
 	size_t lost;                 /* phases whose counts could not be read */
+	char (*cache)[32];           /* the slab caches, as the first reading listed them */
+	size_t ncache;
+	struct pc_mem mem_at;        /* the memory when the current phase began */
+	int mem_at_ok;
+	char mem_none[160];          /* memory not read: why ("" it is) */
 };
+
+/* /proc/meminfo and /proc/slabinfo's text into m (m->slab allocated here, one per cache of
+ * pc; the first reading learns the caches). 0, or -1 when SUnreclaim or MemFree is not
+ * in meminfo (slabinfo may be empty: only the totals are compared then). */
+int perf_mem_parse(struct perf_calls *pc, const char *meminfo, const char *slabinfo,
+		   struct pc_mem *m);
+/* Check "memory" at perf: did memory grow in every patched phase of the last step (as
+ * perf_calls_judge picks them) and not in the unpatched ones? FAIL "leak under load: slab cache
+ * C grew N kB or more in each of the P patched phase(s) (unpatched phases: at most M kB;
+ * threshold T kB)", or MemFree falling by 4 T or more the same way; PASS with the largest
+ * growth; SKIP "not measured: ..." without two read phases of each kind. */
+enum verdict perf_mem_judge(const struct perf_calls *pc, const char *last, unsigned thr_kb,
+			    char *title, size_t size);
+void perf_calls_release(struct perf_calls *pc);
 
 /* kprobe_profile's lines ("EVENT HITS MISSED") into hits[k] for each armed function k of x;
  * returns 0, or -1 when an armed function's event is not in the text. */

@@ -949,7 +949,7 @@ int runner_run_cell(struct runner *rn, const struct kernel_spec *ks, struct cell
 		/* judged only when the last step's patched phases ran */
 		if (applied == ps->nr_steps && cr.live >= 0)
 			perf_calls_finish(&cr, (size_t)cr.live);
-		free(cr.pc);
+		perf_calls_release(cr.pc);
 		cr.pc = NULL;
 		perf_finish(&cr, cr.live >= 0 ? (size_t)cr.live : 0);
 		cr.perf_on = 0; /* the workloads are stopped: no more phases */
@@ -1021,7 +1021,7 @@ end:
 	for (size_t i = 0; cr.wl && i < rn->sc->nr_workloads; i++)
 		perf_samples_release(&cr.wl[i]);
 	free(cr.wl);
-	free(cr.pc);
+	perf_calls_release(cr.pc);
 	perf_phases_release(&cr.phases);
 	kernel_release(&cr.k);
 	if (cr.mods)

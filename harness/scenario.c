@@ -28,7 +28,8 @@ static const char *const scenario_keys[] = {
 };
 static const char *const guest_keys[] = { "image", "path", "root", "distro", "packages",
 					   "mirror", "keep_overlay_mb", "kdump", NULL };
-static const char *const leak_keys[] = { "cycles", "threshold_kb", "exercise", NULL };
+static const char *const leak_keys[] = { "cycles", "threshold_kb", "load_threshold_kb",
+					 "exercise", NULL };
 static const char *const perf_keys[] = {
 	"warmup_s", "phase_s", "pairs", "threshold_pct", "thresholds", "transition_pct",
 	"confidence", "resamples", NULL
@@ -516,6 +517,9 @@ static int parse_leak(struct yfile *f, const struct ynode *n, struct leak_spec *
 	if ((v = yf_get(n, "threshold_kb")) &&
 	    yf_uint(f, v, "leak.threshold_kb", 1, 10000000, &l->threshold_kb))
 		return -1;
+	if ((v = yf_get(n, "load_threshold_kb")) &&
+	    yf_uint(f, v, "leak.load_threshold_kb", 1, 10000000, &l->load_threshold_kb))
+		return -1;
 	if ((v = yf_get(n, "exercise"))) {
 		if (yf_string(f, v, "leak.exercise", &l->exercise))
 			return -1;
@@ -846,6 +850,7 @@ int scenario_load(const char *path, struct scenario *out, struct kerr *e)
 	out->leak.cycles = 3;
 	out->stall_recovery = RECOVER_SIGNAL;
 	out->leak.threshold_kb = 1024;
+	out->leak.load_threshold_kb = 128;
 	out->rollback = 1;
 
 	if (yf_load_tree(path, &root, e))

@@ -155,6 +155,8 @@ struct perf_spec {
 struct leak_spec {
 	unsigned cycles;      /* default 3; 0 turns the check off */
 	unsigned threshold_kb;/* growth per cycle that is a leak; default 1024 */
+	unsigned load_threshold_kb; /* a slab cache's growth in each patched perf phase that is a
+				     * leak under load; default 128 */
 	char *exercise;       /* shell text run in the guest each cycle; NULL: the probes */
 };
 

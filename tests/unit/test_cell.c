@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -946,6 +947,7 @@ START_TEST(test_perf_calls_judge)
 
 		snprintf(p->label, sizeof(p->label), "%s", labels[i]);
 		p->patched = i == 1 || i == 2 || i == 4;
+		p->counted = 1;
 		p->hits[0] = f0[i];
 		p->hits[1] = f1[i];
 	}
@@ -970,7 +972,91 @@ START_TEST(test_perf_calls_judge)
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
 	ck_assert_str_eq(t, "not counted: no kprobe_events in tracefs");
 	ck_assert_str_eq(check_def_at("perf", "exercised")->anchor, "exercised");
-	free(pc);
+	perf_calls_release(pc);
+}
+END_TEST
+
+/* Memory read at each perf phase's ends: a slab cache that grows in every patched phase of the
+ * last step and not in the unpatched ones is a leak under load (exercise.c). */
+START_TEST(test_perf_mem_judge)
+{
+	static const char slab0[] =
+		"slabinfo - version: 2.1\n"
+		"# name            <active_objs> <num_objs> <objsize> <objperslab> ...\n"
+		"kmalloc-256          512    512    256   16    1 : tunables 0 0 0 : slabdata 32 32 0\n"
+		"dentry              2000   2100    192   21    1 : tunables 0 0 0 : slabdata 100 100 0\n";
+	static const char slab1[] =
+		"dentry              2100   2100    192   21    1 : tunables 0 0 0 : slabdata 100 100 0\n"
+		"kmalloc-256         1536   1536    256   16    1 : tunables 0 0 0 : slabdata 96 96 0\n";
+	struct perf_calls *pc = calloc(1, sizeof(*pc));
+	struct pc_mem m0 = { 0, 0, NULL }, m1 = { 0, 0, NULL };
+	const char *labels[] = { "baseline", "step1", "pair2-unpatched", "pair2-patched" };
+	/* kmalloc-256's growth per phase in kB: 0 unpatched, 256 and 300 patched */
+	const long k256[] = { 0, 256, 8, 300 }, dent[] = { 40, 40, 40, 40 };
+	char t[512];
+
+	ck_assert_ptr_nonnull(pc);
+	exercise_reset(&pc->x);
+	ck_assert_int_eq(perf_mem_parse(pc, "MemTotal: 1 kB\n", slab0, &m0), -1);
+	ck_assert_int_eq(perf_mem_parse(pc, "SUnreclaim:  3000 kB\nMemFree: 90000 kB\n",
+					slab0, &m0), 0);
+	ck_assert_uint_eq(pc->ncache, 2);
+	ck_assert_int_eq(m0.sunr_kb, 3000);
+	ck_assert_int_eq(m0.slab[0], 512 * 256);
+	/* a later reading in another order, one cache gone */
+	ck_assert_int_eq(perf_mem_parse(pc, "Node 0 SUnreclaim: 3100 kB\nNode 0 MemFree: 80 kB\n",
+					slab1 + 0, &m1), 0);
+	ck_assert_int_eq(m1.avail_kb, 80);
+	ck_assert_int_eq(m1.slab[0], 1536 * 256);
+	ck_assert_int_eq(m1.slab[1], 2100 * 192);
+	ck_assert_int_eq(perf_mem_parse(pc, "SUnreclaim: 1 kB\nMemFree: 2 kB\n",
+					"dentry 1 1 192 21 1\n", &m1), 0);
+	ck_assert_int_eq(m1.slab[0], -1);
+	free(m0.slab);
+	free(m1.slab);
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not measured: 0 patched phase(s) of step1 and 0 unpatched one(s) with "
+			 "the memory read at both ends (2 and 1 are needed: perf.pairs 2 or more)");
+	for (size_t i = 0; i < 4; i++) {
+		struct pc_phase *p = &pc->ph[pc->nph++];
+
+		snprintf(p->label, sizeof(p->label), "%s", labels[i]);
+		p->patched = i % 2;
+		p->mem = 1;
+		p->avail_kb = -100;
+		p->slab = calloc(2, sizeof(long));
+		p->slab[0] = k256[i] * 1024;
+		p->slab[1] = dent[i] * 1024;
+	}
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_FAIL);
+	ck_assert_str_eq(t, "leak under load: slab cache kmalloc-256 grew 256 kB or more in each "
+			 "of the 2 patched phase(s) of step1 (unpatched phases: +8 kB at most; "
+			 "threshold 128 kB)");
+	/* the same growth in an unpatched phase: a drift, not the patch */
+	pc->ph[2].slab[0] = 200 * 1024;
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
+	ck_assert_str_eq(t, "no leak under load in the 2 patched phase(s) of step1: no slab cache "
+			 "grew more than 256 kB in all of them (threshold 128 kB), MemFree fell "
+			 "100 kB in the least (threshold 512 kB)");
+	/* below the threshold in one patched phase */
+	pc->ph[2].slab[0] = 0;
+	pc->ph[1].slab[0] = 100 * 1024;
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
+	/* a page leak: MemFree falls in the patched phases only */
+	pc->ph[1].avail_kb = pc->ph[3].avail_kb = -4096;
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_FAIL);
+	ck_assert_str_eq(t, "leak under load: MemFree fell 4096 kB or more in each of the 2 "
+			 "patched phase(s) of step1 (unpatched phases: 100 kB at most; threshold "
+			 "512 kB)");
+	/* a cache that is not in every reading is not judged */
+	pc->ph[1].avail_kb = pc->ph[3].avail_kb = -100;
+	pc->ph[1].slab[0] = LONG_MIN;
+	pc->ph[3].slab[0] = 900 * 1024;
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
+	snprintf(pc->mem_none, sizeof(pc->mem_none), "no slabinfo");
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_SKIP);
+	ck_assert_str_eq(t, "not measured: no slabinfo");
+	perf_calls_release(pc);
 }
 END_TEST
 
@@ -1129,6 +1215,7 @@ Suite *cell_suite(void)
 	tcase_add_test(tc, test_cell_not_exercised);
 	tcase_add_test(tc, test_exercise_judge);
 	tcase_add_test(tc, test_perf_calls_judge);
+	tcase_add_test(tc, test_perf_mem_judge);
 	tcase_add_test(tc, test_klp_funcs);
 	tcase_add_test(tc, test_cell_leak_not_exercised);
 	tcase_add_test(tc, test_cell_silent_console);
