@@ -21,18 +21,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* $1 arm|read|remove|parm, $2 the patch's module (its sysfs folder), $3 the events' name
- * prefix; with parm, then the functions as OBJ:FUNC:SYMPOS */
+/* $1 arm|read|remove|parm|on|off|snap, $2 the patch's module (its sysfs folder), $3 the events'
+ * name prefix; with parm, then the functions as OBJ:FUNC:SYMPOS. The perf events (prefix
+ * klpq_p, group klpqp) are made disabled (parm) and counted only between on and off. */
 static const char ex_script[] =
+	"A=$1\n"
+	/* a perf phase's ends: the memory (snap: only that) */
+	"if [ $A = on ] || [ $A = snap ]; then\n"
+	"  echo '== mem'; cat /sys/devices/system/node/node0/meminfo 2>/dev/null || cat /proc/meminfo\n"
+	"  echo '== slab'; awk 'NR > 2 { print $1, $2, 0, $4 }' /proc/slabinfo 2>/dev/null\n"
+	"  [ $A = snap ] && exit 0\n"
+	"fi\n"
 	"T=/sys/kernel/tracing\n"
 	"[ -e $T/kprobe_events ] || mount -t tracefs nodev $T 2>/dev/null\n"
 	"if [ ! -e $T/kprobe_events ]; then echo \"none no kprobe_events in tracefs\"; exit 0; fi\n"
-	"I=$T/instances/klpq; A=$1; P=$3\n"
+	"I=$T/instances/klpq; P=$3; G=klpq; [ $P = klpq_p ] && G=klpqp\n"
+	"count() { while read e h m; do case $e in ${P}_f*) echo \"count $e $h $m\";; esac; "
+	"done < $T/kprobe_profile; }\n"
 	"if [ $A = read ] || [ $A = remove ]; then\n"
 	"  while read e h m; do\n"
 	"    case $e in ${P}_f*) [ $A = read ] && echo \"count $e $h $m\"\n"
-	"      echo 0 > $I/events/klpq/$e/enable; echo \"-:klpq/$e\" >> $T/kprobe_events;; esac\n"
+	"      echo 0 > $I/events/$G/$e/enable; echo \"-:$G/$e\" >> $T/kprobe_events;; esac\n"
 	"  done < $T/kprobe_profile\n"
+	"  exit 0\n"
+	"fi\n"
+	/* the counts, then counting on (on: after a phase) or off (off: the window's end) */
+	"if [ $A = on ] || [ $A = off ]; then\n"
+	"  [ $A = off ] && echo 0 > $I/events/$G/enable\n"
+	"  echo '== count'; count\n"
+	"  [ $A = on ] && echo 1 > $I/events/$G/enable\n"
 	"  exit 0\n"
 	"fi\n"
 	"[ -d $I ] || mkdir $I 2>/dev/null || { echo \"none cannot make a trace instance\"; exit 0; }\n"
@@ -46,8 +63,9 @@ static const char ex_script[] =
 	"    [ -n \"$s\" ] || { echo \"fail $e $1 $2 $3 no such symbol in /proc/kallsyms\"; "
 	"return; }\n"
 	"  fi\n"
-	"  if echo \"p:klpq/$e $s\" >> $T/kprobe_events 2>/dev/null &&\n"
-	"     echo 1 > $I/events/klpq/$e/enable 2>/dev/null; then echo \"armed $e $1 $2 $3\"\n"
+	"  if echo \"p:$G/$e $s\" >> $T/kprobe_events 2>/dev/null &&\n"
+	"     { [ $A = parm ] && [ -e $I/events/$G/$e/enable ] ||\n"
+	"       echo 1 > $I/events/$G/$e/enable 2>/dev/null; }; then echo \"armed $e $1 $2 $3\"\n"
 	"  else echo \"fail $e $1 $2 $3 the kernel refused a kprobe event on $s\"; fi\n"
 	"}\n"
 	"if [ $A = arm ]; then\n"
@@ -153,7 +171,8 @@ int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *w
 #define PC_PREFIX "klpq_p"
 
 /* the functions live once the last step is: that step's, and the steps it is stacked on */
-static size_t pc_functions(struct cellrun *cr, struct klp_fn *out, size_t max, struct sb *why)
+static size_t pc_functions(struct cellrun *cr, struct klp_fn *out, size_t max, struct sb *why,
+			   size_t *dropped)
 {
 	const struct patchset *ps = &cr->sc->patchset;
 	size_t n = 0;
@@ -180,6 +199,8 @@ static size_t pc_functions(struct cellrun *cr, struct klp_fn *out, size_t max, s
 						break;
 				if (j == n && n < max)
 					out[n++] = fn[k];
+				else if (j == n)
+					(*dropped)++;
 			}
 			free(fn);
 		}
@@ -193,14 +214,17 @@ void perf_calls_arm(struct cellrun *cr)
 {
 	struct klp_fn fn[EX_MAX_FUNCS];
 	struct sb why = SB_INIT, out = SB_INIT;
-	size_t n = pc_functions(cr, fn, EX_MAX_FUNCS, &why);
+	struct perf_calls *pc = xcalloc(1, sizeof(*pc));
+	size_t n = pc_functions(cr, fn, EX_MAX_FUNCS, &why, &pc->dropped_funcs);
 	const char **argv = xcalloc(n + 8, sizeof(*argv));
 	char **words = xcalloc(n + 1, sizeof(*words));
-	struct perf_calls *pc = xcalloc(1, sizeof(*pc));
 	int code = -1;
 
 	exercise_reset(&pc->x);
 	cr->pc = pc;
+	pc->win_ms = cr->sc->perf.phase_ms / 2 < 2000 ? cr->sc->perf.phase_ms / 2 : 2000;
+	if (!pc->win_ms)
+		pc->win_ms = 1;
 	if (!n) {
 		snprintf(pc->x.none, sizeof(pc->x.none), "no replaced function found in the patch "
 			 "module(s)%s%s", why.len ? ": " : "", why.len ? why.buf : "");
@@ -237,104 +261,129 @@ out:
 	free(argv);
 }
 
-/* the armed events' counts now into hits; 1 read, 0 not counting or unreadable, -1 down */
-static int pc_read(struct cellrun *cr, uint64_t *hits)
+/* runs the counting script's action for the perf events, its output into out: 1 it ran and
+ * exited 0, 0 it did not, -1 the guest went down */
+static int pc_run(struct cellrun *cr, const char *action, struct sb *out)
 {
-	struct perf_calls *pc = cr->pc;
-	struct sb txt = SB_INIT;
-	size_t armed = 0;
-	int r;
+	const char *argv[] = { "/bin/sh", "-c", ex_script, "klpq-exercise", action, "-",
+			       PC_PREFIX, NULL };
+	int code = -1;
 
-	if (!pc || *pc->x.none)
-		return 0;
-	for (size_t k = 0; k < pc->x.nr; k++)
-		armed += pc->x.f[k].armed;
-	if (!armed)
-		return 0;
-	r = guest_read_all(cr, "perf", "exercised", "/sys/kernel/tracing/kprobe_profile", &txt);
-	if (r == 1)
-		r = perf_calls_parse(&pc->x, txt.buf ? txt.buf : "", hits) == 0;
-	sb_release(&txt);
-	return r;
+	if (guest_exec(cr, "perf", "exercised", argv, cr->sc->timeouts.probe_ms, &code, out) < 0)
+		return cr->down ? -1 : 0;
+	return code == 0;
 }
 
-/* the guest's memory now into m: 1 read, 0 not (pc->mem_none says why), -1 down */
-static int pc_mem_read(struct cellrun *cr, struct pc_mem *m)
+/* the lines after "== NAME" up to the next "== " line, cut out of buf in place ("" none) */
+static const char *pc_section(char *buf, const char *name)
 {
-	struct perf_calls *pc = cr->pc;
-	struct sb mi = SB_INIT, si = SB_INIT;
-	int r;
+	char mark[32], *p, *end;
 
-	if (*pc->mem_none)
-		return 0;
-	/* node 0's counters, as the leak check reads them: a patch may change /proc/meminfo
-	 * (good-meminfo); /proc/meminfo only on a kernel without them */
-	r = guest_read_all(cr, "perf", "memory", "/sys/devices/system/node/node0/meminfo", &mi);
-	if (r == 0 || (r == 1 && perf_mem_parse(pc, mi.buf ? mi.buf : "", "", m) < 0)) {
-		sb_release(&mi);
-		r = guest_read_all(cr, "perf", "memory", "/proc/meminfo", &mi);
-	}
-	if (r == 1)
-		r = guest_read_all(cr, "perf", "memory", "/proc/slabinfo", &si);
-	if (r == 1 && perf_mem_parse(pc, mi.buf ? mi.buf : "", si.buf ? si.buf : "", m) < 0) {
-		snprintf(pc->mem_none, sizeof(pc->mem_none), "no SUnreclaim and MemFree in "
-			 "the guest's /proc/meminfo or node 0's meminfo");
-		r = 0;
-	} else if (r == 0) {
-		snprintf(pc->mem_none, sizeof(pc->mem_none), "the agent could not read the guest's "
-			 "meminfo or /proc/slabinfo");
-	}
-	sb_release(&mi);
-	sb_release(&si);
-	return r;
+	snprintf(mark, sizeof(mark), "== %s\n", name);
+	if (!buf || !(p = strstr(buf, mark)))
+		return "";
+	p += strlen(mark);
+	if ((end = strstr(p, "\n== ")))
+		end[1] = '\0';
+	return p;
+}
+
+static size_t pc_armed(const struct perf_calls *pc)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < pc->x.nr; k++)
+		n += pc->x.f[k].armed;
+	return *pc->x.none ? 0 : n;
+}
+
+/* the memory in a snap/on output into m: 1 read, 0 not (pc->mem_none says why) */
+static int pc_mem(struct perf_calls *pc, struct sb *out, struct pc_mem *m)
+{
+	char *copy = xstrdup(out->buf ? out->buf : "");
+	char *copy2 = xstrdup(copy);
+	int r = perf_mem_parse(pc, pc_section(copy, "mem"), pc_section(copy2, "slab"), m);
+
+	free(copy);
+	free(copy2);
+	if (r < 0 && !*pc->mem_none)
+		snprintf(pc->mem_none, sizeof(pc->mem_none), "no SUnreclaim and MemFree in node 0's "
+			 "meminfo or /proc/meminfo");
+	return r == 0;
 }
 
 int perf_calls_begin(struct cellrun *cr)
 {
+	struct perf_calls *pc = cr->pc;
+	struct sb out = SB_INIT;
 	int r;
 
-	if (!cr->pc)
+	if (!pc || *pc->mem_none)
 		return 0;
-	r = pc_read(cr, cr->pc->at);
-	if (r < 0)
-		return -1;
-	cr->pc->at_ok = r == 1;
-	r = pc_mem_read(cr, &cr->pc->mem_at);
-	cr->pc->mem_at_ok = r == 1;
+	pc->mem_at_ok = 0;
+	r = pc_run(cr, "snap", &out);
+	if (r == 1)
+		pc->mem_at_ok = pc_mem(pc, &out, &pc->mem_at);
+	sb_release(&out);
 	return r < 0 ? -1 : 0;
 }
 
 int perf_calls_end(struct cellrun *cr, enum perf_phase_kind kind, const char *label)
 {
 	struct perf_calls *pc = cr->pc;
-	uint64_t now[EX_MAX_FUNCS] = { 0 };
+	uint64_t c0[EX_MAX_FUNCS] = { 0 }, c1[EX_MAX_FUNCS] = { 0 };
 	struct pc_mem m = { 0, 0, NULL };
+	struct sb out = SB_INIT;
 	struct pc_phase *p;
-	int rc = 0, rm = 0;
+	int counting, rm = 0, rc = 0, r;
 
-	if (!pc || (!pc->at_ok && !pc->mem_at_ok))
+	if (!pc)
 		return 0;
-	if (pc->at_ok && (rc = pc_read(cr, now)) < 0)
-		return -1;
-	if (pc->mem_at_ok && (rm = pc_mem_read(cr, &m)) < 0) {
-		free(m.slab);
-		return -1;
+	counting = pc_armed(pc) > 0;
+	/* the memory at the phase's end, the counts, and the events on for the window */
+	r = pc_run(cr, counting ? "on" : "snap", &out);
+	if (r < 0)
+		goto down;
+	if (r == 1 && pc->mem_at_ok && !*pc->mem_none)
+		rm = pc_mem(pc, &out, &m);
+	if (r == 1 && counting) {
+		char *copy = xstrdup(out.buf ? out.buf : "");
+
+		rc = perf_calls_parse(&pc->x, pc_section(copy, "count"), c0) == 0;
+		free(copy);
+		/* the window: the same workloads, the same patch state, the events on; the measured
+		 * phase itself ran without them (a second ftrace handler beside the livepatch's
+		 * would cost the patched side alone) */
+		if (perf_idle(cr, pc->win_ms) < 0)
+			goto down;
+		sb_reset(&out);
+		r = pc_run(cr, "off", &out);
+		if (r < 0)
+			goto down;
+		copy = xstrdup(out.buf ? out.buf : "");
+		rc = rc && r == 1 && perf_calls_parse(&pc->x, pc_section(copy, "count"), c1) == 0;
+		free(copy);
 	}
-	if ((rc != 1 && rm != 1) || pc->nph == PC_MAX_PHASES) {
+	sb_release(&out);
+	if (!rm && !rc) {
 		pc->lost++;
 		free(m.slab);
-		pc->at_ok = pc->mem_at_ok = 0;
+		return 0;
+	}
+	if (pc->nph == PC_MAX_PHASES) {
+		pc->dropped_phases++;
+		free(m.slab);
 		return 0;
 	}
 	p = &pc->ph[pc->nph++];
 	snprintf(p->label, sizeof(p->label), "%s", label);
 	p->patched = kind == PHASE_B;
-	if (rc == 1) {
+	if (rc) {
 		p->counted = 1;
 		for (size_t k = 0; k < pc->x.nr; k++)
-			p->hits[k] = now[k] >= pc->at[k] ? now[k] - pc->at[k] : 0;
+			p->hits[k] = c1[k] >= c0[k] ? c1[k] - c0[k] : 0;
 	}
-	if (rm == 1) {
+	if (rm) {
 		p->mem = 1;
 		p->sunr_kb = m.sunr_kb - pc->mem_at.sunr_kb;
 		p->avail_kb = m.avail_kb - pc->mem_at.avail_kb;
@@ -344,8 +393,11 @@ int perf_calls_end(struct cellrun *cr, enum perf_phase_kind kind, const char *la
 				     m.slab[k] - pc->mem_at.slab[k];
 	}
 	free(m.slab);
-	pc->at_ok = pc->mem_at_ok = 0;
 	return 0;
+down:
+	sb_release(&out);
+	free(m.slab);
+	return -1;
 }
 
 /* the three caches that grew most in phase p, into ev */
@@ -392,6 +444,12 @@ void perf_calls_finish(struct cellrun *cr, size_t last)
 	never = v == V_SKIP && !strncmp(title, "not exercised", 13);
 	if (*pc->x.none)
 		check_evidence(r, "not counted: %s", pc->x.none);
+	if (pc->dropped_funcs)
+		check_evidence(r, "%zu more function(s) not counted (at most %d)", pc->dropped_funcs,
+			       EX_MAX_FUNCS);
+	if (pc->dropped_phases)
+		check_evidence(r, "%zu phase(s) past the first %d not recorded", pc->dropped_phases,
+			       PC_MAX_PHASES);
 	vm = perf_mem_judge(pc, lname, cr->sc->leak.load_threshold_kb, title, sizeof(title));
 	if (vm == V_PASS && never) {
 		/* a leak on a path the workloads did not take cannot show */

@@ -155,6 +155,11 @@ static int perf_wait(struct cellrun *cr, const char *step, unsigned ms)
 	return perf_pull(cr, step);
 }
 
+int perf_idle(struct cellrun *cr, unsigned ms)
+{
+	return perf_wait(cr, "perf", ms);
+}
+
 /* One measured phase of perf.phase_ms. */
 int perf_phase(struct cellrun *cr, enum perf_phase_kind kind, const char *label)
 {

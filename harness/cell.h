@@ -123,10 +123,11 @@ unsigned agent_ms(const struct cellrun *cr);
  * armed for step i, or the guest went down). */
 void exercise_arm(struct cellrun *cr, size_t i, const char *step);
 int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *when);
-/* The workloads' calls of the functions live after the last step, per perf phase: armed by
- * perf_start before the baseline, read by perf_phase when each phase begins and ends (-1: the
- * guest went down), judged (check "exercised" at perf: were they called in the last step's
- * patched phases?) and removed by perf_calls_finish; results.json metrics "calls". */
+/* The workloads' calls of the functions live after the last step and the guest's memory, per
+ * perf phase: the events made (disabled) by perf_start before the baseline; perf_phase reads
+ * the memory when each phase begins and ends, then counts the calls in a window after it
+ * (-1: the guest went down); perf_calls_finish judges (checks "exercised" and "memory" at perf)
+ * and removes the events; results.json metrics "calls". */
 void perf_calls_arm(struct cellrun *cr);
 int perf_calls_begin(struct cellrun *cr);
 int perf_calls_end(struct cellrun *cr, enum perf_phase_kind kind, const char *label);
@@ -203,6 +204,8 @@ int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
 int guest_read_all(struct cellrun *cr, const char *step, const char *name, const char *path,
 		   struct sb *out);
 int perf_pull(struct cellrun *cr, const char *step);
+/* ms with the guest running and the workloads' samples pulled (outside any phase); -1 down */
+int perf_idle(struct cellrun *cr, unsigned ms);
 int perf_phase(struct cellrun *cr, enum perf_phase_kind kind, const char *label);
 int perf_start(struct cellrun *cr);
 int perf_unpatch(struct cellrun *cr, const char *step, const char *mod);

@@ -158,11 +158,13 @@ const struct check_def check_defs[] = {
 	  "was tested: a kprobe event on each original function counts the calls from the patch "
 	  "being live through the step's probes and the earlier steps' probes (docs/checks.md, "
 	  "\"Was the patch exercised\"); the title gives the calls. At `perf`: every function "
-	  "live after the last step was called by the workloads in that step's patched phases "
-	  "(the calls of every phase in results.json, metrics `calls`)",
+	  "live after the last step was called by the workloads in a window after each of that "
+	  "step's patched phases (the phases themselves run with the events off; the calls "
+	  "after every phase in results.json, metrics `calls`)",
 	  "SKIP: \"not exercised: NEW (replacing FUNC) was never called while STEP was "
-	  "tested\" (what ran did not test the patch; at `perf`: \"... by the workloads in P "
-	  "patched phase(s)\", the performance comparison did not measure the patch), or "
+	  "tested\" (what ran did not test the patch; at `perf`: \"... by the workloads in the "
+	  "W s after each of P patched phase(s)\": the performance comparison did not measure "
+	  "it), or "
 	  "\"not counted: WHY\" (no kprobe "
 	  "events in the kernel, a function that cannot be probed); ERROR: the agent could not "
 	  "run the counting; FAIL or ERROR: the guest stopped answering while the calls were "
@@ -286,8 +288,7 @@ const struct check_def check_defs[] = {
 	  "phase (node 0's meminfo, as the leak check reads it, or `/proc/meminfo`; and "
 	  "`/proc/slabinfo`): no slab cache grows by `leak.load_threshold_kb` (128) or more in "
 	  "every patched phase of the last step while growing by at most a quarter of that in "
-	  "each unpatched phase, and MemFree does not fall by 4x the threshold in the same way "
-	  "(docs/checks.md, \"Leaks the workloads trigger\")",
+	  "each unpatched phase (docs/checks.md, \"Leaks the workloads trigger\")",
 	  "FAIL: `leak under load: slab cache C grew N kB or more in each of the P patched "
 	  "phase(s) of S (...)`, each phase's SUnreclaim, MemFree and the caches that grew "
 	  "most as evidence; SKIP `not measured: ...` (fewer than 2 patched phases: "

@@ -49,10 +49,11 @@ size_t exercise_never(const struct exercise *x);
 enum verdict exercise_judge(const struct exercise *x, const char *when, const char *mod,
 			    char *title, size_t size);
 
-/* ---- the workloads' calls, per performance phase ------------------------------------------
- * The functions of every patch step (from the modules, klpfuncs.h) get a kprobe event each
- * before the baseline phase; the counts are read when each phase begins and ends, so every
- * phase, unpatched or patched, runs with the same events on the same functions. */
+/* ---- the workloads' calls and the memory, per performance phase ----------------------------
+ * The functions live after the last step (from the modules, klpfuncs.h) get a kprobe event
+ * each, disabled, before the baseline phase. The memory is read at both ends of each phase;
+ * after each phase the events are enabled for a short window (the same workloads, the same
+ * patch state) and the calls in it counted: the measured phases run with no kprobe. */
 #define PC_MAX_PHASES 64
 
 struct pc_phase {
@@ -73,13 +74,15 @@ struct pc_mem {
 
 struct perf_calls {
 	struct exercise x;           /* the functions and their events (x.f[k].event) */
-	uint64_t at[EX_MAX_FUNCS];   /* the counts when the current phase began */
-	int at_ok;                   /* at[] holds a reading */
 	struct pc_phase ph[PC_MAX_PHASES];
 	size_t nph;
 	size_t lost;                 /* phases whose counts could not be read */
 	char (*cache)[32];           /* the slab caches, as the first reading listed them */
 	size_t ncache;
+	int learned;                 /* cache[] was learned (the first reading) */
+	unsigned win_ms;             /* the counting window after each phase */
+	size_t dropped_phases;       /* phases past PC_MAX_PHASES */
+	size_t dropped_funcs;        /* functions past EX_MAX_FUNCS */
 	struct pc_mem mem_at;        /* the memory when the current phase began */
 	int mem_at_ok;
 	char mem_none[160];          /* memory not read: why ("" it is) */
@@ -90,11 +93,12 @@ struct perf_calls {
  * in meminfo (slabinfo may be empty: only the totals are compared then). */
 int perf_mem_parse(struct perf_calls *pc, const char *meminfo, const char *slabinfo,
 		   struct pc_mem *m);
-/* Check "memory" at perf: did memory grow in every patched phase of the last step (as
+/* Check "memory" at perf: did a slab cache grow in every patched phase of the last step (as
  * perf_calls_judge picks them) and not in the unpatched ones? FAIL "leak under load: slab cache
- * C grew N kB or more in each of the P patched phase(s) (unpatched phases: at most M kB;
- * threshold T kB)", or MemFree falling by 4 T or more the same way; PASS with the largest
- * growth; SKIP "not measured: ..." without two read phases of each kind. */
+ * C grew N kB or more in each of the P patched phase(s) of S (unpatched phases: M kB at most;
+ * threshold T kB)"; PASS with the largest such growth and MemFree's least fall (evidence only:
+ * page cache and per-CPU lists move it as much); SKIP "not measured: ..." without two read
+ * patched phases and one unpatched. */
 enum verdict perf_mem_judge(const struct perf_calls *pc, const char *last, unsigned thr_kb,
 			    char *title, size_t size);
 void perf_calls_release(struct perf_calls *pc);

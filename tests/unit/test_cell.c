@@ -930,6 +930,7 @@ START_TEST(test_perf_calls_judge)
 
 	ck_assert_ptr_nonnull(pc);
 	exercise_reset(&pc->x);
+	pc->win_ms = 2000;
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
 	ck_assert_str_eq(t, "not counted: no function was found in the patch modules");
 	exercise_parse_line(&pc->x, "armed klpq_p_f0 vmlinux cmdline_proc_show 0");
@@ -954,7 +955,7 @@ START_TEST(test_perf_calls_judge)
 	/* version_proc_show: called in step1's phase and an unpatched one, never in step3's */
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
 	ck_assert_str_eq(t, "not exercised: version_proc_show (replaced by klpq_s3) was never "
-			 "called by the workloads in 2 patched phase(s)");
+			 "called by the workloads in the 2.0 s after each of 2 patched phase(s)");
 	memset(fn, 0, sizeof(fn));
 	snprintf(fn[0].obj, sizeof(fn[0].obj), "vmlinux");
 	snprintf(fn[0].old_name, sizeof(fn[0].old_name), "version_proc_show");
@@ -963,11 +964,12 @@ START_TEST(test_perf_calls_judge)
 	snprintf(pc->x.f[0].new_name, sizeof(pc->x.f[0].new_name), "klpq_cmdline_proc_show");
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
 	ck_assert_str_eq(t, "not exercised: klpq_version_proc_show (replacing version_proc_show) "
-			 "was never called by the workloads in 2 patched phase(s)");
+			 "was never called by the workloads in the 2.0 s after each of 2 patched "
+			 "phase(s)");
 	pc->ph[4].hits[1] = 2;
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_PASS);
-	ck_assert_str_eq(t, "32 call(s) of the 2 replaced function(s) by the workloads in 2 "
-			 "patched phase(s); 1 not counted");
+	ck_assert_str_eq(t, "32 call(s) of the 2 replaced function(s) by the workloads in the 2.0 "
+			 "s after each of 2 patched phase(s); 1 not counted");
 	exercise_parse_line(&pc->x, "none no kprobe_events in tracefs");
 	ck_assert_int_eq(perf_calls_judge(pc, "step3", "klpq_s3", t, sizeof(t)), V_SKIP);
 	ck_assert_str_eq(t, "not counted: no kprobe_events in tracefs");
@@ -1036,18 +1038,15 @@ START_TEST(test_perf_mem_judge)
 	pc->ph[2].slab[0] = 200 * 1024;
 	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
 	ck_assert_str_eq(t, "no leak under load in the 2 patched phase(s) of step1: no slab cache "
-			 "grew more than 256 kB in all of them (threshold 128 kB), MemFree fell "
-			 "100 kB in the least (threshold 512 kB)");
+			 "grew more than 256 kB in all of them (threshold 128 kB); MemFree fell "
+			 "100 kB in the least");
 	/* below the threshold in one patched phase */
 	pc->ph[2].slab[0] = 0;
 	pc->ph[1].slab[0] = 100 * 1024;
 	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
-	/* a page leak: MemFree falls in the patched phases only */
+	/* MemFree falling in the patched phases only is evidence, not a verdict */
 	pc->ph[1].avail_kb = pc->ph[3].avail_kb = -4096;
-	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_FAIL);
-	ck_assert_str_eq(t, "leak under load: MemFree fell 4096 kB or more in each of the 2 "
-			 "patched phase(s) of step1 (unpatched phases: 100 kB at most; threshold "
-			 "512 kB)");
+	ck_assert_int_eq(perf_mem_judge(pc, "step1", 128, t, sizeof(t)), V_PASS);
 	/* a cache that is not in every reading is not judged */
 	pc->ph[1].avail_kb = pc->ph[3].avail_kb = -100;
 	pc->ph[1].slab[0] = LONG_MIN;
