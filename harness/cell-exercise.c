@@ -36,7 +36,7 @@ static const char ex_script[] =
 	"[ -e $T/kprobe_events ] || mount -t tracefs nodev $T 2>/dev/null\n"
 	"if [ ! -e $T/kprobe_events ]; then echo \"none no kprobe_events in tracefs\"; exit 0; fi\n"
 	"I=$T/instances/klpq; P=$3; G=klpq; [ $P = klpq_p ] && G=klpqp\n"
-	"count() { while read e h m; do case $e in ${P}_f*) echo \"count $e $h $m\";; esac; "
+	"count() { while read e h m; do case $e in ${P}_f*) echo \"$e $h $m\";; esac; "
 	"done < $T/kprobe_profile; }\n"
 	"if [ $A = read ] || [ $A = remove ]; then\n"
 	"  while read e h m; do\n"
