@@ -10,8 +10,10 @@
  * and the events removed, before the step's performance phase.
  *
  * The workloads' calls are counted apart (perf_calls_*): events on the functions live after the
- * last step, from before the baseline phase to the last pair, read at each phase's ends, so every
- * phase, unpatched or patched, has the same events on the same functions. */
+ * last step, made disabled before the baseline phase and enabled only in a window after each
+ * phase (the same workloads, the same patch state), so no measured phase runs with a kprobe: a
+ * second ftrace handler beside the livepatch's would cost the patched side alone. The guest's
+ * memory is read at both ends of each phase (check "memory" at perf). */
 #define _GNU_SOURCE
 #include "cell.h"
 #include "klpfuncs.h"
