@@ -231,6 +231,12 @@ void guest_trouble(struct cellrun *cr, const char *step, const char *name,
 		console_tail(cr, r);
 		cr->down = 1;
 		return;
+	} else if (w == VM_TIMEOUT && cr->instrumenting && !cscan_fatal(cr->console)) {
+		/* klpq's own kprobe events were being changed on a livepatched function: once a
+		 * TCG guest wedged there with no message; that is not the patch's verdict */
+		r = cr_add(cr, step, name, V_ERROR, 0, "guest stopped answering while klpq changed "
+			   "its kprobe events (counting calls, count_calls): %s", e->msg);
+		hang_dump(cr, r);
 	} else if (w == VM_GONE && vm_host_ended(cr->vm)) {
 		/* killed from outside (OOM killer, an operator, a CI timeout): not the kernel's doing */
 		r = cr_add(cr, step, name, V_ERROR, 0, "QEMU ended from outside the guest: %s", why);

@@ -85,6 +85,8 @@ struct cellrun {
 	int perf_on;                 /* workloads are running */
 	struct exercise ex;          /* the calls counted while a step is tested (cell-exercise.c) */
 	struct perf_calls *pc;       /* the workloads' calls per perf phase, or NULL */
+	int instrumenting;           /* klpq is changing kprobe events in the guest (a hang now is
+				      * an ERROR, not the patch's FAIL) */
 };
 
 struct lp_patch {

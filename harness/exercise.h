@@ -83,6 +83,7 @@ struct perf_calls {
 	unsigned win_ms;             /* the counting window after each phase */
 	size_t dropped_phases;       /* phases past PC_MAX_PHASES */
 	size_t dropped_funcs;        /* functions past EX_MAX_FUNCS */
+	int counting_off;            /* count_calls off: the memory only */
 	struct pc_mem mem_at;        /* the memory when the current phase began */
 	int mem_at_ok;
 	char mem_none[160];          /* memory not read: why ("" it is) */

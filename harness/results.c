@@ -111,7 +111,7 @@ void check_evidence(struct check_result *r, const char *fmt, ...)
 	struct sb t = SB_INIT;
 	va_list ap;
 
-	if (r->nr_evidence >= MAX_EVIDENCE)
+	if (!r || r->nr_evidence >= MAX_EVIDENCE)
 		return;
 	va_start(ap, fmt);
 	sb_vaddf(&t, fmt, ap);

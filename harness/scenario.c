@@ -24,7 +24,7 @@ static const char taint_letters[] = "PFSRMBUDAWCIOELKXTN";
 static const char *const scenario_keys[] = {
 	"name", "description", "kernels", "vm", "vms", "patchset", "patchsets", "exclude",
 	"include", "timeouts", "taint", "rollback", "workloads", "perf", "leak", "stall_recovery",
-	"sources_outside_patchset", "livepatch_debug", "hosts", "guest", NULL
+	"sources_outside_patchset", "livepatch_debug", "hosts", "guest", "count_calls", NULL
 };
 static const char *const guest_keys[] = { "image", "path", "root", "distro", "packages",
 					   "mirror", "keep_overlay_mb", "kdump", NULL };
@@ -789,6 +789,8 @@ static int parse_scenario(struct yfile *f, const char *path, const struct ynode 
 	    yf_bool(f, v, "livepatch_debug", &s->livepatch_debug))
 		return -1;
 	if ((v = yf_get(root, "rollback")) && yf_bool(f, v, "rollback", &s->rollback))
+		return -1;
+	if ((v = yf_get(root, "count_calls")) && yf_bool(f, v, "count_calls", &s->count_calls))
 		return -1;
 	if ((v = yf_get(root, "leak")) && parse_leak(f, v, &s->leak))
 		return -1;

@@ -211,6 +211,9 @@ struct scenario {
 	enum { RECOVER_NONE, RECOVER_SIGNAL, RECOVER_REVERSE } stall_recovery; /* default signal */
 	unsigned taint_allow; /* bit mask of allowed taint flags; default K|E|O (livepatch, unsigned, out-of-tree) */
 	int rollback;         /* default 1: disable the last step, check, re-enable */
+	int count_calls;      /* default 0: count the replaced functions' calls with kprobe events
+			       * (checks exercised); off because changing kprobe events on a
+			       * livepatched function wedged a TCG guest once (docs/checks.md) */
 	int livepatch_debug;  /* 1: dyndbg on for kernel/livepatch; transcripts include pr_debug */
 };
 

@@ -38,6 +38,7 @@ enum fault {
 static enum fault plan; /* the fault the next VM plays */
 static long fake_calls = 3; /* calls of the patched function the exercise counting sees */
 static unsigned fake_leak_cycles; /* the scenario's leak.cycles */
+static int fake_count_calls = 1;   /* the scenario's count_calls */
 
 struct patch {
 	char name[64];
@@ -614,7 +615,8 @@ static void run_cell(struct fx *x, enum fault fault)
 			"      modules: modules\n      release: 9.9.9-fake\n"
 			"patchset: ps\n"
 			"timeouts: {boot_s: 1, console_s: 0.5, agent_s: 2, transition_s: 1}\n"
-			"leak: {cycles: %u}\n", fake_leak_cycles);
+			"leak: {cycles: %u}\ncount_calls: %s\n", fake_leak_cycles,
+			fake_count_calls ? "true" : "false");
 	put(x->dir, "s.yaml", sub);
 	free(sub);
 	scen = path_join(x->dir, "s.yaml");
@@ -794,6 +796,22 @@ END_TEST
 
 /* The leak cycles count the patched function's calls too: an exercise that never reached it
  * makes "no growth" a SKIP, not "no leak". */
+/* count_calls: false (the default): no kprobe event is made, no exercised check. */
+START_TEST(test_cell_no_counting)
+{
+	struct fx x;
+
+	fake_count_calls = 0;
+	run_cell(&x, F_NONE);
+	fake_count_calls = 1;
+	ck_assert_int_eq(cell_verdict(&x.cell), V_PASS);
+	for (size_t i = 0; i < x.cell.nr_checks; i++)
+		ck_assert_msg(strcmp(x.cell.checks[i].name, "exercised"), "an exercised check at %s",
+			      x.cell.checks[i].step);
+	fx_release(&x);
+}
+END_TEST
+
 START_TEST(test_cell_leak_not_exercised)
 {
 	struct fx x;
@@ -1217,6 +1235,7 @@ Suite *cell_suite(void)
 	tcase_add_test(tc, test_perf_mem_judge);
 	tcase_add_test(tc, test_klp_funcs);
 	tcase_add_test(tc, test_cell_leak_not_exercised);
+	tcase_add_test(tc, test_cell_no_counting);
 	tcase_add_test(tc, test_cell_silent_console);
 	tcase_add_test(tc, test_cell_silent_agent);
 	tcase_add_test(tc, test_cell_panic);
