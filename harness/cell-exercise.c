@@ -99,7 +99,6 @@ void exercise_arm(struct cellrun *cr, size_t i, const char *step)
 {
 	struct exercise *x = &cr->ex;
 	struct sb out = SB_INIT;
-	const char *l;
 	int code;
 
 	exercise_reset(x);
@@ -114,8 +113,7 @@ void exercise_arm(struct cellrun *cr, size_t i, const char *step)
 	}
 	if (code != 0)
 		snprintf(x->none, sizeof(x->none), "the counting script exited with %d", code);
-	for (l = out.buf ? out.buf : ""; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
-		exercise_parse_line(x, l);
+	exercise_parse(x, out.buf);
 	sb_release(&out);
 	{
 		/* the replacements' names, from the module itself (best effort: titles only) */
@@ -135,7 +133,6 @@ int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *w
 	struct exercise *x = &cr->ex;
 	struct sb out = SB_INIT;
 	struct check_result *r;
-	const char *l;
 	char title[512];
 	enum verdict v;
 
@@ -147,8 +144,7 @@ int exercise_check(struct cellrun *cr, size_t i, const char *step, const char *w
 			sb_release(&out);
 			return -1;
 		}
-		for (l = out.buf ? out.buf : ""; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
-			exercise_parse_line(x, l);
+		exercise_parse(x, out.buf);
 		sb_release(&out);
 	}
 	v = exercise_judge(x, when, cr->mods[i].name, title, sizeof(title));
@@ -223,7 +219,7 @@ void perf_calls_arm(struct cellrun *cr)
 	size_t n = pc_functions(cr, fn, EX_MAX_FUNCS, &why, &pc->dropped_funcs);
 	const char **argv = xcalloc(n + 8, sizeof(*argv));
 	char **words = xcalloc(n + 1, sizeof(*words));
-	int code = -1;
+	int code = -1, r;
 
 	exercise_reset(&pc->x);
 	cr->pc = pc;
@@ -251,19 +247,16 @@ void perf_calls_arm(struct cellrun *cr)
 		argv[7 + k] = words[k];
 	}
 	cr->instrumenting = 1;
-	code = guest_exec(cr, "perf", "exercised", argv, cr->sc->timeouts.probe_ms, &code, &out) < 0
-	       ? -2 : code;
+	r = guest_exec(cr, "perf", "exercised", argv, cr->sc->timeouts.probe_ms, &code, &out);
 	cr->instrumenting = 0;
-	if (code == -2) {
+	if (r < 0) {
 		if (!cr->down)
 			snprintf(pc->x.none, sizeof(pc->x.none), "the agent could not run the counting");
 		goto out;
 	}
 	if (code != 0)
 		snprintf(pc->x.none, sizeof(pc->x.none), "the counting script exited with %d", code);
-	for (const char *l = out.buf ? out.buf : ""; *l;
-	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
-		exercise_parse_line(&pc->x, l);
+	exercise_parse(&pc->x, out.buf);
 	exercise_name_new(&pc->x, fn, n);
 out:
 	sb_release(&why);

@@ -56,39 +56,6 @@ int guest_now(struct cellrun *cr, const char *step, uint64_t *ns)
 	return 0;
 }
 
-int guest_read_all(struct cellrun *cr, const char *step, const char *name, const char *path,
-		   struct sb *out)
-{
-	size_t got = 0;
-
-	for (int chunk = 0; chunk < 256; chunk++) {
-		json_object *args = json_object_new_object();
-		struct proto_msg m;
-		json_object *d;
-		size_t n = 0;
-
-		json_object_object_add(args, "path", json_object_new_string(path));
-		json_object_object_add(args, "offset", json_object_new_int64((int64_t)got));
-		json_object_object_add(args, "max", json_object_new_int(WL_READ_MAX));
-		if (cr_call(cr, step, name, "read", args, agent_ms(cr), &m) != VM_OK)
-			return -1;
-		if (!m.ok) {
-			proto_msg_release(&m);
-			return 0;
-		}
-		if (json_object_object_get_ex(m.result, "data", &d) &&
-		    json_object_is_type(d, json_type_string))
-			n = (size_t)json_object_get_string_len(d);
-		if (n)
-			sb_add(out, json_object_get_string(d), n);
-		proto_msg_release(&m);
-		if (!n)
-			return 1;
-		got += n;
-	}
-	return 1;
-}
-
 /* Reads what the workloads wrote since the last pull. */
 int perf_pull(struct cellrun *cr, const char *step)
 {

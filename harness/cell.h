@@ -200,11 +200,6 @@ void rollback_cell(struct cellrun *cr, size_t last);
 int guest_exec(struct cellrun *cr, const char *step, const char *name,
 	       const char *const *argv, unsigned timeout_ms, int *exit_code, struct sb *out);
 int guest_now(struct cellrun *cr, const char *step, uint64_t *ns);
-/* The whole of a guest file through the agent's read, chunk after chunk (a proc or tracefs
- * file gives a page per read and reports no size), into out: 1 read, 0 the agent could not
- * read it (no check recorded), -1 the guest went down. */
-int guest_read_all(struct cellrun *cr, const char *step, const char *name, const char *path,
-		   struct sb *out);
 int perf_pull(struct cellrun *cr, const char *step);
 /* ms with the guest running and the workloads' samples pulled (outside any phase); -1 down */
 int perf_idle(struct cellrun *cr, unsigned ms);

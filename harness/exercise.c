@@ -97,6 +97,12 @@ void exercise_parse_line(struct exercise *x, const char *line)
 	x->nr++;
 }
 
+void exercise_parse(struct exercise *x, const char *text)
+{
+	for (const char *l = text ? text : ""; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : "")
+		exercise_parse_line(x, l);
+}
+
 void exercise_name_new(struct exercise *x, const struct klp_fn *fn, size_t nr)
 {
 	for (size_t i = 0; i < x->nr; i++)

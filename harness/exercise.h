@@ -35,6 +35,8 @@ void exercise_reset(struct exercise *x);
 /* One line of the counting script's output: "armed EVENT OBJ FUNC SYMPOS", "fail EVENT OBJ FUNC
  * SYMPOS WHY...", "none WHY..." or "count EVENT HITS MISSED". Other lines are ignored. */
 void exercise_parse_line(struct exercise *x, const char *line);
+/* Every line of the script's output text, as exercise_parse_line. */
+void exercise_parse(struct exercise *x, const char *text);
 /* Names each function's replacement from the module's own list (klpfuncs.h): the entry of the
  * same object and name whose sympos matches (0 and 1 are both "the only one"). */
 struct klp_fn;
