@@ -6,6 +6,8 @@
 # a dead klpq left, every results.json parses, the run's summary says it did not finish; then
 # `klpq run --resume` finishes the run with both cells PASS and nothing left behind.
 #   tests/faults/kill-matrix.sh [SIG:POINT...]   e.g. KILL:rollback; default: all 12
+#   tests/faults/kill-matrix.sh short            5 of them: every signal and every point at
+#                                                least once, SIGKILL at three (.ci/run)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 KLPQ=${KLPQ:-build/klpq}
@@ -13,6 +15,8 @@ OUT=$(mktemp -d /tmp/klpq-killmx-XXXXXX)
 cache=${KLPQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/klpq}
 root=$cache/kernels/debian/6.1.0-56-amd64/root
 combos=("$@")
+[ "${combos[*]}" != short ] || combos=(INT:mid-step TERM:rollback KILL:boot KILL:mid-step KILL:after-cell)
+[ "${combos[*]}" != full ] || combos=()
 if [ ${#combos[@]} -eq 0 ]; then
 	for s in INT TERM KILL; do for p in boot mid-step rollback after-cell; do combos+=("$s:$p"); done; done
 fi
