@@ -17,6 +17,7 @@ static const struct perf_metric metrics[] = {
 	{ "streaming.latency_p50", "streaming", "seg_latency_us", STATS_P50, 0, "us", 0 },
 	{ "streaming.latency_p99", "streaming", "seg_latency_us", STATS_P99, 0, "us", 1 },
 	{ "streaming.stall_max", "streaming", "stall_us", STATS_MAX, 0, "us", 0 },
+	{ "streaming.write_p50", "streaming", "write_ns", STATS_P50, 0, "ns", 0 },
 	{ "mining.hps", "mining", "hps", STATS_MEAN, 1, "hashes/s", 1 },
 	{ "mining.share_p99", "mining", "share_us", STATS_P99, 0, "us", 0 },
 	{ "callbench.ns_per_call", "callbench", "ns_per_call", STATS_P50, 0, "ns", 1 },
@@ -24,6 +25,7 @@ static const struct perf_metric metrics[] = {
 };
 
 static const char *const callbench_ops[] = { "read", "getppid", "udp", NULL };
+static const char *const streaming_modes[] = { "paced", "saturate", NULL };
 
 static const struct perf_option options[] = {
 	{ "gaming", "tick_hz", 1, 1000, NULL },
@@ -32,6 +34,8 @@ static const struct perf_option options[] = {
 	{ "streaming", "bitrate_kbps", 1, 10000000, NULL },
 	{ "streaming", "segment_ms", 1, 10000, NULL },
 	{ "streaming", "buffer_ms", 1, 600000, NULL },
+	{ "streaming", "mode", 1, 0, streaming_modes },
+	{ "streaming", "write_bytes", 1, 1048576, NULL },
 	{ "mining", "threads", 1, 64, NULL },
 	{ "mining", "share_bits", 1, 64, NULL },
 	{ "callbench", "op", 1, 0, callbench_ops },

@@ -5,6 +5,16 @@
 #   tests/bench/perf-repeat.sh slow [N]   tests/vm/scenarios/perf-slow.yaml: every run must
 #                                         FAIL on gaming.rtt_p50 (the slowed send path) and
 #                                         pass every correctness check
+#   tests/bench/perf-repeat.sh sat-aa [N] tests/vm/scenarios/perf-aa-saturate.yaml: the
+#                                         identical good-netpath patch of inet_sendmsg under
+#                                         the saturating stream: no perf check may FAIL
+#   tests/bench/perf-repeat.sh tcp5 [N]   tests/vm/scenarios/perf-tcpsend-5us.yaml: 5 us on
+#                                         every tcp_sendmsg; every run must FAIL on
+#                                         streaming.write_p50 and pass every other check
+#   tests/bench/perf-repeat.sh ppid5 [N]  tests/vm/scenarios/perf-getppid-5us.yaml: 5 us on
+#                                         every getppid(2); every run must FAIL on
+#                                         callbench.ns_per_call and pass every other check
+#   (sat-aa, tcp5 and ppid5 use klpq's default perf settings: docs/statistics.md, "Sensitivity")
 # Exit 0 when the claim held in every run. make check-perf runs both with N=5.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +24,10 @@ N=${2:-5}
 case $mode in
 aa) scen=scenarios/perf-aa.yaml ;;
 slow) scen=tests/vm/scenarios/perf-slow.yaml ;;
-*) echo "mode must be aa or slow"; exit 2 ;;
+sat-aa) scen=tests/vm/scenarios/perf-aa-saturate.yaml ;;
+tcp5) scen=tests/vm/scenarios/perf-tcpsend-5us.yaml ;;
+ppid5) scen=tests/vm/scenarios/perf-getppid-5us.yaml ;;
+*) echo "mode must be aa, slow, sat-aa, tcp5 or ppid5"; exit 2 ;;
 esac
 out=$(mktemp -d /tmp/klpq-perf-$mode-XXXXXX)
 for i in $(seq "$N"); do
@@ -39,10 +52,14 @@ for i, c in enumerate(cells, 1):
     other = [k["step"] + "/" + k["check"] for k in bad if not k["check"].startswith("perf:")]
     if other:
         print("run %d: correctness/stability checks not PASS: %s" % (i, other)); ok = False
-    if mode == "aa" and perf_fail:
+    if mode in ("aa", "sat-aa") and perf_fail:
         print("run %d: A/A perf FAIL: %s" % (i, perf_fail)); ok = False
     if mode == "slow" and "perf:gaming.rtt_p50" not in perf_fail:
         print("run %d: the slow patch was not caught on gaming.rtt_p50 (%s)" % (i, perf_fail)); ok = False
+    if mode == "tcp5" and "perf:streaming.write_p50" not in perf_fail:
+        print("run %d: 5 us per tcp_sendmsg was not caught on streaming.write_p50 (%s)" % (i, perf_fail)); ok = False
+    if mode == "ppid5" and "perf:callbench.ns_per_call" not in perf_fail:
+        print("run %d: 5 us per getppid was not caught on callbench.ns_per_call (%s)" % (i, perf_fail)); ok = False
 print("%-34s %-28s %14s %14s" % ("metric", "verdicts over %d runs" % n, "median change", "median noise"))
 for name in sorted(table):
     ms = table[name]

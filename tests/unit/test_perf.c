@@ -168,6 +168,14 @@ START_TEST(test_scenario_perf_keys)
 	ck_assert_str_eq(sc.leak.exercise, "true");
 	ck_assert_int_eq(sc.stall_recovery, RECOVER_REVERSE);
 	scenario_release(&sc);
+	ck_assert_msg(load_text(HEAD "workloads:\n  - name: streaming\n    mode: saturate\n"
+				"    write_bytes: 1448\n", &sc, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(sc.workloads[0].nr_args, 4);
+	ck_assert_str_eq(sc.workloads[0].args[0], "--mode");
+	ck_assert_str_eq(sc.workloads[0].args[1], "saturate");
+	ck_assert_str_eq(sc.workloads[0].args[2], "--write-bytes");
+	ck_assert_str_eq(sc.workloads[0].args[3], "1448");
+	scenario_release(&sc);
 }
 END_TEST
 
@@ -187,6 +195,8 @@ START_TEST(test_scenario_perf_bad)
 	bad(HEAD "workloads:\n  - name: gaming\n    tick_hz: -5\n", ":5:14:", "tick_hz");
 	bad(HEAD "workloads:\n  - name: gaming\n    fps: 60\n", ":5:5:", "unknown key 'fps'");
 	bad(HEAD "workloads:\n  - name: callbench\n    op: fork\n", ":5:9:", "not allowed");
+	bad(HEAD "workloads:\n  - name: streaming\n    mode: flood\n", ":5:11:", "not allowed");
+	bad(HEAD "workloads:\n  - name: streaming\n    write_bytes: 0\n", ":5:18:", "write_bytes");
 	bad(HEAD "workloads: [gaming, gaming]\n", ":3:21:", "twice");
 	bad(HEAD "workloads: [gaming]\nperf:\n  phase_s: -1\n", ":5:12:", "more than 0");
 	bad(HEAD "workloads: [gaming]\nperf:\n  pairs: 0\n", ":5:10:", "perf.pairs");
