@@ -61,7 +61,6 @@ static void *producer_saturate(void *arg)
 {
 	struct stream *s = arg;
 	char *payload = calloc(1, (size_t)s->write_bytes);
-
 	uint64_t t0 = wl_now();
 	unsigned int n = 0;
 
@@ -219,10 +218,10 @@ int wl_streaming(int argc, char **argv)
 		setsockopt(s.tx, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 		setsockopt(s.rx, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 		wl_header("streaming", "mode=saturate write_bytes=%ld", s.write_bytes);
-	}
-	else
+	} else {
 		wl_header("streaming", "bitrate_kbps=%ld segment_ms=%ld buffer_ms=%ld", s.bitrate_kbps,
 			  s.segment_ms, s.buffer_ms);
+	}
 	if (pthread_create(&th, NULL, s.saturate ? producer_saturate : producer, &s))
 		wl_die("streaming: cannot start the producer");
 	win_start = wl_now();

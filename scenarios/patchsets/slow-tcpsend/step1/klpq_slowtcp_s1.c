@@ -4,7 +4,8 @@
  *
  * DELIBERATELY SLOW: a small performance regression on a hot path. Replaces tcp_sendmsg()
  * (net/ipv4/tcp.c, every send on a TCP socket) with the same body plus a busy wait of
- * delay_us microseconds (module parameter, default 5) before the socket lock is taken.
+ * delay_us microseconds (module parameter, default 5; the patch set loads it with 50) before
+ * the socket lock is taken.
  * Functionally correct: every probe passes. A few microseconds disappear in the latency of a
  * paced stream's segments; the streaming workload's saturate mode (many small writes, as fast
  * as the path takes them) must show them as a lower throughput (docs/statistics.md).
