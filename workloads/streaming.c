@@ -146,6 +146,17 @@ static int self_test(void)
 	return self_test_saturate() || !ok ? 1 : 0;
 }
 
+/* both modes' consumers: the delivered rate of each 250 ms window, once it is over */
+static void throughput_window(uint64_t now, uint64_t *start, uint64_t *bytes)
+{
+	if (now - *start < 250000000ULL)
+		return;
+	wl_line("%llu throughput_kbps=%.1f", (unsigned long long)now,
+		wlm_kbps(*bytes, now - *start));
+	*start = now;
+	*bytes = 0;
+}
+
 /* saturate mode's consumer: reads whatever arrives and reports the delivered rate */
 static void saturate_consume(struct stream *s, char *buf, size_t cap, uint64_t win_start,
 			     uint64_t t_end)
@@ -164,12 +175,7 @@ static void saturate_consume(struct stream *s, char *buf, size_t cap, uint64_t w
 			win_bytes += (uint64_t)n;
 		}
 		now = wl_now();
-		if (now - win_start >= 250000000ULL) {
-			wl_line("%llu throughput_kbps=%.1f", (unsigned long long)now,
-				wlm_kbps(win_bytes, now - win_start));
-			win_start = now;
-			win_bytes = 0;
-		}
+		throughput_window(now, &win_start, &win_bytes);
 		wl_maybe_flush();
 	}
 }
@@ -258,12 +264,7 @@ int wl_streaming(int argc, char **argv)
 		}
 		now = wl_now();
 		wlm_playout_advance(&po, now);
-		if (now - win_start >= 250000000ULL) {
-			wl_line("%llu throughput_kbps=%.1f", (unsigned long long)now,
-				wlm_kbps(win_bytes, now - win_start));
-			win_start = now;
-			win_bytes = 0;
-		}
+		throughput_window(now, &win_start, &win_bytes);
 		wl_maybe_flush();
 	}
 out:
