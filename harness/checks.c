@@ -270,11 +270,15 @@ const struct check_def check_defs[] = {
 	  "only on a kernel without it: a patch may change `meminfo_proc_show`, and the "
 	  "check must not read through it; each measurement's source is in the evidence), "
 	  "and `/sys/module/M/refcnt`. PASS when the median growth per cycle of "
-	  "SUnreclaim is at most `leak.threshold_kb` (1024) and MemFree falls by at most "
-	  "4x that, and the refcount holds still; counters that cannot be read after a "
+	  "SUnreclaim is at most `leak.threshold_kb` (1024) and free memory (MemFree plus "
+	  "what userland holds: AnonPages, Mapped, Shmem; a disk guest's journal grows "
+	  "with every cycle's messages) falls by at most 4x that, or did not fall by more "
+	  "than the threshold in every cycle (a leak takes pages each cycle; a guest's "
+	  "noise moves both ways), and the refcount holds still; counters that cannot be read after a "
 	  "patch are that patch's FAIL with what the guest printed, never an "
 	  "infrastructure ERROR",
-	  "FAIL: `leak: SUnreclaim grew N kB per cycle over C cycles of M (...)`, every "
+	  "FAIL: `leak: SUnreclaim grew N kB per cycle over C cycles of M (...)` or `leak: "
+	  "free memory fell N kB per cycle over C cycles of M (...)`, every "
 	  "measurement as evidence; SKIP `not exercised: no growth over C cycles of M, but "
 	  "the exercise did not reach every patched function` when check `exercised` at "
 	  "`leak` counted no call of one (a leak on a path nothing took cannot show)" },

@@ -39,6 +39,8 @@ static enum fault plan; /* the fault the next VM plays */
 static long fake_calls = 3; /* calls of the patched function the exercise counting sees */
 static unsigned fake_leak_cycles; /* the scenario's leak.cycles */
 static int fake_count_calls = 1;   /* the scenario's count_calls */
+static long fake_free_fall, fake_user_grow; /* kB per memory reading: MemFree, Mapped */
+static long fake_free_back; /* from this memory reading on (1 = the first), 9000 kB more free */
 
 struct patch {
 	char name[64];
@@ -56,6 +58,7 @@ struct fake {
 	size_t nrec;
 	int64_t taint;
 	int exited, reset, host, hung;
+	long mem_reads;
 	const char *reason;
 };
 
@@ -410,12 +413,19 @@ static enum vm_wait_result fk_call(struct vm *v, const char *op, json_object *ar
 			snprintf(out, sizeof(out), "armed %s_f0 vmlinux cmdline_proc_show 0\n", a6);
 		else if (!strcmp(a3, "klpq-exercise"))
 			snprintf(out, sizeof(out), "count %s_f0 %ld 0\n", a6, fake_calls);
-		/* the leak check's memory reading: a guest whose memory holds still */
+		/* the leak check's memory reading: MemFree falls by fake_free_fall and Mapped
+		 * grows by fake_user_grow per reading (by default memory holds still) */
 		if (json_object_array_length(argv) >= 3 &&
 		    strstr(json_object_get_string(json_object_array_get_idx(argv, 2)),
-			   "drop_caches"))
-			snprintf(out, sizeof(out), "source: proc\nMemFree: 100000 kB\nSlab: 5000 kB\n"
-				 "SUnreclaim: 3000 kB\nrefcnt: 0\n");
+			   "drop_caches")) {
+			long n = f->mem_reads++;
+
+			snprintf(out, sizeof(out), "source: proc\nMemFree: %ld kB\nAnonPages: 900 kB\n"
+				 "Mapped: %ld kB\nShmem: 100 kB\nSlab: 5000 kB\nSUnreclaim: 3000 kB\n"
+				 "refcnt: 0\n", 100000 - n * fake_free_fall +
+				 (fake_free_back && n + 1 >= fake_free_back ? 9000 : 0),
+				 2000 + n * fake_user_grow);
+		}
 		/* the other programs run are the probe: the fix shows while the patch is live */
 		json_object_object_add(res, "exit", json_object_new_int(live || *a3 ? 0 : 1));
 		json_object_object_add(res, "signal", json_object_new_int(0));
@@ -808,6 +818,43 @@ START_TEST(test_cell_no_counting)
 	for (size_t i = 0; i < x.cell.nr_checks; i++)
 		ck_assert_msg(strcmp(x.cell.checks[i].name, "exercised"), "an exercised check at %s",
 			      x.cell.checks[i].step);
+	fx_release(&x);
+}
+END_TEST
+
+/* Free memory is MemFree plus what userland holds: a disk guest's journal growing with every
+ * cycle's messages (Mapped, Shmem) is no leak; the same fall of MemFree with nothing in
+ * userland to show for it is one. */
+START_TEST(test_cell_leak_userland)
+{
+	struct fx x;
+
+	fake_leak_cycles = 3;
+	fake_free_fall = 4340;
+	fake_user_grow = 4300;
+	run_cell(&x, F_NONE);
+	expect(&x, V_PASS, "leak", "memory", V_PASS, "no leak over 3 cycles of klp_fix: SUnreclaim "
+	       "+0 kB, free memory -40 kB per cycle (MemFree -4340 kB, userland +4300 kB; "
+	       "threshold 1024 kB)");
+	fx_release(&x);
+	fake_user_grow = 0;
+	run_cell(&x, F_NONE);
+	fake_free_fall = 0;
+	fake_leak_cycles = 0;
+	expect(&x, V_FAIL, "leak", "memory", V_FAIL, "leak: free memory fell 4340 kB per cycle "
+	       "over 3 cycles of klp_fix, at least 4340 kB in each (MemFree -4340 kB, userland "
+	       "+0 kB, SUnreclaim +0 kB per cycle; threshold 4096 kB)");
+	fx_release(&x);
+	/* one cycle in which memory came back: noise, not a leak that takes pages every cycle */
+	fake_leak_cycles = 3;
+	fake_free_fall = 4340;
+	fake_free_back = 3; /* the third reading (after cycle 2) gives 9000 kB back */
+	run_cell(&x, F_NONE);
+	fake_free_fall = 0;
+	fake_free_back = 0;
+	fake_leak_cycles = 0;
+	expect(&x, V_PASS, "leak", "memory", V_PASS, "no steady leak over 3 cycles of klp_fix: "
+	       "free memory fell 4340 kB per cycle, but +4660 kB in cycle 2");
 	fx_release(&x);
 }
 END_TEST
@@ -1235,6 +1282,7 @@ Suite *cell_suite(void)
 	tcase_add_test(tc, test_perf_mem_judge);
 	tcase_add_test(tc, test_klp_funcs);
 	tcase_add_test(tc, test_cell_leak_not_exercised);
+	tcase_add_test(tc, test_cell_leak_userland);
 	tcase_add_test(tc, test_cell_no_counting);
 	tcase_add_test(tc, test_cell_silent_console);
 	tcase_add_test(tc, test_cell_silent_agent);
