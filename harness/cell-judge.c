@@ -145,6 +145,12 @@ static void judge_metric(struct cellrun *cr, const struct perf_metric *m,
 			c = cr_add(cr, "perf", name, v, 0, "%s %+.1f%% (%.4g -> %.4g %s, interval "
 				"%+.1f%%..%+.1f%%): within %.4g%%", m->name, r.change * 100, r.a, r.b,
 				m->unit, r.lo * 100, r.hi * 100, thr);
+		else if (r.one_phase)
+			c = cr_add(cr, "perf", name, v, 0, "inconclusive: %s %+.1f%% (%.4g -> %.4g %s, "
+				"interval %+.1f%%..%+.1f%%, threshold %.4g%%) from one phase a side: one "
+				"pair cannot tell a change from the phase-to-phase noise; perf.pairs 2 or "
+				"more can PASS or FAIL", m->name, r.change * 100, r.a, r.b, m->unit,
+				r.lo * 100, r.hi * 100, thr);
 		else if ((m->higher_is_better ? -r.hi : r.lo) > thr / 100)
 			/* beyond the threshold on the pooled evidence, but not phase by phase */
 			c = cr_add(cr, "perf", name, v, 0, "inconclusive: %s %+.1f%% (interval %+.1f%%.."

@@ -61,6 +61,7 @@ struct stats_result {
 	double lo, hi;               /* confidence interval of change */
 	double noise;                /* (hi - lo) / 2: the precision of this comparison */
 	int separated;               /* every B phase worse than every A phase beyond the threshold */
+	int one_phase;               /* a group of one phase: never PASS or FAIL (stats.c) */
 	size_t a_samples, b_samples;
 	enum stats_verdict verdict;
 };

@@ -212,6 +212,39 @@ START_TEST(test_not_every_phase_is_not_a_fail)
 }
 END_TEST
 
+/* One phase a side: a +40% change in every sample is still no FAIL, and no change no PASS. */
+START_TEST(test_one_phase_is_inconclusive)
+{
+	struct gen a, b;
+	struct stats_result r;
+
+	lcg_state = 33;
+	gen_fill(&a, 1, 800, 2000, 100, 0.0);
+	gen_fill(&b, 1, 800, 2000, 100, 0.0);
+	r = cmp(&a, &b, STATS_P50, 0, 0.05);
+	ck_assert(r.one_phase);
+	ck_assert_int_eq(r.verdict, STATS_INCONCLUSIVE);
+	for (size_t j = 0; j < b.n[0]; j++)
+		b.data[0][j] *= 1.4;
+	r = cmp(&a, &b, STATS_P50, 0, 0.05);
+	ck_assert(r.change > 0.3 && r.separated && r.one_phase);
+	ck_assert_int_eq(r.verdict, STATS_INCONCLUSIVE);
+	gen_free(&a);
+	gen_free(&b);
+	/* two a side with the same change: FAIL */
+	gen_fill(&a, 2, 800, 2000, 100, 0.0);
+	gen_fill(&b, 2, 800, 2000, 100, 0.0);
+	for (size_t i = 0; i < 2; i++)
+		for (size_t j = 0; j < b.n[i]; j++)
+			b.data[i][j] *= 1.4;
+	r = cmp(&a, &b, STATS_P50, 0, 0.05);
+	ck_assert(!r.one_phase);
+	ck_assert_int_eq(r.verdict, STATS_FAIL);
+	gen_free(&a);
+	gen_free(&b);
+}
+END_TEST
+
 START_TEST(test_deterministic_and_errors)
 {
 	struct gen a, b;
@@ -257,6 +290,7 @@ Suite *stats_suite(void)
 	tcase_add_test(tc, test_shift_fails_with_direction);
 	tcase_add_test(tc, test_noisy_is_inconclusive);
 	tcase_add_test(tc, test_not_every_phase_is_not_a_fail);
+	tcase_add_test(tc, test_one_phase_is_inconclusive);
 	tcase_add_test(tc, test_deterministic_and_errors);
 	suite_add_tcase(s, tc);
 	return s;
