@@ -18,16 +18,18 @@
  * cell was in, so every measurement follows the same sequence. A leak is the median growth
  * per cycle beyond the threshold: unreclaimable slab, or free memory (four times the
  * threshold: page-level noise), or a module reference count that moves. Free memory is MemFree
- * plus what userland holds after the caches are dropped (AnonPages, Mapped, Shmem): on a disk
- * guest journald's mapped journal and tmpfs grow with every cycle's kernel messages, and that is
- * no kernel leak (a CI run's kdump cell read MemFree -4340 kB per cycle, SUnreclaim -32 kB). The
- * counters come from
+ * plus what userland holds after the caches are dropped (AnonPages, Mapped, Shmem) plus the
+ * pages on the per-CPU free lists (/proc/zoneinfo's pageset counts, which meminfo counts
+ * nowhere): on a disk guest a daemon that exits or a journal that grows moves megabytes between
+ * them, and that is no kernel leak (a CI run's kdump cell read MemFree -4340 kB per cycle,
+ * SUnreclaim -32 kB). The counters come from
  * the per-node meminfo in sysfs, not /proc/meminfo: a patch may change meminfo_proc_show (the
  * kernel's atomic-replace selftest does), and the leak check must not read through it. */
 
 struct mem_sample {
 	long avail_kb, slab_kb, sunreclaim_kb, refcnt; /* avail_kb: MemFree after drop_caches */
 	long user_kb;                                  /* AnonPages + Mapped + Shmem, or 0 */
+	long pcp_kb;                                   /* per-CPU free lists (zoneinfo), or 0 */
 	long free_kb;                                  /* avail_kb + user_kb: judged */
 	int from_node;                                 /* read from sysfs node meminfo */
 };
@@ -83,6 +85,8 @@ static int mem_measure(struct cellrun *cr, const char *step, const char *mod,
 				 "if ls /sys/devices/system/node/node*/meminfo >/dev/null 2>&1; then "
 				 "echo source: node; cat /sys/devices/system/node/node*/meminfo; "
 				 "else echo source: proc; cat /proc/meminfo; fi; "
+				 "awk '$1 == \"count:\" { n += $2 } END { print \"pcp_pages:\", n + 0 }' "
+				 "/proc/zoneinfo 2>/dev/null; "
 				 "echo refcnt: $(cat /sys/module/%s/refcnt 2>/dev/null || echo -1)", mod);
 	const char *argv[] = { "/bin/sh", "-c", script, NULL };
 	struct sb out = SB_INIT;
@@ -100,7 +104,11 @@ static int mem_measure(struct cellrun *cr, const char *step, const char *mod,
 								     "Shmem:", NULL }; *k; k++)
 			if (meminfo_kb(out.buf, *k) > 0)
 				m->user_kb += meminfo_kb(out.buf, *k);
-		m->free_kb = m->avail_kb + m->user_kb;
+		/* pages on the per-CPU free lists are counted nowhere in meminfo: a process's exit
+		 * moves megabytes there and back (4 KiB pages: x86-64) */
+		m->pcp_kb = meminfo_kb(out.buf, "pcp_pages:") > 0 ? meminfo_kb(out.buf, "pcp_pages:") * 4
+								     : 0;
+		m->free_kb = m->avail_kb + m->user_kb + m->pcp_kb;
 		m->from_node = strstr(out.buf, "source: node") != NULL;
 		if (m->avail_kb < 0 || m->sunreclaim_kb < 0) {
 			/* read after a patch: what the guest printed is the kernel's answer, and an
@@ -140,7 +148,7 @@ void leak_check(struct cellrun *cr, size_t last)
 	const struct loaded *l = loaded_find(cr, mod);
 	unsigned cycles = cr->sc->leak.cycles, thr = cr->sc->leak.threshold_kb;
 	struct mem_sample m[51];
-	long d_sun, d_avail, d_user, d_free, least = LONG_MAX;
+	long d_sun, d_avail, d_user, d_pcp, d_free, least = LONG_MAX;
 	unsigned least_at = 0;
 	uint64_t t0 = now_ms();
 	int64_t seq;
@@ -181,6 +189,7 @@ void leak_check(struct cellrun *cr, size_t last)
 	d_sun = median_delta(m, cycles + 1, offsetof(struct mem_sample, sunreclaim_kb));
 	d_avail = median_delta(m, cycles + 1, offsetof(struct mem_sample, avail_kb));
 	d_user = median_delta(m, cycles + 1, offsetof(struct mem_sample, user_kb));
+	d_pcp = median_delta(m, cycles + 1, offsetof(struct mem_sample, pcp_kb));
 	d_free = median_delta(m, cycles + 1, offsetof(struct mem_sample, free_kb));
 	/* a leak takes its pages in every cycle; a guest's own noise (per-CPU page lists, a
 	 * daemon's memory) moves both ways: the least fall must be past the threshold too */
@@ -197,6 +206,7 @@ void leak_check(struct cellrun *cr, size_t last)
 		json_object_object_add(o, "slab_kb", json_object_new_int64(m[i].slab_kb));
 		json_object_object_add(o, "sunreclaim_kb", json_object_new_int64(m[i].sunreclaim_kb));
 		json_object_object_add(o, "user_kb", json_object_new_int64(m[i].user_kb));
+		json_object_object_add(o, "pcp_kb", json_object_new_int64(m[i].pcp_kb));
 		json_object_object_add(o, "refcnt", json_object_new_int64(m[i].refcnt));
 		json_object_array_add(arr, o);
 	}
@@ -204,6 +214,7 @@ void leak_check(struct cellrun *cr, size_t last)
 	json_object_object_add(j, "sunreclaim_kb_per_cycle", json_object_new_int64(d_sun));
 	json_object_object_add(j, "mem_available_kb_per_cycle", json_object_new_int64(d_avail));
 	json_object_object_add(j, "user_kb_per_cycle", json_object_new_int64(d_user));
+	json_object_object_add(j, "pcp_kb_per_cycle", json_object_new_int64(d_pcp));
 	json_object_object_add(j, "free_kb_per_cycle", json_object_new_int64(d_free));
 	json_object_object_add(cr->cell->metrics, "leak", j);
 	if (d_sun > (long)thr)
@@ -213,8 +224,8 @@ void leak_check(struct cellrun *cr, size_t last)
 	else if (-d_free > 4L * thr && least > (long)thr)
 		c = cr_add(cr, S, "memory", V_FAIL, now_ms() - t0, "leak: free memory fell %ld kB per "
 			"cycle over %u cycles of %s, at least %ld kB in each (MemFree %+ld kB, userland "
-			"%+ld kB, SUnreclaim %+ld kB per cycle; threshold %u kB)", -d_free, cycles, mod,
-			least, d_avail, d_user, d_sun, 4 * thr);
+			"%+ld kB, per-CPU lists %+ld kB, SUnreclaim %+ld kB per cycle; threshold %u kB)",
+			-d_free, cycles, mod, least, d_avail, d_user, d_pcp, d_sun, 4 * thr);
 	else if (-d_free > 4L * thr)
 		c = cr_add(cr, S, "memory", V_PASS, now_ms() - t0, "no steady leak over %u cycles of "
 			"%s: free memory fell %ld kB per cycle, but %+ld kB in cycle %u (a leak takes "
@@ -229,12 +240,13 @@ void leak_check(struct cellrun *cr, size_t last)
 	else
 		c = cr_add(cr, S, "memory", V_PASS, now_ms() - t0, "no leak over %u cycles of %s: "
 			"SUnreclaim %+ld kB, free memory %+ld kB per cycle (MemFree %+ld kB, userland "
-			"%+ld kB; threshold %u kB)", cycles, mod, d_sun, d_free, d_avail, d_user, thr);
+			"%+ld kB, per-CPU lists %+ld kB; threshold %u kB)", cycles, mod, d_sun, d_free,
+			d_avail, d_user, d_pcp, thr);
 	for (unsigned i = 0; i <= cycles; i++)
 		check_evidence(c, "%s: MemFree %ld kB, userland %ld kB (AnonPages+Mapped+Shmem), "
-			       "Slab %ld kB, SUnreclaim %ld kB, refcnt %ld (from %s)",
-			       i ? "after cycle" : "before", m[i].avail_kb, m[i].user_kb,
-			       m[i].slab_kb, m[i].sunreclaim_kb, m[i].refcnt, m[i].from_node ?
+			       "per-CPU free lists %ld kB, Slab %ld kB, SUnreclaim %ld kB, refcnt %ld "
+			       "(from %s)", i ? "after cycle" : "before", m[i].avail_kb, m[i].user_kb,
+			       m[i].pcp_kb, m[i].slab_kb, m[i].sunreclaim_kb, m[i].refcnt, m[i].from_node ?
 			       "/sys/devices/system/node/node*/meminfo" : "/proc/meminfo");
 	for (unsigned i = 1; i <= cycles; i++)
 		if (m[i].refcnt != m[0].refcnt) {
