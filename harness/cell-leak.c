@@ -30,7 +30,7 @@ struct mem_sample {
 	long avail_kb, slab_kb, sunreclaim_kb, refcnt; /* avail_kb: MemFree after drop_caches */
 	long user_kb;                                  /* AnonPages + Mapped + Shmem, or 0 */
 	long pcp_kb;                                   /* per-CPU free lists (zoneinfo), or 0 */
-	long free_kb;                                  /* avail_kb + user_kb: judged */
+	long free_kb;                                  /* avail_kb + user_kb + pcp_kb: judged */
 	int from_node;                                 /* read from sysfs node meminfo */
 };
 
